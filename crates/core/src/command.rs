@@ -1,0 +1,100 @@
+//! Commands: the only way the configuration database changes. Each is a Raft log
+//! entry; applying one is deterministic (time travels inside the command).
+
+use crate::{
+    BootType, ClusterError, ClusterSettings, Epoch, Event, FaultKind, LinkName, Member,
+    MemberRef, MemberState, NodeId, SetId, SetSpec, UnixMillis,
+};
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum ClusterCommand {
+    /// Admit a member (after the compatibility check) or update its addresses.
+    AddMember { member: Member, at: UnixMillis },
+    /// Forget a member for good. Refused while it is still named in a set.
+    RemoveMember { node: NodeId, at: UnixMillis },
+    /// Move a member to a state. `Failed` also records the failure for the limit.
+    SetMemberState {
+        node: NodeId,
+        state: MemberState,
+        fault: Option<FaultKind>,
+        reason: String,
+        at: UnixMillis,
+    },
+    /// A member that was away reports back (boot service). It becomes `up` unless it
+    /// is quarantined; it holds no role until the arbiter gives it one.
+    MemberBack {
+        node: NodeId,
+        boot: BootType,
+        at: UnixMillis,
+    },
+    /// An operator clears a quarantined member, and its failure history.
+    ClearQuarantine { node: NodeId, at: UnixMillis },
+    Drain {
+        node: NodeId,
+        drained: bool,
+        at: UnixMillis,
+    },
+    /// One link of a member went silent (or came back) while the member stayed up.
+    LinkState {
+        node: NodeId,
+        link: LinkName,
+        up: bool,
+        detail: String,
+        at: UnixMillis,
+    },
+    CreateSet { spec: SetSpec, at: UnixMillis },
+    DeleteSet { set: SetId, at: UnixMillis },
+    /// Arbitration: set the role holders of a set. Refused unless `expected_epoch` is
+    /// the set's epoch. A new Primary bumps the epoch.
+    AssignRoles {
+        set: SetId,
+        expected_epoch: Epoch,
+        primary: Option<MemberRef>,
+        secondary: Option<MemberRef>,
+        alternates: Vec<MemberRef>,
+        reason: String,
+        at: UnixMillis,
+    },
+    /// Replace the in-sync list of a set (storage sets), fenced by epoch.
+    SetInSync {
+        set: SetId,
+        expected_epoch: Epoch,
+        in_sync: Vec<NodeId>,
+        at: UnixMillis,
+    },
+    UpdateSettings { settings: ClusterSettings },
+    /// Append an event observed outside the state machine (a takeover, a refused join).
+    RecordEvent { event: Event },
+}
+
+/// The result of applying a command.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum ClusterResponse {
+    Ok,
+    /// The set's epoch after the command.
+    Epoch { epoch: Epoch },
+    Refused { error: ClusterError },
+}
+
+impl ClusterResponse {
+    pub fn into_result(self) -> Result<Option<Epoch>, ClusterError> {
+        match self {
+            ClusterResponse::Ok => Ok(None),
+            ClusterResponse::Epoch { epoch } => Ok(Some(epoch)),
+            ClusterResponse::Refused { error } => Err(error),
+        }
+    }
+}
+
+impl From<Result<Option<Epoch>, ClusterError>> for ClusterResponse {
+    fn from(r: Result<Option<Epoch>, ClusterError>) -> Self {
+        match r {
+            Ok(None) => ClusterResponse::Ok,
+            Ok(Some(epoch)) => ClusterResponse::Epoch { epoch },
+            Err(error) => ClusterResponse::Refused { error },
+        }
+    }
+}

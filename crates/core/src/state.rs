@@ -1,0 +1,428 @@
+//! The configuration database's state machine: every member holds a replica of it.
+
+use crate::{
+    ClusterCommand, ClusterError, ClusterResponse, Composition, Epoch, Event, EventKind,
+    FailoverSet, Member, MemberRef, MemberState, NodeId, SetId, UnixMillis,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, VecDeque};
+
+/// Cluster-wide policy settings, replicated like everything else.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(default)]
+pub struct ClusterSettings {
+    /// Failures within `failure_window_ms` that quarantine a member.
+    pub failure_limit: u32,
+    pub failure_window_ms: u64,
+    /// Events kept in the replicated log (oldest dropped first).
+    pub event_log_capacity: usize,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        ClusterSettings {
+            failure_limit: 3,
+            failure_window_ms: 10 * 60 * 1000,
+            event_log_capacity: 10_000,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct ClusterState {
+    pub members: BTreeMap<NodeId, Member>,
+    pub sets: BTreeMap<SetId, FailoverSet>,
+    pub events: VecDeque<Event>,
+    pub next_event_seq: u64,
+    pub settings: ClusterSettings,
+}
+
+impl ClusterState {
+    /// Applies one command. Deterministic: the same commands give the same state on
+    /// every replica.
+    pub fn apply(&mut self, cmd: ClusterCommand) -> ClusterResponse {
+        self.apply_inner(cmd).into()
+    }
+
+    /// Failures of `node` inside the window ending at `now`.
+    pub fn recent_failures(&self, node: NodeId, now: UnixMillis) -> usize {
+        let window = self.settings.failure_window_ms as i64;
+        self.members
+            .get(&node)
+            .map(|m| m.failures.iter().filter(|t| now - **t < window).count())
+            .unwrap_or(0)
+    }
+
+    /// Can this member hold a role now? A node must be up and not drained; a child
+    /// set must have an eligible node as Primary.
+    pub fn ref_eligible(&self, r: &MemberRef) -> bool {
+        match r {
+            MemberRef::Node(n) => self.members.get(n).is_some_and(Member::eligible),
+            MemberRef::Set(s) => self.sets.get(s).is_some_and(|set| {
+                set.composition != Composition::Hierarchical
+                    && set.primary.as_ref().is_some_and(|p| self.ref_eligible(p))
+            }),
+        }
+    }
+
+    /// The sets in which `node` holds any role, directly.
+    pub fn sets_of(&self, node: NodeId) -> impl Iterator<Item = &FailoverSet> {
+        let r = MemberRef::Node(node);
+        self.sets.values().filter(move |s| s.has_member(&r))
+    }
+
+    pub fn push_event(&mut self, mut event: Event) {
+        event.seq = self.next_event_seq;
+        self.next_event_seq += 1;
+        self.events.push_back(event);
+        while self.events.len() > self.settings.event_log_capacity.max(1) {
+            self.events.pop_front();
+        }
+    }
+
+    fn member_mut(&mut self, node: NodeId) -> Result<&mut Member, ClusterError> {
+        self.members
+            .get_mut(&node)
+            .ok_or(ClusterError::UnknownNode { node })
+    }
+
+    fn apply_inner(&mut self, cmd: ClusterCommand) -> Result<Option<Epoch>, ClusterError> {
+        match cmd {
+            ClusterCommand::AddMember { member, at } => {
+                let id = member.id;
+                let rejoin = self.members.contains_key(&id);
+                let detail = format!(
+                    "site {} links {} version {}",
+                    member.site,
+                    member
+                        .links
+                        .iter()
+                        .map(|l| format!("{}={}", l.name, l.ip))
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    member.version
+                );
+                match self.members.get_mut(&id) {
+                    Some(existing) => {
+                        // A known member re-announcing itself: refresh addresses, keep
+                        // its state and history.
+                        existing.links = member.links;
+                        existing.rpc_port = member.rpc_port;
+                        existing.admin_port = member.admin_port;
+                        existing.heartbeat_port = member.heartbeat_port;
+                        existing.version = member.version;
+                        existing.protocol = member.protocol;
+                        existing.features = member.features;
+                        existing.roles = member.roles;
+                    }
+                    None => {
+                        self.members.insert(id, member);
+                    }
+                }
+                if !rejoin {
+                    self.push_event(Event::new(at, EventKind::NodeJoined).node(id).detail(detail));
+                }
+                Ok(None)
+            }
+            ClusterCommand::RemoveMember { node, at } => {
+                if !self.members.contains_key(&node) {
+                    return Err(ClusterError::UnknownNode { node });
+                }
+                if let Some(set) = self.sets_of(node).next() {
+                    return Err(ClusterError::StillInSet {
+                        node,
+                        set: set.id.clone(),
+                    });
+                }
+                self.members.remove(&node);
+                self.push_event(Event::new(at, EventKind::NodeRemoved).node(node));
+                Ok(None)
+            }
+            ClusterCommand::SetMemberState {
+                node,
+                state,
+                fault,
+                reason,
+                at,
+            } => {
+                let window = self.settings.failure_window_ms as i64;
+                let m = self.member_mut(node)?;
+                if m.state == state {
+                    return Ok(None);
+                }
+                m.state = state;
+                let kind = match state {
+                    MemberState::Failed => {
+                        m.failures.retain(|t| at - *t < window);
+                        m.failures.push(at);
+                        m.up_since = None;
+                        EventKind::NodeFailed
+                    }
+                    MemberState::Quarantined => {
+                        m.up_since = None;
+                        EventKind::NodeQuarantined
+                    }
+                    MemberState::Suspect => EventKind::NodeSuspect,
+                    MemberState::Up => {
+                        m.up_since = Some(at);
+                        EventKind::NodeUp
+                    }
+                    MemberState::Joining => EventKind::NodeJoined,
+                };
+                let mut detail = reason;
+                if let Some(f) = fault {
+                    detail = format!("fault={} {detail}", serde_json::to_value(f).unwrap_or_default().as_str().unwrap_or(""));
+                }
+                self.push_event(Event::new(at, kind).node(node).detail(detail.trim().to_string()));
+                Ok(None)
+            }
+            ClusterCommand::MemberBack { node, boot, at } => {
+                let m = self.member_mut(node)?;
+                m.last_boot = Some(boot);
+                let quarantined = m.state == MemberState::Quarantined;
+                if !quarantined {
+                    m.state = MemberState::Up;
+                    m.up_since = Some(at);
+                }
+                let detail = format!(
+                    "boot={}{}",
+                    serde_json::to_value(boot).unwrap_or_default().as_str().unwrap_or(""),
+                    if quarantined { ", stays quarantined until cleared" } else { "" }
+                );
+                self.push_event(Event::new(at, EventKind::NodeBack).node(node).detail(detail));
+                Ok(None)
+            }
+            ClusterCommand::ClearQuarantine { node, at } => {
+                let m = self.member_mut(node)?;
+                m.failures.clear();
+                if m.state == MemberState::Quarantined {
+                    m.state = MemberState::Failed;
+                }
+                self.push_event(
+                    Event::new(at, EventKind::NodeCleared)
+                        .node(node)
+                        .detail("failure history cleared; re-integrates when heard from"),
+                );
+                Ok(None)
+            }
+            ClusterCommand::Drain { node, drained, at } => {
+                let m = self.member_mut(node)?;
+                m.drained = drained;
+                let kind = if drained { EventKind::NodeDrained } else { EventKind::NodeUndrained };
+                self.push_event(Event::new(at, kind).node(node));
+                Ok(None)
+            }
+            ClusterCommand::LinkState {
+                node,
+                link,
+                up,
+                detail,
+                at,
+            } => {
+                let m = self.member_mut(node)?;
+                let changed = if up { m.links_down.remove(&link) } else { m.links_down.insert(link.clone()) };
+                if changed {
+                    let kind = if up { EventKind::LinkUp } else { EventKind::LinkDown };
+                    self.push_event(Event::new(at, kind).node(node).detail(format!("link {link}: {detail}")));
+                }
+                Ok(None)
+            }
+            ClusterCommand::CreateSet { spec, at } => self.create_set(spec, at),
+            ClusterCommand::DeleteSet { set, at } => {
+                if self.sets.values().any(|s| s.members.contains(&MemberRef::Set(set.clone()))) {
+                    return Err(ClusterError::InvalidSet {
+                        set,
+                        reason: "it is a member of a hierarchical set".into(),
+                    });
+                }
+                self.sets.remove(&set).ok_or(ClusterError::UnknownSet { set: set.clone() })?;
+                self.push_event(Event::new(at, EventKind::SetDeleted).set(set));
+                Ok(None)
+            }
+            ClusterCommand::AssignRoles {
+                set,
+                expected_epoch,
+                primary,
+                secondary,
+                alternates,
+                reason,
+                at,
+            } => self.assign_roles(set, expected_epoch, primary, secondary, alternates, reason, at),
+            ClusterCommand::SetInSync {
+                set,
+                expected_epoch,
+                in_sync,
+                at,
+            } => {
+                let s = self.sets.get_mut(&set).ok_or(ClusterError::UnknownSet { set: set.clone() })?;
+                if s.epoch != expected_epoch {
+                    return Err(ClusterError::StaleEpoch {
+                        set,
+                        presented: expected_epoch,
+                        current: s.epoch,
+                    });
+                }
+                s.in_sync = in_sync;
+                s.changed_at = at;
+                Ok(Some(s.epoch))
+            }
+            ClusterCommand::UpdateSettings { settings } => {
+                self.settings = settings;
+                Ok(None)
+            }
+            ClusterCommand::RecordEvent { event } => {
+                self.push_event(event);
+                Ok(None)
+            }
+        }
+    }
+
+    fn create_set(&mut self, spec: crate::SetSpec, at: UnixMillis) -> Result<Option<Epoch>, ClusterError> {
+        let id = spec.id.clone();
+        let invalid = |reason: &str| ClusterError::InvalidSet {
+            set: id.clone(),
+            reason: reason.to_string(),
+        };
+        if self.sets.contains_key(&id) {
+            return Err(ClusterError::SetExists { set: id });
+        }
+        if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            return Err(invalid("a set id is 1 to 64 letters, digits, '-' or '_'"));
+        }
+        if spec.members.is_empty() {
+            return Err(invalid("a set needs at least one member"));
+        }
+        if spec.health_threshold > 100 {
+            return Err(invalid("health_threshold is 0..=100"));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for m in &spec.members {
+            if !seen.insert(m.clone()) {
+                return Err(invalid(&format!("member {m} is listed twice")));
+            }
+            let known = match (spec.composition, m) {
+                (Composition::Hierarchical, MemberRef::Set(s)) => self.sets.contains_key(s),
+                (Composition::Hierarchical, MemberRef::Node(_)) => {
+                    return Err(invalid("members of a hierarchical set are sets"))
+                }
+                (_, MemberRef::Node(n)) => self.members.contains_key(n),
+                (_, MemberRef::Set(_)) => return Err(invalid("members of a single or N-way set are nodes")),
+            };
+            if !known {
+                return Err(ClusterError::UnknownMember {
+                    set: id,
+                    member: m.to_string(),
+                });
+            }
+        }
+        match spec.composition {
+            Composition::Single if spec.members.len() != 1 => return Err(invalid("a single set has exactly one member")),
+            Composition::NWay | Composition::Hierarchical if spec.members.len() < 2 => {
+                return Err(invalid("an N-way or hierarchical set needs at least two members"))
+            }
+            _ => {}
+        }
+        // Initial arbitration: eligible members in the order given.
+        let (eligible, rest): (Vec<_>, Vec<_>) = spec.members.iter().cloned().partition(|m| self.ref_eligible(m));
+        let mut order = eligible.into_iter();
+        let primary = order.next();
+        let secondary = order.next();
+        let mut alternates: Vec<MemberRef> = order.collect();
+        alternates.extend(rest);
+        let epoch = if primary.is_some() { Epoch(1) } else { Epoch(0) };
+        let set = FailoverSet {
+            id: id.clone(),
+            kind: spec.kind,
+            composition: spec.composition,
+            members: spec.members,
+            primary: primary.clone(),
+            secondary,
+            alternates,
+            epoch,
+            health_threshold: spec.health_threshold,
+            auto_giveback_ms: spec.auto_giveback_ms,
+            in_sync: vec![],
+            failovers: 0,
+            changed_at: at,
+        };
+        self.sets.insert(id.clone(), set);
+        let detail = match &primary {
+            Some(p) => format!("primary {p}"),
+            None => "no eligible member yet".to_string(),
+        };
+        self.push_event(Event::new(at, EventKind::SetCreated).set(id).epoch(epoch).detail(detail));
+        Ok(Some(epoch))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn assign_roles(
+        &mut self,
+        set: SetId,
+        expected_epoch: Epoch,
+        primary: Option<MemberRef>,
+        secondary: Option<MemberRef>,
+        alternates: Vec<MemberRef>,
+        reason: String,
+        at: UnixMillis,
+    ) -> Result<Option<Epoch>, ClusterError> {
+        let s = self.sets.get(&set).ok_or(ClusterError::UnknownSet { set: set.clone() })?;
+        if s.epoch != expected_epoch {
+            return Err(ClusterError::StaleEpoch {
+                set,
+                presented: expected_epoch,
+                current: s.epoch,
+            });
+        }
+        let holders: Vec<&MemberRef> = primary.iter().chain(secondary.iter()).chain(alternates.iter()).collect();
+        let mut seen = std::collections::BTreeSet::new();
+        for h in &holders {
+            if !s.has_member(h) {
+                return Err(ClusterError::UnknownMember {
+                    set,
+                    member: h.to_string(),
+                });
+            }
+            if !seen.insert((*h).clone()) {
+                return Err(ClusterError::InvalidSet {
+                    set,
+                    reason: format!("member {h} holds two roles"),
+                });
+            }
+        }
+        for r in primary.iter().chain(secondary.iter()) {
+            if !self.ref_eligible(r) {
+                let node = match r {
+                    MemberRef::Node(n) => *n,
+                    MemberRef::Set(_) => 0,
+                };
+                return Err(ClusterError::NotEligible {
+                    node,
+                    reason: format!("{r} is not up, or is drained or quarantined"),
+                });
+            }
+        }
+        let s = self.sets.get_mut(&set).expect("checked above");
+        let new_primary = s.primary != primary;
+        if new_primary {
+            s.epoch = s.epoch.next();
+            s.failovers += 1;
+        }
+        let old = s.primary.clone();
+        s.primary = primary.clone();
+        s.secondary = secondary;
+        s.alternates = alternates;
+        s.changed_at = at;
+        let epoch = s.epoch;
+        let kind = if new_primary { EventKind::FailoverDecided } else { EventKind::RolesChanged };
+        let who = |r: &Option<MemberRef>| r.as_ref().map(|p| p.to_string()).unwrap_or_else(|| "none".into());
+        let mut ev = Event::new(at, kind)
+            .set(set)
+            .epoch(epoch)
+            .detail(format!("primary {} -> {}: {reason}", who(&old), who(&primary)));
+        if let Some(MemberRef::Node(n)) = primary {
+            ev = ev.node(n);
+        }
+        self.push_event(ev);
+        Ok(Some(epoch))
+    }
+}
