@@ -1,0 +1,153 @@
+//! The schema of `keel.toml`. Every field is documented; every section has defaults.
+
+use keel_core::{NodeId, NodeRole};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::net::{IpAddr, SocketAddr, SocketAddrV4};
+use std::path::PathBuf;
+
+/// One node's configuration.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// This node's identity: unique in the cluster, never reused. Not 0.
+    pub id: NodeId,
+    /// The cluster's name; a node refuses peers of another cluster.
+    #[serde(default = "default_cluster")]
+    pub cluster: String,
+    /// The site (data center, room, rack) this node stands in, e.g. `a`.
+    pub site: String,
+    /// Where the node keeps the configuration database and its own state.
+    pub data_dir: PathBuf,
+    /// The cluster secret: a PEM file holding the cluster CA's certificate and key,
+    /// mode 0600. Joining needs it; internal RPC is mutual TLS under this CA.
+    pub secret_file: PathBuf,
+    /// What this node hosts: any of `control`, `storage`, `gateway`.
+    #[serde(default = "default_roles")]
+    pub roles: BTreeSet<NodeRole>,
+    /// The networks this node is on, in order of preference. Two or more make
+    /// redundant links: a silent link alone is then a link failure, not a failover.
+    pub links: Vec<LinkConfig>,
+    #[serde(default)]
+    pub ports: PortsConfig,
+    #[serde(default)]
+    pub discovery: DiscoveryConfig,
+    #[serde(default)]
+    pub timings: TimingsConfig,
+    #[serde(default)]
+    pub dev: DevConfig,
+}
+
+/// One network link of a node.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LinkConfig {
+    /// A short name, the same on every node for the same network, e.g. `a`, `b`.
+    pub name: String,
+    /// This node's address on that network; every port listens on it.
+    pub addr: IpAddr,
+}
+
+/// Ports, the same on every address of the node.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PortsConfig {
+    /// Internal RPC (configuration database, joins, self-tests): mutual TLS.
+    pub rpc: u16,
+    /// Heartbeats (UDP, authenticated with a key derived from the cluster secret).
+    pub heartbeat: u16,
+    /// Admin API and Prometheus `/metrics` (HTTP). Changes need the admin token.
+    pub admin: u16,
+}
+
+impl Default for PortsConfig {
+    fn default() -> Self {
+        PortsConfig {
+            rpc: 7100,
+            heartbeat: 7101,
+            admin: 7180,
+        }
+    }
+}
+
+/// How a node finds the cluster.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiscoveryConfig {
+    /// RPC addresses (`ip:port`) of members to ask for admission.
+    pub seeds: Vec<SocketAddr>,
+    /// Announce this node and listen for others by UDP multicast on the first link.
+    pub multicast: bool,
+    /// Multicast group and port for announcements.
+    pub multicast_group: SocketAddrV4,
+    /// Voters of the configuration database at cluster creation. A node listed here
+    /// with an empty data dir bootstraps the cluster with exactly these voters; the
+    /// others join through discovery.
+    pub initial_voters: Vec<NodeId>,
+    /// How often to announce (ms).
+    pub announce_interval_ms: u64,
+}
+
+impl Default for DiscoveryConfig {
+    fn default() -> Self {
+        DiscoveryConfig {
+            seeds: vec![],
+            multicast: true,
+            multicast_group: SocketAddrV4::new([239, 255, 70, 1].into(), 7199),
+            initial_voters: vec![],
+            announce_interval_ms: 1000,
+        }
+    }
+}
+
+/// Failure detection and lease timings. Defaults detect a crash in about 350 ms.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TimingsConfig {
+    /// Heartbeat period on every link (ms).
+    pub heartbeat_ms: u64,
+    /// Silent this long on every link: suspect (ms).
+    pub suspect_after_ms: u64,
+    /// Silent this long on every link: failed, and failed over (ms).
+    pub fail_after_ms: u64,
+    /// A Primary's lease: it stops acting this long after its last renewal was sent
+    /// unless renewed; the arbiter lets a new Primary act only after the old lease has
+    /// run out (ms). Must exceed 2 × heartbeat_ms.
+    pub lease_ms: u64,
+    /// Health checks (disk write, latency) period (ms).
+    pub health_check_ms: u64,
+    /// A latency check slower than this lowers the health score (ms).
+    pub slow_threshold_ms: u64,
+}
+
+impl Default for TimingsConfig {
+    fn default() -> Self {
+        TimingsConfig {
+            heartbeat_ms: 100,
+            suspect_after_ms: 200,
+            fail_after_ms: 350,
+            lease_ms: 500,
+            health_check_ms: 1000,
+            slow_threshold_ms: 500,
+        }
+    }
+}
+
+/// Switches for development clusters only.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct DevConfig {
+    /// Allow `keel fault link` to cut this node's links. Set by `keel dev up`; refused
+    /// everywhere else.
+    pub faults: bool,
+    /// Pretend to speak another protocol version (tests of the compatibility check).
+    pub protocol_override: Option<u32>,
+}
+
+fn default_cluster() -> String {
+    "keel".to_string()
+}
+
+fn default_roles() -> BTreeSet<NodeRole> {
+    [NodeRole::Control, NodeRole::Storage, NodeRole::Gateway].into()
+}
