@@ -24,15 +24,15 @@ pub enum ConfDbError {
         source: redb::DatabaseError,
     },
     #[error("configuration database storage engine: {0}")]
-    Redb(#[from] redb::Error),
+    Redb(Box<redb::Error>),
     #[error("configuration database record cannot be encoded or decoded: {0}")]
     Encoding(#[from] serde_json::Error),
     #[error("configuration database on-disk format {found} is not supported (this build reads format {supported})")]
     UnsupportedFormat { found: u64, supported: u64 },
     #[error("invalid Raft configuration: {0}")]
-    InvalidConfig(#[from] openraft::ConfigError),
+    InvalidConfig(Box<openraft::ConfigError>),
     #[error("Raft storage: {0}")]
-    Storage(#[from] StorageError),
+    Storage(Box<StorageError>),
     #[error("Raft: {0}")]
     Raft(String),
     #[error("storage task failed: {0}")]
@@ -40,29 +40,46 @@ pub enum ConfDbError {
 }
 
 // redb reports each stage with its own error type; fold them into `redb::Error` so that
-// `?` works on every call.
+// `?` works on every call. Large errors are boxed to keep `Result`s small.
 macro_rules! from_redb {
     ($($t:ty),*) => {$(
         impl From<$t> for ConfDbError {
             fn from(e: $t) -> Self {
-                ConfDbError::Redb(e.into())
+                ConfDbError::Redb(Box::new(e.into()))
             }
         }
     )*};
 }
 from_redb!(
+    redb::Error,
     redb::TransactionError,
     redb::TableError,
     redb::StorageError,
     redb::CommitError
 );
 
+impl From<openraft::ConfigError> for ConfDbError {
+    fn from(e: openraft::ConfigError) -> Self {
+        ConfDbError::InvalidConfig(Box::new(e))
+    }
+}
+
+impl From<StorageError> for ConfDbError {
+    fn from(e: StorageError) -> Self {
+        ConfDbError::Storage(Box::new(e))
+    }
+}
+
 impl ConfDbError {
     /// Maps this error to openraft's storage error, naming what was being done.
     /// openraft treats any storage error as fatal and stops the Raft node.
-    pub(crate) fn into_storage(self, subject: ErrorSubject<NodeId>, verb: ErrorVerb) -> StorageError {
+    pub(crate) fn into_storage(
+        self,
+        subject: ErrorSubject<NodeId>,
+        verb: ErrorVerb,
+    ) -> StorageError {
         match self {
-            ConfDbError::Storage(e) => e,
+            ConfDbError::Storage(e) => *e,
             other => StorageIOError::new(subject, verb, AnyError::new(&other)).into(),
         }
     }
@@ -72,12 +89,17 @@ impl ConfDbError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WriteError {
     /// This node is not the leader. Send the request to `leader` (when known) instead.
-    #[error("not the configuration database leader; leader is {}", match .leader { Some((id, _)) => id.to_string(), None => "unknown".to_string() })]
-    ForwardToLeader {
-        leader: Option<(NodeId, RaftPeer)>,
-    },
+    #[error("not the configuration database leader; the leader is {}", leader_name(.leader))]
+    ForwardToLeader { leader: Option<(NodeId, RaftPeer)> },
     #[error("configuration database: {0}")]
     Other(String),
+}
+
+fn leader_name(leader: &Option<(NodeId, RaftPeer)>) -> String {
+    match leader {
+        Some((id, _)) => format!("node {id}"),
+        None => "unknown".to_string(),
+    }
 }
 
 /// What a [`crate::RaftTransport`] reports when a call fails.

@@ -23,7 +23,12 @@ impl ConfigError {
 /// Turns a TOML error into one line naming the field: the key on the offending line,
 /// prefixed with the table it stands in.
 pub(crate) fn from_toml(text: &str, err: &toml::de::Error) -> ConfigError {
-    let reason = err.message().lines().next().unwrap_or("invalid").to_string();
+    let reason = err
+        .message()
+        .lines()
+        .next()
+        .unwrap_or("invalid")
+        .to_string();
     let Some(span) = err.span() else {
         return ConfigError::Syntax { line: 0, reason };
     };

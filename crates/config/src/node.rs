@@ -80,10 +80,11 @@ pub struct DiscoveryConfig {
     pub multicast: bool,
     /// Multicast group and port for announcements.
     pub multicast_group: SocketAddrV4,
-    /// Voters of the configuration database at cluster creation. A node listed here
-    /// with an empty data dir bootstraps the cluster with exactly these voters; the
-    /// others join through discovery.
-    pub initial_voters: Vec<NodeId>,
+    /// Create the cluster: set on exactly one node at cluster creation. That node, if
+    /// its data dir is empty and no seed answers as a member of a running cluster,
+    /// initializes the configuration database with itself as the only voter; every
+    /// other node joins through discovery and control nodes are promoted to voters.
+    pub bootstrap: bool,
     /// How often to announce (ms).
     pub announce_interval_ms: u64,
 }
@@ -94,7 +95,7 @@ impl Default for DiscoveryConfig {
             seeds: vec![],
             multicast: true,
             multicast_group: SocketAddrV4::new([239, 255, 70, 1].into(), 7199),
-            initial_voters: vec![],
+            bootstrap: false,
             announce_interval_ms: 1000,
         }
     }

@@ -4,7 +4,10 @@ use crate::{ConfigError, NodeConfig};
 use std::collections::BTreeSet;
 
 fn name_ok(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 32 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    !s.is_empty()
+        && s.len() <= 32
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 fn f(field: impl Into<String>, reason: impl Into<String>) -> ConfigError {
@@ -38,20 +41,36 @@ impl NodeConfig {
         let mut addrs = BTreeSet::new();
         for (i, l) in self.links.iter().enumerate() {
             if !name_ok(&l.name) {
-                return Err(f(format!("links[{i}].name"), "1 to 32 letters, digits, '-' or '_'"));
+                return Err(f(
+                    format!("links[{i}].name"),
+                    "1 to 32 letters, digits, '-' or '_'",
+                ));
             }
             if !names.insert(&l.name) {
-                return Err(f(format!("links[{i}].name"), format!("link {:?} is listed twice", l.name)));
+                return Err(f(
+                    format!("links[{i}].name"),
+                    format!("link {:?} is listed twice", l.name),
+                ));
             }
             if l.addr.is_unspecified() || l.addr.is_multicast() {
-                return Err(f(format!("links[{i}].addr"), "must be a unicast address of this host"));
+                return Err(f(
+                    format!("links[{i}].addr"),
+                    "must be a unicast address of this host",
+                ));
             }
             if !addrs.insert(l.addr) {
-                return Err(f(format!("links[{i}].addr"), format!("address {} is used by two links", l.addr)));
+                return Err(f(
+                    format!("links[{i}].addr"),
+                    format!("address {} is used by two links", l.addr),
+                ));
             }
         }
         let p = &self.ports;
-        for (name, port) in [("ports.rpc", p.rpc), ("ports.heartbeat", p.heartbeat), ("ports.admin", p.admin)] {
+        for (name, port) in [
+            ("ports.rpc", p.rpc),
+            ("ports.heartbeat", p.heartbeat),
+            ("ports.admin", p.admin),
+        ] {
             if port == 0 {
                 return Err(f(name, "must be a port number 1..=65535"));
             }
@@ -60,7 +79,10 @@ impl NodeConfig {
             return Err(f("ports.admin", "must differ from ports.rpc"));
         }
         if !self.discovery.multicast_group.ip().is_multicast() {
-            return Err(f("discovery.multicast_group", "must be a multicast address (224.0.0.0/4)"));
+            return Err(f(
+                "discovery.multicast_group",
+                "must be a multicast address (224.0.0.0/4)",
+            ));
         }
         if self.discovery.announce_interval_ms == 0 {
             return Err(f("discovery.announce_interval_ms", "must be positive"));
@@ -70,13 +92,22 @@ impl NodeConfig {
             return Err(f("timings.heartbeat_ms", "must be positive"));
         }
         if t.suspect_after_ms <= t.heartbeat_ms {
-            return Err(f("timings.suspect_after_ms", format!("must exceed heartbeat_ms ({})", t.heartbeat_ms)));
+            return Err(f(
+                "timings.suspect_after_ms",
+                format!("must exceed heartbeat_ms ({})", t.heartbeat_ms),
+            ));
         }
         if t.fail_after_ms <= t.suspect_after_ms {
-            return Err(f("timings.fail_after_ms", format!("must exceed suspect_after_ms ({})", t.suspect_after_ms)));
+            return Err(f(
+                "timings.fail_after_ms",
+                format!("must exceed suspect_after_ms ({})", t.suspect_after_ms),
+            ));
         }
         if t.lease_ms <= 2 * t.heartbeat_ms {
-            return Err(f("timings.lease_ms", format!("must exceed 2 × heartbeat_ms ({})", 2 * t.heartbeat_ms)));
+            return Err(f(
+                "timings.lease_ms",
+                format!("must exceed 2 × heartbeat_ms ({})", 2 * t.heartbeat_ms),
+            ));
         }
         if t.health_check_ms == 0 {
             return Err(f("timings.health_check_ms", "must be positive"));
@@ -123,11 +154,24 @@ heartbeat_ms = 100
     fn errors_name_the_field_on_one_line() {
         assert_eq!(field_of(&GOOD.replace("id = 1", "id = \"one\"")), "id");
         assert_eq!(field_of(&GOOD.replace("id = 1", "id = 0")), "id");
-        assert_eq!(field_of(&GOOD.replace("heartbeat_ms = 100", "heartbeat_ms = -5")), "timings.heartbeat_ms");
-        assert_eq!(field_of(&GOOD.replace("heartbeat_ms = 100", "heartbeat_ms = 400")), "timings.suspect_after_ms");
-        assert_eq!(field_of(&GOOD.replace("127.1.1.1", "127.0.1.1")), "links[1].addr");
-        assert_eq!(field_of(&GOOD.replace("addr = \"127.1.1.1\"", "addr = \"nope\"")), "links.addr");
-        let unknown = NodeConfig::parse(&GOOD.replace("site = \"a\"", "site = \"a\"\ncolour = 1")).unwrap_err();
+        assert_eq!(
+            field_of(&GOOD.replace("heartbeat_ms = 100", "heartbeat_ms = -5")),
+            "timings.heartbeat_ms"
+        );
+        assert_eq!(
+            field_of(&GOOD.replace("heartbeat_ms = 100", "heartbeat_ms = 400")),
+            "timings.suspect_after_ms"
+        );
+        assert_eq!(
+            field_of(&GOOD.replace("127.1.1.1", "127.0.1.1")),
+            "links[1].addr"
+        );
+        assert_eq!(
+            field_of(&GOOD.replace("addr = \"127.1.1.1\"", "addr = \"nope\"")),
+            "links.addr"
+        );
+        let unknown = NodeConfig::parse(&GOOD.replace("site = \"a\"", "site = \"a\"\ncolour = 1"))
+            .unwrap_err();
         assert!(unknown.to_string().contains("colour"), "{unknown}");
         for e in [unknown, NodeConfig::parse("id = 1").unwrap_err()] {
             assert_eq!(e.to_string().lines().count(), 1, "{e}");

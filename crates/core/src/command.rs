@@ -2,8 +2,8 @@
 //! entry; applying one is deterministic (time travels inside the command).
 
 use crate::{
-    BootType, ClusterError, ClusterSettings, Epoch, Event, FaultKind, LinkName, Member,
-    MemberRef, MemberState, NodeId, SetId, SetSpec, UnixMillis,
+    BootType, ClusterError, ClusterSettings, Epoch, Event, FaultKind, LinkName, Member, MemberRef,
+    MemberState, NodeId, SetId, SetSpec, UnixMillis,
 };
 use serde::{Deserialize, Serialize};
 
@@ -11,9 +11,15 @@ use serde::{Deserialize, Serialize};
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum ClusterCommand {
     /// Admit a member (after the compatibility check) or update its addresses.
-    AddMember { member: Member, at: UnixMillis },
+    AddMember {
+        member: Member,
+        at: UnixMillis,
+    },
     /// Forget a member for good. Refused while it is still named in a set.
-    RemoveMember { node: NodeId, at: UnixMillis },
+    RemoveMember {
+        node: NodeId,
+        at: UnixMillis,
+    },
     /// Move a member to a state. `Failed` also records the failure for the limit.
     SetMemberState {
         node: NodeId,
@@ -30,7 +36,10 @@ pub enum ClusterCommand {
         at: UnixMillis,
     },
     /// An operator clears a quarantined member, and its failure history.
-    ClearQuarantine { node: NodeId, at: UnixMillis },
+    ClearQuarantine {
+        node: NodeId,
+        at: UnixMillis,
+    },
     Drain {
         node: NodeId,
         drained: bool,
@@ -44,8 +53,14 @@ pub enum ClusterCommand {
         detail: String,
         at: UnixMillis,
     },
-    CreateSet { spec: SetSpec, at: UnixMillis },
-    DeleteSet { set: SetId, at: UnixMillis },
+    CreateSet {
+        spec: SetSpec,
+        at: UnixMillis,
+    },
+    DeleteSet {
+        set: SetId,
+        at: UnixMillis,
+    },
     /// Arbitration: set the role holders of a set. Refused unless `expected_epoch` is
     /// the set's epoch. A new Primary bumps the epoch.
     AssignRoles {
@@ -64,9 +79,13 @@ pub enum ClusterCommand {
         in_sync: Vec<NodeId>,
         at: UnixMillis,
     },
-    UpdateSettings { settings: ClusterSettings },
+    UpdateSettings {
+        settings: ClusterSettings,
+    },
     /// Append an event observed outside the state machine (a takeover, a refused join).
-    RecordEvent { event: Event },
+    RecordEvent {
+        event: Event,
+    },
 }
 
 /// The result of applying a command.
@@ -75,8 +94,12 @@ pub enum ClusterCommand {
 pub enum ClusterResponse {
     Ok,
     /// The set's epoch after the command.
-    Epoch { epoch: Epoch },
-    Refused { error: ClusterError },
+    Epoch {
+        epoch: Epoch,
+    },
+    Refused {
+        error: ClusterError,
+    },
 }
 
 impl ClusterResponse {

@@ -19,7 +19,11 @@ pub enum ClusterError {
     #[error("invalid failover set {set:?}: {reason}")]
     InvalidSet { set: SetId, reason: String },
     #[error("stale epoch for set {set:?}: request carries epoch {presented}, current epoch is {current}")]
-    StaleEpoch { set: SetId, presented: Epoch, current: Epoch },
+    StaleEpoch {
+        set: SetId,
+        presented: Epoch,
+        current: Epoch,
+    },
     #[error("node {node} cannot take a role: {reason}")]
     NotEligible { node: NodeId, reason: String },
     #[error("node {node} is still a member of failover set {set:?}")]

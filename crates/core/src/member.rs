@@ -104,6 +104,9 @@ pub struct Member {
     pub links_down: BTreeSet<LinkName>,
     pub version: String,
     pub protocol: u32,
+    /// The member's process id, as it last reported it (0 if unknown).
+    #[serde(default)]
+    pub pid: u32,
     #[serde(default)]
     pub features: Vec<String>,
     #[serde(default)]

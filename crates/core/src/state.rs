@@ -44,6 +44,17 @@ impl ClusterState {
         self.apply_inner(cmd).into()
     }
 
+    /// A copy without the event log: what decision logic needs, cheap to clone.
+    pub fn without_events(&self) -> ClusterState {
+        ClusterState {
+            members: self.members.clone(),
+            sets: self.sets.clone(),
+            events: VecDeque::new(),
+            next_event_seq: self.next_event_seq,
+            settings: self.settings.clone(),
+        }
+    }
+
     /// Failures of `node` inside the window ending at `now`.
     pub fn recent_failures(&self, node: NodeId, now: UnixMillis) -> usize {
         let window = self.settings.failure_window_ms as i64;
@@ -114,13 +125,18 @@ impl ClusterState {
                         existing.protocol = member.protocol;
                         existing.features = member.features;
                         existing.roles = member.roles;
+                        existing.pid = member.pid;
                     }
                     None => {
                         self.members.insert(id, member);
                     }
                 }
                 if !rejoin {
-                    self.push_event(Event::new(at, EventKind::NodeJoined).node(id).detail(detail));
+                    self.push_event(
+                        Event::new(at, EventKind::NodeJoined)
+                            .node(id)
+                            .detail(detail),
+                    );
                 }
                 Ok(None)
             }
@@ -171,9 +187,19 @@ impl ClusterState {
                 };
                 let mut detail = reason;
                 if let Some(f) = fault {
-                    detail = format!("fault={} {detail}", serde_json::to_value(f).unwrap_or_default().as_str().unwrap_or(""));
+                    detail = format!(
+                        "fault={} {detail}",
+                        serde_json::to_value(f)
+                            .unwrap_or_default()
+                            .as_str()
+                            .unwrap_or("")
+                    );
                 }
-                self.push_event(Event::new(at, kind).node(node).detail(detail.trim().to_string()));
+                self.push_event(
+                    Event::new(at, kind)
+                        .node(node)
+                        .detail(detail.trim().to_string()),
+                );
                 Ok(None)
             }
             ClusterCommand::MemberBack { node, boot, at } => {
@@ -186,10 +212,21 @@ impl ClusterState {
                 }
                 let detail = format!(
                     "boot={}{}",
-                    serde_json::to_value(boot).unwrap_or_default().as_str().unwrap_or(""),
-                    if quarantined { ", stays quarantined until cleared" } else { "" }
+                    serde_json::to_value(boot)
+                        .unwrap_or_default()
+                        .as_str()
+                        .unwrap_or(""),
+                    if quarantined {
+                        ", stays quarantined until cleared"
+                    } else {
+                        ""
+                    }
                 );
-                self.push_event(Event::new(at, EventKind::NodeBack).node(node).detail(detail));
+                self.push_event(
+                    Event::new(at, EventKind::NodeBack)
+                        .node(node)
+                        .detail(detail),
+                );
                 Ok(None)
             }
             ClusterCommand::ClearQuarantine { node, at } => {
@@ -208,7 +245,11 @@ impl ClusterState {
             ClusterCommand::Drain { node, drained, at } => {
                 let m = self.member_mut(node)?;
                 m.drained = drained;
-                let kind = if drained { EventKind::NodeDrained } else { EventKind::NodeUndrained };
+                let kind = if drained {
+                    EventKind::NodeDrained
+                } else {
+                    EventKind::NodeUndrained
+                };
                 self.push_event(Event::new(at, kind).node(node));
                 Ok(None)
             }
@@ -220,22 +261,40 @@ impl ClusterState {
                 at,
             } => {
                 let m = self.member_mut(node)?;
-                let changed = if up { m.links_down.remove(&link) } else { m.links_down.insert(link.clone()) };
+                let changed = if up {
+                    m.links_down.remove(&link)
+                } else {
+                    m.links_down.insert(link.clone())
+                };
                 if changed {
-                    let kind = if up { EventKind::LinkUp } else { EventKind::LinkDown };
-                    self.push_event(Event::new(at, kind).node(node).detail(format!("link {link}: {detail}")));
+                    let kind = if up {
+                        EventKind::LinkUp
+                    } else {
+                        EventKind::LinkDown
+                    };
+                    self.push_event(
+                        Event::new(at, kind)
+                            .node(node)
+                            .detail(format!("link {link}: {detail}")),
+                    );
                 }
                 Ok(None)
             }
             ClusterCommand::CreateSet { spec, at } => self.create_set(spec, at),
             ClusterCommand::DeleteSet { set, at } => {
-                if self.sets.values().any(|s| s.members.contains(&MemberRef::Set(set.clone()))) {
+                if self
+                    .sets
+                    .values()
+                    .any(|s| s.members.contains(&MemberRef::Set(set.clone())))
+                {
                     return Err(ClusterError::InvalidSet {
                         set,
                         reason: "it is a member of a hierarchical set".into(),
                     });
                 }
-                self.sets.remove(&set).ok_or(ClusterError::UnknownSet { set: set.clone() })?;
+                self.sets
+                    .remove(&set)
+                    .ok_or(ClusterError::UnknownSet { set: set.clone() })?;
                 self.push_event(Event::new(at, EventKind::SetDeleted).set(set));
                 Ok(None)
             }
@@ -247,14 +306,25 @@ impl ClusterState {
                 alternates,
                 reason,
                 at,
-            } => self.assign_roles(set, expected_epoch, primary, secondary, alternates, reason, at),
+            } => self.assign_roles(
+                set,
+                expected_epoch,
+                primary,
+                secondary,
+                alternates,
+                reason,
+                at,
+            ),
             ClusterCommand::SetInSync {
                 set,
                 expected_epoch,
                 in_sync,
                 at,
             } => {
-                let s = self.sets.get_mut(&set).ok_or(ClusterError::UnknownSet { set: set.clone() })?;
+                let s = self
+                    .sets
+                    .get_mut(&set)
+                    .ok_or(ClusterError::UnknownSet { set: set.clone() })?;
                 if s.epoch != expected_epoch {
                     return Err(ClusterError::StaleEpoch {
                         set,
@@ -277,7 +347,11 @@ impl ClusterState {
         }
     }
 
-    fn create_set(&mut self, spec: crate::SetSpec, at: UnixMillis) -> Result<Option<Epoch>, ClusterError> {
+    fn create_set(
+        &mut self,
+        spec: crate::SetSpec,
+        at: UnixMillis,
+    ) -> Result<Option<Epoch>, ClusterError> {
         let id = spec.id.clone();
         let invalid = |reason: &str| ClusterError::InvalidSet {
             set: id.clone(),
@@ -286,7 +360,12 @@ impl ClusterState {
         if self.sets.contains_key(&id) {
             return Err(ClusterError::SetExists { set: id });
         }
-        if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        if id.is_empty()
+            || id.len() > 64
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
             return Err(invalid("a set id is 1 to 64 letters, digits, '-' or '_'"));
         }
         if spec.members.is_empty() {
@@ -306,7 +385,9 @@ impl ClusterState {
                     return Err(invalid("members of a hierarchical set are sets"))
                 }
                 (_, MemberRef::Node(n)) => self.members.contains_key(n),
-                (_, MemberRef::Set(_)) => return Err(invalid("members of a single or N-way set are nodes")),
+                (_, MemberRef::Set(_)) => {
+                    return Err(invalid("members of a single or N-way set are nodes"))
+                }
             };
             if !known {
                 return Err(ClusterError::UnknownMember {
@@ -316,20 +397,32 @@ impl ClusterState {
             }
         }
         match spec.composition {
-            Composition::Single if spec.members.len() != 1 => return Err(invalid("a single set has exactly one member")),
+            Composition::Single if spec.members.len() != 1 => {
+                return Err(invalid("a single set has exactly one member"))
+            }
             Composition::NWay | Composition::Hierarchical if spec.members.len() < 2 => {
-                return Err(invalid("an N-way or hierarchical set needs at least two members"))
+                return Err(invalid(
+                    "an N-way or hierarchical set needs at least two members",
+                ))
             }
             _ => {}
         }
         // Initial arbitration: eligible members in the order given.
-        let (eligible, rest): (Vec<_>, Vec<_>) = spec.members.iter().cloned().partition(|m| self.ref_eligible(m));
+        let (eligible, rest): (Vec<_>, Vec<_>) = spec
+            .members
+            .iter()
+            .cloned()
+            .partition(|m| self.ref_eligible(m));
         let mut order = eligible.into_iter();
         let primary = order.next();
         let secondary = order.next();
         let mut alternates: Vec<MemberRef> = order.collect();
         alternates.extend(rest);
-        let epoch = if primary.is_some() { Epoch(1) } else { Epoch(0) };
+        let epoch = if primary.is_some() {
+            Epoch(1)
+        } else {
+            Epoch(0)
+        };
         let set = FailoverSet {
             id: id.clone(),
             kind: spec.kind,
@@ -350,7 +443,12 @@ impl ClusterState {
             Some(p) => format!("primary {p}"),
             None => "no eligible member yet".to_string(),
         };
-        self.push_event(Event::new(at, EventKind::SetCreated).set(id).epoch(epoch).detail(detail));
+        self.push_event(
+            Event::new(at, EventKind::SetCreated)
+                .set(id)
+                .epoch(epoch)
+                .detail(detail),
+        );
         Ok(Some(epoch))
     }
 
@@ -365,7 +463,10 @@ impl ClusterState {
         reason: String,
         at: UnixMillis,
     ) -> Result<Option<Epoch>, ClusterError> {
-        let s = self.sets.get(&set).ok_or(ClusterError::UnknownSet { set: set.clone() })?;
+        let s = self
+            .sets
+            .get(&set)
+            .ok_or(ClusterError::UnknownSet { set: set.clone() })?;
         if s.epoch != expected_epoch {
             return Err(ClusterError::StaleEpoch {
                 set,
@@ -373,7 +474,11 @@ impl ClusterState {
                 current: s.epoch,
             });
         }
-        let holders: Vec<&MemberRef> = primary.iter().chain(secondary.iter()).chain(alternates.iter()).collect();
+        let holders: Vec<&MemberRef> = primary
+            .iter()
+            .chain(secondary.iter())
+            .chain(alternates.iter())
+            .collect();
         let mut seen = std::collections::BTreeSet::new();
         for h in &holders {
             if !s.has_member(h) {
@@ -413,12 +518,21 @@ impl ClusterState {
         s.alternates = alternates;
         s.changed_at = at;
         let epoch = s.epoch;
-        let kind = if new_primary { EventKind::FailoverDecided } else { EventKind::RolesChanged };
-        let who = |r: &Option<MemberRef>| r.as_ref().map(|p| p.to_string()).unwrap_or_else(|| "none".into());
-        let mut ev = Event::new(at, kind)
-            .set(set)
-            .epoch(epoch)
-            .detail(format!("primary {} -> {}: {reason}", who(&old), who(&primary)));
+        let kind = if new_primary {
+            EventKind::FailoverDecided
+        } else {
+            EventKind::RolesChanged
+        };
+        let who = |r: &Option<MemberRef>| {
+            r.as_ref()
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| "none".into())
+        };
+        let mut ev = Event::new(at, kind).set(set).epoch(epoch).detail(format!(
+            "primary {} -> {}: {reason}",
+            who(&old),
+            who(&primary)
+        ));
         if let Some(MemberRef::Node(n)) = primary {
             ev = ev.node(n);
         }

@@ -1,0 +1,80 @@
+//! `cluster.json`: where a cluster's members are, written by `keel dev up` (or by an
+//! operator for a real cluster) and read by the CLI.
+
+use crate::ClientError;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct LinkEntry {
+    pub name: String,
+    pub addr: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct NodeEntry {
+    pub id: u64,
+    pub site: String,
+    /// First link's address.
+    pub addr: String,
+    pub links: Vec<LinkEntry>,
+    /// Admin API `ip:port`.
+    pub admin: String,
+    pub roles: Vec<String>,
+    #[serde(default)]
+    pub pid: u32,
+    #[serde(default)]
+    pub config: Option<PathBuf>,
+    #[serde(default)]
+    pub log: Option<PathBuf>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct ClusterFile {
+    pub name: String,
+    pub secret_file: PathBuf,
+    pub nodes: Vec<NodeEntry>,
+    /// Set by `keel dev up`: fault injection is allowed.
+    #[serde(default)]
+    pub dev: bool,
+    /// The `keel dev up` process supervising the nodes.
+    #[serde(default)]
+    pub supervisor_pid: Option<u32>,
+}
+
+impl ClusterFile {
+    pub const NAME: &'static str = "cluster.json";
+
+    pub fn load(dir: &Path) -> Result<ClusterFile, ClientError> {
+        let path = dir.join(Self::NAME);
+        let text = std::fs::read_to_string(&path).map_err(|e| ClientError::NoCluster {
+            dir: dir.display().to_string(),
+            reason: format!("{}: {e}", path.display()),
+        })?;
+        serde_json::from_str(&text).map_err(|e| ClientError::NoCluster {
+            dir: dir.display().to_string(),
+            reason: format!("{} is malformed: {e}", path.display()),
+        })
+    }
+
+    /// Writes atomically (temp file, fsync, rename).
+    pub fn save(&self, dir: &Path) -> std::io::Result<()> {
+        use std::io::Write;
+        let tmp = dir.join(".cluster.json.tmp");
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(
+            serde_json::to_string_pretty(self)
+                .unwrap_or_default()
+                .as_bytes(),
+        )?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, dir.join(Self::NAME))
+    }
+
+    pub fn node(&self, id: u64) -> Result<&NodeEntry, ClientError> {
+        self.nodes
+            .iter()
+            .find(|n| n.id == id)
+            .ok_or(ClientError::UnknownNode(id))
+    }
+}

@@ -1,0 +1,187 @@
+//! keel's client library, used by the CLI, the benchmarks and the tests.
+//!
+//! Owns: the cluster file (`cluster.json`), the list of member addresses, trying each
+//! member in turn, and the admin API's requests. Must never assume which member leads:
+//! any member answers, and changes are forwarded to the leader by the cluster.
+
+mod cluster_file;
+mod error;
+
+pub use cluster_file::{ClusterFile, LinkEntry, NodeEntry};
+pub use error::ClientError;
+
+use keel_node::admin_api::{AdminReply, AdminRequest, EventsPage, LinkFaultRequest, StatusView};
+use keel_node::AdminError;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A handle on a running cluster, from its directory.
+#[derive(Clone)]
+pub struct Client {
+    pub dir: PathBuf,
+    pub file: ClusterFile,
+    http: reqwest::Client,
+    token: Option<String>,
+}
+
+impl Client {
+    /// Opens the cluster described by `DIR/cluster.json`.
+    pub fn open(dir: &Path) -> Result<Client, ClientError> {
+        let file = ClusterFile::load(dir)?;
+        let token = keel_net::ClusterSecret::load(&file.secret_file)
+            .ok()
+            .map(|s| s.admin_token());
+        // reqwest is built without a default TLS provider; plain HTTP still needs one.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_millis(300))
+            .no_proxy()
+            .build()
+            .map_err(|e| ClientError::Http(e.to_string()))?;
+        Ok(Client {
+            dir: dir.to_path_buf(),
+            file,
+            http,
+            token,
+        })
+    }
+
+    /// Admin API base URLs, every member's, in file order.
+    fn bases(&self) -> Vec<String> {
+        self.file
+            .nodes
+            .iter()
+            .map(|n| format!("http://{}", n.admin))
+            .collect()
+    }
+
+    /// GETs `path` from the first member that answers.
+    async fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        timeout: Duration,
+    ) -> Result<T, ClientError> {
+        let mut tried = vec![];
+        for base in self.bases() {
+            match self
+                .http
+                .get(format!("{base}{path}"))
+                .timeout(timeout)
+                .send()
+                .await
+            {
+                Ok(r) if r.status().is_success() => {
+                    return r.json().await.map_err(|e| ClientError::Http(e.to_string()));
+                }
+                Ok(r) => tried.push(format!("{base}: HTTP {}", r.status())),
+                Err(e) => tried.push(format!("{base}: {}", short(&e))),
+            }
+        }
+        Err(self.not_running(tried))
+    }
+
+    fn not_running(&self, tried: Vec<String>) -> ClientError {
+        ClientError::NotRunning {
+            dir: self.dir.display().to_string(),
+            tried: tried.join("; "),
+        }
+    }
+
+    /// The cluster's status, preferably as the configuration database leader sees it.
+    pub async fn status(&self) -> Result<StatusView, ClientError> {
+        let first: StatusView = self.get("/v1/status", Duration::from_secs(3)).await?;
+        match first.leader {
+            Some(l) if l != first.answered_by => {
+                let Some(n) = self.file.nodes.iter().find(|n| n.id == l) else {
+                    return Ok(first);
+                };
+                let url = format!("http://{}/v1/status", n.admin);
+                match self
+                    .http
+                    .get(url)
+                    .timeout(Duration::from_secs(2))
+                    .send()
+                    .await
+                {
+                    Ok(r) if r.status().is_success() => Ok(r.json().await.unwrap_or(first)),
+                    _ => Ok(first),
+                }
+            }
+            _ => Ok(first),
+        }
+    }
+
+    /// Events with `seq >= since`, waiting up to `wait` for one.
+    pub async fn events(&self, since: u64, wait: Duration) -> Result<EventsPage, ClientError> {
+        let path = format!("/v1/events?since={since}&wait_ms={}", wait.as_millis());
+        self.get(&path, wait + Duration::from_secs(3)).await
+    }
+
+    /// Sends a change to any member (it forwards to the leader).
+    pub async fn admin(&self, req: &AdminRequest) -> Result<AdminReply, ClientError> {
+        let mut tried = vec![];
+        for base in self.bases() {
+            match self.post(&format!("{base}/v1/admin"), req).await {
+                Ok(r) => return Ok(r),
+                Err(ClientError::Unreachable(e)) => tried.push(format!("{base}: {e}")),
+                Err(ClientError::Admin(AdminError::NoLeader { message })) => {
+                    tried.push(format!("{base}: no leader ({message})"))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(self.not_running(tried))
+    }
+
+    /// Cuts or restores one link of one node (dev clusters only).
+    pub async fn fault_link(
+        &self,
+        node: u64,
+        link: &str,
+        up: bool,
+    ) -> Result<AdminReply, ClientError> {
+        let n = self.file.node(node)?;
+        let req = LinkFaultRequest {
+            link: link.to_string(),
+            up,
+        };
+        self.post(&format!("http://{}/v1/fault/link", n.admin), &req)
+            .await
+    }
+
+    async fn post<B: serde::Serialize>(
+        &self,
+        url: &str,
+        body: &B,
+    ) -> Result<AdminReply, ClientError> {
+        let token = self.token.as_ref().ok_or(ClientError::NoSecret)?;
+        let r = self
+            .http
+            .post(url)
+            .bearer_auth(token)
+            .json(body)
+            .timeout(Duration::from_secs(15))
+            .send()
+            .await
+            .map_err(|e| ClientError::Unreachable(short(&e)))?;
+        if r.status().is_success() {
+            return r.json().await.map_err(|e| ClientError::Http(e.to_string()));
+        }
+        let status = r.status();
+        let text = r.text().await.unwrap_or_default();
+        match serde_json::from_str::<AdminError>(&text) {
+            Ok(e) => Err(ClientError::Admin(e)),
+            Err(_) => Err(ClientError::Http(format!("HTTP {status}: {text}"))),
+        }
+    }
+}
+
+fn short(e: &reqwest::Error) -> String {
+    if e.is_connect() {
+        "connection refused or unreachable".into()
+    } else if e.is_timeout() {
+        "timed out".into()
+    } else {
+        e.to_string()
+    }
+}

@@ -1,0 +1,272 @@
+//! The replicated state machine on redb ([`StateMachineStore`], openraft's
+//! `RaftStateMachine`): applies committed [`ClusterCommand`]s to the [`ClusterState`]
+//! and persists the result durably, once per apply batch.
+//!
+//! On disk: the cluster state without its event log as one JSON record, the event log
+//! one record per event (keyed by seq: a batch inserts its new events and deletes the
+//! evicted ones, so a write never rewrites 10 000 events), the last applied log id and
+//! the last membership. In memory: a copy of all of it behind a std `RwLock`, shared
+//! with [`crate::ConfDb`] for local reads, and a watch of the last applied index.
+//!
+//! Must never: hold the lock across an `.await`, read a clock or do I/O inside
+//! `ClusterState::apply`, or touch the Raft log tables.
+
+use crate::disk::{begin_durable, blocking, get_json, SM_EVENTS, SM_META};
+use crate::error::ConfDbError;
+use crate::snapshot::{self, SnapshotBuilder};
+use crate::types::{
+    Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
+};
+use keel_core::{ClusterResponse, ClusterState};
+use openraft::storage::RaftStateMachine;
+use openraft::{EntryPayload, ErrorSubject, ErrorVerb, OptionalSend};
+use redb::{Database, ReadableTable};
+use std::io::Cursor;
+use std::sync::{Arc, RwLock};
+use tokio::sync::watch;
+
+/// What the state machine has applied, kept together so readers see a consistent view.
+#[derive(Clone, Debug, Default)]
+pub struct Applied {
+    pub state: ClusterState,
+    pub last_applied: Option<LogId>,
+    pub membership: StoredMembership,
+}
+
+/// The in-memory replica shared with readers.
+pub(crate) type SharedApplied = Arc<RwLock<Applied>>;
+
+/// The configuration database's state machine on one node.
+pub struct StateMachineStore {
+    db: Arc<Database>,
+    applied: SharedApplied,
+    applied_tx: watch::Sender<u64>,
+}
+
+impl StateMachineStore {
+    /// Loads the state machine persisted in `db` (empty on first start).
+    pub async fn open(db: Arc<Database>) -> Result<StateMachineStore, ConfDbError> {
+        let load_db = db.clone();
+        let applied = blocking(move || load(&load_db)).await?;
+        let index = applied.last_applied.map_or(0, |l| l.index);
+        Ok(StateMachineStore {
+            db,
+            applied: Arc::new(RwLock::new(applied)),
+            applied_tx: watch::channel(index).0,
+        })
+    }
+
+    /// The in-memory replica, for local reads.
+    pub(crate) fn shared(&self) -> SharedApplied {
+        self.applied.clone()
+    }
+
+    /// Reads the in-memory replica (what has been applied, with its log id).
+    pub fn read<R>(&self, f: impl FnOnce(&Applied) -> R) -> R {
+        let applied = self
+            .applied
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(&applied)
+    }
+
+    /// A receiver of the last applied log index, bumped after each durable apply.
+    pub fn applied_watch(&self) -> watch::Receiver<u64> {
+        self.applied_tx.subscribe()
+    }
+
+    fn lock_err(subject: ErrorSubject<u64>) -> StorageError {
+        ConfDbError::Task("state machine lock poisoned by a panic".into())
+            .into_storage(subject, ErrorVerb::Write)
+    }
+}
+
+/// Encodes the cluster state without its event log (events live in their own table).
+pub(crate) fn encode_state_without_events(state: &mut ClusterState) -> serde_json::Result<Vec<u8>> {
+    let events = std::mem::take(&mut state.events);
+    let encoded = serde_json::to_vec(&*state);
+    state.events = events;
+    encoded
+}
+
+/// Reads the persisted state machine.
+fn load(db: &Database) -> Result<Applied, ConfDbError> {
+    let txn = db.begin_read()?;
+    let meta = txn.open_table(SM_META)?;
+    let mut state: ClusterState = get_json(&meta, "state")?.unwrap_or_default();
+    for item in txn.open_table(SM_EVENTS)?.iter()? {
+        let (_, value) = item?;
+        state
+            .events
+            .push_back(serde_json::from_slice(value.value())?);
+    }
+    Ok(Applied {
+        state,
+        last_applied: get_json(&meta, "last_applied")?,
+        membership: get_json(&meta, "membership")?.unwrap_or_default(),
+    })
+}
+
+/// The records one apply batch writes, encoded under the lock, written after it.
+struct ApplyBatch {
+    state: Option<Vec<u8>>,
+    new_events: Vec<(u64, Vec<u8>)>,
+    /// Events with a seq below this one were evicted from the log.
+    first_kept_event: u64,
+    last_applied: Vec<u8>,
+    membership: Vec<u8>,
+}
+
+impl ApplyBatch {
+    fn write(self, db: &Database) -> Result<(), ConfDbError> {
+        let txn = begin_durable(db)?;
+        {
+            let mut meta = txn.open_table(SM_META)?;
+            if let Some(state) = &self.state {
+                meta.insert("state", state.as_slice())?;
+            }
+            meta.insert("last_applied", self.last_applied.as_slice())?;
+            meta.insert("membership", self.membership.as_slice())?;
+            let mut events = txn.open_table(SM_EVENTS)?;
+            for (seq, bytes) in &self.new_events {
+                events.insert(*seq, bytes.as_slice())?;
+            }
+            events.retain_in(..self.first_kept_event, |_, _| false)?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
+        let applied = self
+            .applied
+            .read()
+            .map_err(|_| Self::lock_err(ErrorSubject::StateMachine))?;
+        Ok((applied.last_applied, applied.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<ClusterResponse>, StorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut responses = Vec::new();
+        let (batch, last_index) = {
+            let mut guard = self
+                .applied
+                .write()
+                .map_err(|_| Self::lock_err(ErrorSubject::StateMachine))?;
+            let applied = &mut *guard;
+            let next_seq_before = applied.state.next_event_seq;
+            let mut state_changed = false;
+            for entry in entries {
+                applied.last_applied = Some(entry.log_id);
+                let response = match entry.payload {
+                    EntryPayload::Blank => ClusterResponse::Ok,
+                    EntryPayload::Normal(cmd) => {
+                        state_changed = true;
+                        applied.state.apply(cmd)
+                    }
+                    EntryPayload::Membership(m) => {
+                        applied.membership = StoredMembership::new(Some(entry.log_id), m);
+                        ClusterResponse::Ok
+                    }
+                };
+                responses.push(response);
+            }
+            let Some(last) = applied.last_applied.filter(|_| !responses.is_empty()) else {
+                return Ok(responses);
+            };
+            let encode = |e: serde_json::Error| {
+                ConfDbError::from(e).into_storage(ErrorSubject::Apply(last), ErrorVerb::Write)
+            };
+            let state = &mut applied.state;
+            // New events are at the back of the log: walk back to the first of them.
+            let mut new_events = Vec::new();
+            for event in state
+                .events
+                .iter()
+                .rev()
+                .take_while(|e| e.seq >= next_seq_before)
+            {
+                new_events.push((event.seq, serde_json::to_vec(event).map_err(encode)?));
+            }
+            let batch = ApplyBatch {
+                state: if state_changed {
+                    Some(encode_state_without_events(state).map_err(encode)?)
+                } else {
+                    None
+                },
+                new_events,
+                first_kept_event: state.events.front().map_or(state.next_event_seq, |e| e.seq),
+                last_applied: serde_json::to_vec(&applied.last_applied).map_err(encode)?,
+                membership: serde_json::to_vec(&applied.membership).map_err(encode)?,
+            };
+            (batch, last.index)
+        };
+        let db = self.db.clone();
+        blocking(move || batch.write(&db))
+            .await
+            .map_err(|e| e.into_storage(ErrorSubject::StateMachine, ErrorVerb::Write))?;
+        self.applied_tx.send_replace(last_index);
+        Ok(responses)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        // Copy even if a panic poisoned the lock: the copy only reads, and Raft stops on
+        // the storage error the next apply reports.
+        let applied = match self.applied.read() {
+            Ok(a) => a.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        SnapshotBuilder::new(self.db.clone(), applied)
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
+        tracing::info!(snapshot = %meta, "installing a configuration database snapshot");
+        let data = snapshot.into_inner();
+        let db = self.db.clone();
+        let install_meta = meta.clone();
+        let state = blocking(move || snapshot::install(&db, &install_meta, data))
+            .await
+            .map_err(|e| {
+                e.into_storage(
+                    ErrorSubject::Snapshot(Some(meta.signature())),
+                    ErrorVerb::Write,
+                )
+            })?;
+        {
+            let mut guard = self
+                .applied
+                .write()
+                .map_err(|_| Self::lock_err(ErrorSubject::StateMachine))?;
+            *guard = Applied {
+                state,
+                last_applied: meta.last_log_id,
+                membership: meta.last_membership.clone(),
+            };
+        }
+        self.applied_tx
+            .send_replace(meta.last_log_id.map_or(0, |l| l.index));
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
+        let db = self.db.clone();
+        blocking(move || snapshot::current(&db))
+            .await
+            .map_err(|e| e.into_storage(ErrorSubject::Snapshot(None), ErrorVerb::Read))
+    }
+}

@@ -1,0 +1,190 @@
+//! The command line: every command and flag, documented for `--help`.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "keel",
+    version,
+    about = "keel: a highly available storage cluster"
+)]
+pub struct Cli {
+    /// The cluster's directory (holds cluster.json and the secret). Also $KEEL_CLUSTER.
+    #[arg(long, global = true, env = "KEEL_CLUSTER")]
+    pub cluster: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a node (`--config FILE`), or act on one: drain, undrain, clear, remove.
+    Node(NodeArgs),
+    /// Local development cluster.
+    #[command(subcommand)]
+    Dev(DevCommand),
+    /// Members, their states, and failover sets with their roles and epochs.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// The event log: detections, decisions, takeovers, with times.
+    Events {
+        #[arg(long)]
+        json: bool,
+        /// Keep printing new events as they happen.
+        #[arg(long)]
+        follow: bool,
+        /// Start at this sequence number.
+        #[arg(long, default_value_t = 0)]
+        since: u64,
+    },
+    /// Failover sets.
+    #[command(subcommand)]
+    Set(SetCommand),
+    /// Graceful manual takeover: make NODE (or a child set) the Primary of SET.
+    Takeover {
+        set: String,
+        #[arg(long)]
+        to: String,
+    },
+    /// Fault injection on a dev cluster.
+    #[command(subcommand)]
+    Fault(FaultCommand),
+    /// Benchmarks (measure, report p50/p99/max; never pass/fail on time).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct NodeArgs {
+    /// Run a node with this configuration file.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub action: Option<NodeAction>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NodeAction {
+    /// Move every Primary and Secondary role off the node.
+    Drain { id: u64 },
+    /// Let the node take roles again.
+    Undrain { id: u64 },
+    /// Clear a quarantined node: it re-integrates as an Alternate.
+    Clear { id: u64 },
+    /// Remove a node for good (it must be in no failover set).
+    Remove { id: u64 },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DevCommand {
+    /// Start a local cluster of node processes on loopback and supervise it.
+    Up(DevUpArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DevUpArgs {
+    /// Where the cluster lives (configs, data, logs, cluster.json).
+    #[arg(long)]
+    pub dir: PathBuf,
+    #[arg(long, default_value_t = 3)]
+    pub nodes: u8,
+    #[arg(long, default_value_t = 1)]
+    pub sites: u8,
+    /// Do not restart node processes that die.
+    #[arg(long)]
+    pub no_restart: bool,
+    /// Delay before restarting a dead node process (ms).
+    #[arg(long, default_value_t = 1000)]
+    pub restart_delay_ms: u64,
+    /// First port: rpc = P, heartbeat = P+1, admin = P+80. Differ it to run several
+    /// dev clusters on one machine.
+    #[arg(long, default_value_t = 7100)]
+    pub base_port: u16,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SetCommand {
+    /// Create a failover set.
+    Create {
+        id: String,
+        /// Members in order of preference: node ids, or set ids for a hierarchical set.
+        #[arg(long, value_delimiter = ',', required = true)]
+        members: Vec<String>,
+        #[arg(long, value_enum, default_value_t = CompositionArg::Nway)]
+        composition: CompositionArg,
+        #[arg(long, value_enum, default_value_t = KindArg::Generic)]
+        kind: KindArg,
+        /// Health score (0-100) below which a member is failed.
+        #[arg(long, default_value_t = 50)]
+        threshold: u8,
+        /// Give Primary back to the first member after it has been up this long (ms).
+        #[arg(long)]
+        giveback_ms: Option<u64>,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    Delete {
+        id: String,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum CompositionArg {
+    Single,
+    Nway,
+    Hierarchical,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum KindArg {
+    Generic,
+    Storage,
+    Directory,
+    Gateway,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum FaultCommand {
+    /// Cut (down) or restore (up) one link of one node: it stops sending and receiving
+    /// on it.
+    Link {
+        node: u64,
+        link: String,
+        #[arg(value_enum)]
+        state: LinkState,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum LinkState {
+    Down,
+    Up,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Kill (SIGKILL) and pause (SIGSTOP) the Primary N times each on a fresh local
+    /// cluster; report detection time and time to a new Primary.
+    Failover {
+        #[arg(long, default_value_t = 10)]
+        trials: u32,
+        #[arg(long, default_value_t = 3)]
+        nodes: u8,
+        /// Where to put the benchmark's cluster (default: a temporary directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        #[arg(long, default_value_t = 7300)]
+        base_port: u16,
+    },
+}

@@ -1,0 +1,211 @@
+//! Carries out each command. Node commands run a node; the rest talk to a running
+//! cluster through the client library.
+
+use crate::cli::*;
+use crate::output;
+use anyhow::{anyhow, bail, Context, Result};
+use keel_client::Client;
+use keel_core::{Composition, MemberRef, SetKind, SetSpec};
+use keel_node::admin_api::AdminRequest;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Node(NodeArgs {
+            config: Some(path), ..
+        }) => run_node(path).await,
+        Command::Node(NodeArgs {
+            action: Some(action),
+            ..
+        }) => {
+            let req = match action {
+                NodeAction::Drain { id } => AdminRequest::Drain { node: id },
+                NodeAction::Undrain { id } => AdminRequest::Undrain { node: id },
+                NodeAction::Clear { id } => AdminRequest::Clear { node: id },
+                NodeAction::Remove { id } => AdminRequest::Remove { node: id },
+            };
+            admin(cli.cluster, req).await
+        }
+        Command::Node(_) => {
+            bail!("`keel node` needs --config FILE, or one of: drain, undrain, clear, remove")
+        }
+        Command::Dev(DevCommand::Up(args)) => crate::dev::up(args).await,
+        Command::Status { json } => {
+            let status = client(cli.cluster)?.status().await?;
+            if json {
+                println!("{}", serde_json::to_string(&output::status_json(&status))?);
+            } else {
+                print!("{}", output::status_table(&status));
+            }
+            Ok(())
+        }
+        Command::Events {
+            json,
+            follow,
+            since,
+        } => events(client(cli.cluster)?, json, follow, since).await,
+        Command::Set(cmd) => set(cli.cluster, cmd).await,
+        Command::Takeover { set, to } => {
+            admin(
+                cli.cluster,
+                AdminRequest::Takeover {
+                    set,
+                    to: member_ref(&to),
+                },
+            )
+            .await
+        }
+        Command::Fault(FaultCommand::Link { node, link, state }) => {
+            let c = client(cli.cluster)?;
+            if !c.file.dev {
+                bail!("fault injection is only for clusters started by `keel dev up`");
+            }
+            let reply = c
+                .fault_link(node, &link, matches!(state, LinkState::Up))
+                .await?;
+            println!("{}", reply.message);
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Failover {
+            trials,
+            nodes,
+            dir,
+            base_port,
+        }) => crate::bench::failover(trials, nodes, dir, base_port).await,
+    }
+}
+
+async fn run_node(path: PathBuf) -> Result<()> {
+    let cfg = keel_config::NodeConfig::load(&path)?;
+    init_tracing();
+    let shutdown = async {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = tokio::signal::ctrl_c() => {},
+        }
+    };
+    keel_node::run(cfg, shutdown).await?;
+    Ok(())
+}
+
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KEEL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        .try_init();
+}
+
+fn client(dir: Option<PathBuf>) -> Result<Client> {
+    let dir = dir.ok_or_else(|| anyhow!("--cluster DIR is required (or set KEEL_CLUSTER)"))?;
+    Ok(Client::open(&dir)?)
+}
+
+async fn admin(dir: Option<PathBuf>, req: AdminRequest) -> Result<()> {
+    let reply = client(dir)?.admin(&req).await?;
+    match reply.epoch {
+        Some(e) => println!("{} (epoch {e})", reply.message),
+        None => println!("{}", reply.message),
+    }
+    Ok(())
+}
+
+fn member_ref(s: &str) -> MemberRef {
+    match s.parse::<u64>() {
+        Ok(n) => MemberRef::Node(n),
+        Err(_) => MemberRef::Set(s.to_string()),
+    }
+}
+
+async fn set(dir: Option<PathBuf>, cmd: SetCommand) -> Result<()> {
+    match cmd {
+        SetCommand::Create {
+            id,
+            members,
+            composition,
+            kind,
+            threshold,
+            giveback_ms,
+        } => {
+            let composition = match composition {
+                CompositionArg::Single => Composition::Single,
+                CompositionArg::Nway => Composition::NWay,
+                CompositionArg::Hierarchical => Composition::Hierarchical,
+            };
+            let kind = match kind {
+                KindArg::Generic => SetKind::Generic,
+                KindArg::Storage => SetKind::Storage,
+                KindArg::Directory => SetKind::Directory,
+                KindArg::Gateway => SetKind::Gateway,
+            };
+            let members = members.iter().map(|m| member_ref(m.trim())).collect();
+            let spec = SetSpec {
+                id,
+                kind,
+                composition,
+                members,
+                health_threshold: threshold,
+                auto_giveback_ms: giveback_ms,
+            };
+            admin(dir, AdminRequest::CreateSet { spec }).await
+        }
+        SetCommand::Delete { id } => admin(dir, AdminRequest::DeleteSet { set: id }).await,
+        SetCommand::List { json } => {
+            let status = client(dir)?.status().await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string(&output::status_json(&status)["sets"])?
+                );
+            } else {
+                print!("{}", output::sets_table(&status.sets));
+            }
+            Ok(())
+        }
+        SetCommand::Show { id, json } => {
+            let status = client(dir)?.status().await?;
+            let set = status
+                .sets
+                .iter()
+                .find(|s| s.id == id)
+                .ok_or_else(|| anyhow!("unknown failover set {id:?}"))?;
+            if json {
+                println!("{}", serde_json::to_string(set)?);
+            } else {
+                print!("{}", output::set_detail(set));
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn events(c: Client, json: bool, follow: bool, since: u64) -> Result<()> {
+    let mut next = since;
+    loop {
+        let wait = if follow {
+            Duration::from_secs(10)
+        } else {
+            Duration::ZERO
+        };
+        let page = c.events(next, wait).await.context("reading events")?;
+        for e in &page.events {
+            if json {
+                println!("{}", serde_json::to_string(e)?);
+            } else {
+                println!("{}", output::event_line(e));
+            }
+        }
+        next = page.next.max(next);
+        if !follow && page.events.is_empty() {
+            return Ok(());
+        }
+    }
+}

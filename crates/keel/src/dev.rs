@@ -1,0 +1,420 @@
+//! `keel dev up`: a local cluster of separate node processes on loopback, supervised
+//! like a service manager would: a node process that dies is restarted after a delay.
+//!
+//! Layout: node `n` of site `s` has link `a` at 127.0.s.n and link `b` at 127.1.s.n, so
+//! sites differ only in the subnet part. With two or more sites a control-only
+//! tiebreaker node stands in an extra site. Must never touch addresses outside
+//! 127.0.0.0/8.
+
+use crate::cli::DevUpArgs;
+use anyhow::{bail, Context, Result};
+use keel_client::{Client, ClusterFile, LinkEntry, NodeEntry};
+use keel_config::{DevConfig, DiscoveryConfig, LinkConfig, NodeConfig, PortsConfig, TimingsConfig};
+use keel_core::{Composition, MemberRef, NodeRole, SetKind, SetSpec};
+use keel_node::admin_api::AdminRequest;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+/// The nodes of a dev cluster: configs in site order, plus the tiebreaker.
+pub fn layout(dir: &Path, nodes: u8, sites: u8, base_port: u16) -> Vec<NodeConfig> {
+    let mut cfgs = vec![];
+    let mut id = 0u64;
+    for s in 1..=sites {
+        let here = nodes / sites + u8::from(s <= nodes % sites);
+        for n in 1..=here {
+            id += 1;
+            cfgs.push(node_config(dir, id, s, n, base_port, all_roles()));
+        }
+    }
+    if sites >= 2 {
+        id += 1;
+        cfgs.push(node_config(
+            dir,
+            id,
+            sites + 1,
+            1,
+            base_port,
+            [NodeRole::Control].into(),
+        ));
+    }
+    let seeds: Vec<SocketAddr> = cfgs
+        .iter()
+        .map(|c| SocketAddr::new(c.links[0].addr, c.ports.rpc))
+        .collect();
+    for c in &mut cfgs {
+        c.discovery.seeds = seeds
+            .iter()
+            .copied()
+            .filter(|s| s.ip() != c.links[0].addr)
+            .collect();
+    }
+    cfgs
+}
+
+fn all_roles() -> std::collections::BTreeSet<NodeRole> {
+    [NodeRole::Control, NodeRole::Storage, NodeRole::Gateway].into()
+}
+
+fn node_config(
+    dir: &Path,
+    id: u64,
+    site: u8,
+    n: u8,
+    base_port: u16,
+    roles: std::collections::BTreeSet<NodeRole>,
+) -> NodeConfig {
+    let home = dir.join(format!("n{id}"));
+    NodeConfig {
+        id,
+        cluster: "dev".into(),
+        site: site.to_string(),
+        data_dir: home.join("data"),
+        secret_file: dir.join("secret.pem"),
+        roles,
+        links: vec![
+            LinkConfig {
+                name: "a".into(),
+                addr: IpAddr::V4(Ipv4Addr::new(127, 0, site, n)),
+            },
+            LinkConfig {
+                name: "b".into(),
+                addr: IpAddr::V4(Ipv4Addr::new(127, 1, site, n)),
+            },
+        ],
+        ports: PortsConfig {
+            rpc: base_port,
+            heartbeat: base_port + 1,
+            admin: base_port + 80,
+        },
+        discovery: DiscoveryConfig {
+            bootstrap: id == 1,
+            ..Default::default()
+        },
+        timings: TimingsConfig::default(),
+        dev: DevConfig {
+            faults: true,
+            protocol_override: None,
+        },
+    }
+}
+
+struct Supervised {
+    cfg: NodeConfig,
+    config_path: PathBuf,
+    log_path: PathBuf,
+    child: Option<Child>,
+    died_at: Option<Instant>,
+}
+
+fn spawn(s: &mut Supervised) -> Result<u32> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&s.log_path)?;
+    let exe = std::env::current_exe().context("locating the keel binary")?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("node")
+        .arg("--config")
+        .arg(&s.config_path)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    // The node dies with its supervisor, and Ctrl-C at the terminal reaches only us.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            libc::setpgid(0, 0);
+            Ok(())
+        });
+    }
+    let child = cmd
+        .spawn()
+        .with_context(|| format!("starting node {}", s.cfg.id))?;
+    let pid = child.id();
+    s.child = Some(child);
+    s.died_at = None;
+    Ok(pid)
+}
+
+fn cluster_file(dir: &Path, nodes: &[Supervised]) -> ClusterFile {
+    ClusterFile {
+        name: "dev".into(),
+        secret_file: dir.join("secret.pem"),
+        dev: true,
+        supervisor_pid: Some(std::process::id()),
+        nodes: nodes
+            .iter()
+            .map(|s| NodeEntry {
+                id: s.cfg.id,
+                site: s.cfg.site.clone(),
+                addr: s.cfg.links[0].addr.to_string(),
+                links: s
+                    .cfg
+                    .links
+                    .iter()
+                    .map(|l| LinkEntry {
+                        name: l.name.clone(),
+                        addr: l.addr.to_string(),
+                    })
+                    .collect(),
+                admin: SocketAddr::new(s.cfg.links[0].addr, s.cfg.ports.admin).to_string(),
+                roles: s
+                    .cfg
+                    .roles
+                    .iter()
+                    .map(|r| format!("{r:?}").to_lowercase())
+                    .collect(),
+                pid: s.child.as_ref().map(|c| c.id()).unwrap_or(0),
+                config: Some(s.config_path.clone()),
+                log: Some(s.log_path.clone()),
+            })
+            .collect(),
+    }
+}
+
+fn alive(pid: u32) -> bool {
+    pid != 0 && unsafe { libc::kill(pid as i32, 0) } == 0
+}
+
+pub async fn up(args: DevUpArgs) -> Result<()> {
+    if args.nodes == 0 || args.nodes > 64 {
+        bail!("--nodes must be 1 to 64");
+    }
+    if args.sites == 0 || args.sites > 8 || args.sites > args.nodes {
+        bail!("--sites must be 1 to 8 and at most --nodes");
+    }
+    if args.base_port < 1024 || args.base_port > 65000 {
+        bail!("--base-port must be 1024 to 65000");
+    }
+    let dir = &args.dir;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dir = &dir.canonicalize()?;
+    if let Ok(old) = ClusterFile::load(dir) {
+        if let Some(pid) = old
+            .supervisor_pid
+            .filter(|p| *p != std::process::id() && alive(*p))
+        {
+            bail!(
+                "a dev cluster is already running in {} (supervisor pid {pid})",
+                dir.display()
+            );
+        }
+    }
+    let secret_path = dir.join("secret.pem");
+    if !secret_path.exists() {
+        keel_net::ClusterSecret::generate("dev")?.save(&secret_path)?;
+        println!(
+            "[dev] cluster secret created: {} (mode 0600)",
+            secret_path.display()
+        );
+    }
+    let mut nodes = vec![];
+    for cfg in layout(dir, args.nodes, args.sites, args.base_port) {
+        let home = dir.join(format!("n{}", cfg.id));
+        std::fs::create_dir_all(&home)?;
+        let config_path = home.join("keel.toml");
+        std::fs::write(&config_path, cfg.to_toml())?;
+        nodes.push(Supervised {
+            log_path: home.join("node.log"),
+            config_path,
+            cfg,
+            child: None,
+            died_at: None,
+        });
+    }
+    for s in &mut nodes {
+        let pid = spawn(s)?;
+        println!(
+            "[dev] node {} (site {}, {}) started, pid {pid}, log {}",
+            s.cfg.id,
+            s.cfg.site,
+            s.cfg.links[0].addr,
+            s.log_path.display()
+        );
+    }
+    cluster_file(dir, &nodes).save(dir)?;
+
+    let client = Client::open(dir)?;
+    let result = async {
+        wait_ready(&client, nodes.len()).await?;
+        ensure_default_set(&client, &nodes).await?;
+        let status = client.status().await?;
+        println!();
+        print!("{}", crate::output::status_table(&status));
+        println!();
+        println!("[dev] cluster is up. In another terminal:");
+        println!(
+            "    keel --cluster {0} status            # members, sets, epochs",
+            dir.display()
+        );
+        println!(
+            "    keel --cluster {0} events --follow   # failover timelines",
+            dir.display()
+        );
+        println!("    kill -9 <pid of the Primary>          # watch another member take over");
+        println!("[dev] Ctrl-C stops every node.");
+        Ok::<(), anyhow::Error>(())
+    }
+    .await;
+    if let Err(e) = result {
+        stop_all(&mut nodes);
+        return Err(e);
+    }
+    supervise(dir, &mut nodes, &args).await
+}
+
+async fn wait_ready(client: &Client, want: usize) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut last = String::new();
+    loop {
+        let line = match client.status().await {
+            Ok(s) => {
+                let up = s.nodes.iter().filter(|n| n.state == "up").count();
+                if s.leader.is_some() && up == want {
+                    println!(
+                        "[dev] all {want} nodes up, leader {}",
+                        s.leader.unwrap_or(0)
+                    );
+                    return Ok(());
+                }
+                format!("leader {:?}, {up}/{want} nodes up", s.leader)
+            }
+            Err(_) => "waiting for the first node to answer".to_string(),
+        };
+        if line != last {
+            println!("[dev] {line}");
+            last = line;
+        }
+        if Instant::now() > deadline {
+            bail!("the cluster did not come up in 90 s ({last}); see the node logs");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn ensure_default_set(client: &Client, nodes: &[Supervised]) -> Result<()> {
+    let members: Vec<MemberRef> = nodes
+        .iter()
+        .filter(|s| s.cfg.roles.len() > 1)
+        .map(|s| MemberRef::Node(s.cfg.id))
+        .collect();
+    let composition = if members.len() >= 2 {
+        Composition::NWay
+    } else {
+        Composition::Single
+    };
+    let status = client.status().await?;
+    if status.sets.iter().all(|s| s.id != "default") {
+        let spec = SetSpec {
+            id: "default".into(),
+            kind: SetKind::Generic,
+            composition,
+            members,
+            health_threshold: 50,
+            auto_giveback_ms: None,
+        };
+        let reply = client.admin(&AdminRequest::CreateSet { spec }).await?;
+        println!("[dev] {}", reply.message);
+    }
+    Ok(())
+}
+
+fn stop_all(nodes: &mut [Supervised]) {
+    for s in nodes.iter() {
+        if let Some(c) = &s.child {
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for s in nodes.iter_mut() {
+        if let Some(c) = s.child.as_mut() {
+            while Instant::now() < deadline {
+                if matches!(c.try_wait(), Ok(Some(_))) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if matches!(c.try_wait(), Ok(None)) {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+        s.child = None;
+    }
+}
+
+async fn supervise(dir: &Path, nodes: &mut [Supervised], args: &DevUpArgs) -> Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
+            _ = tick.tick() => {}
+        }
+        let mut changed = false;
+        for s in nodes.iter_mut() {
+            if let Some(c) = s.child.as_mut() {
+                if let Ok(Some(status)) = c.try_wait() {
+                    let pid = c.id();
+                    s.child = None;
+                    s.died_at = Some(Instant::now());
+                    changed = true;
+                    if args.no_restart {
+                        println!("[dev] node {} (pid {pid}) exited: {status}; not restarting (--no-restart)", s.cfg.id);
+                    } else {
+                        println!(
+                            "[dev] node {} (pid {pid}) exited: {status}; restarting in {} ms",
+                            s.cfg.id, args.restart_delay_ms
+                        );
+                    }
+                }
+            } else if !args.no_restart
+                && s.died_at
+                    .is_some_and(|t| t.elapsed() >= Duration::from_millis(args.restart_delay_ms))
+            {
+                let pid = spawn(s)?;
+                println!("[dev] node {} restarted, pid {pid}", s.cfg.id);
+                changed = true;
+            }
+        }
+        if changed {
+            cluster_file(dir, nodes).save(dir)?;
+        }
+    }
+    println!("[dev] stopping every node");
+    stop_all(nodes);
+    let mut file = cluster_file(dir, nodes);
+    file.supervisor_pid = None;
+    file.save(dir)?;
+    println!("[dev] stopped");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_site_layout_mirrors_and_adds_a_tiebreaker() {
+        let cfgs = layout(Path::new("/tmp/x"), 4, 2, 7100);
+        let addrs: Vec<String> = cfgs.iter().map(|c| c.links[0].addr.to_string()).collect();
+        assert_eq!(
+            addrs,
+            [
+                "127.0.1.1",
+                "127.0.1.2",
+                "127.0.2.1",
+                "127.0.2.2",
+                "127.0.3.1"
+            ]
+        );
+        assert_eq!(cfgs[4].roles, [NodeRole::Control].into());
+        assert!(cfgs.iter().all(|c| c.validate().is_ok()));
+        assert_eq!(cfgs.iter().filter(|c| c.discovery.bootstrap).count(), 1);
+        assert_eq!(cfgs[0].discovery.seeds.len(), 4);
+    }
+}

@@ -1,0 +1,260 @@
+//! The real [`Transport`]: RPC as `POST https://<peer>/rpc/<method>` over mutual TLS,
+//! one pooled HTTP client per local link, each bound to that link's local address;
+//! datagrams through [`UdpLinks`].
+//!
+//! Owns: choosing the link for a call (preference order, skipping cut links, falling
+//! back on connect and I/O errors), and turning what reqwest reports into a
+//! [`NetError`] that tells a refused connection from a timeout.
+//!
+//! Must never: retry on another link once the peer's handler has answered (its answer,
+//! even an error, is final), exceed the caller's timeout, or go through a proxy.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use reqwest::StatusCode;
+use tokio::time::Instant;
+
+use crate::error::NetError;
+use crate::faults::LinkFaults;
+use crate::tls::NodeIdentity;
+use crate::transport::{LinkName, PeerAddrs, Transport};
+use crate::udp::UdpLinks;
+
+/// How long connecting on one link (TCP and the TLS handshake) may take before the call
+/// falls back to the next.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(200);
+
+/// A [`Transport`] over HTTPS with mutual TLS, and UDP for datagrams.
+#[derive(Debug)]
+pub struct HttpsTransport {
+    clients: HashMap<LinkName, reqwest::Client>,
+    udp: Option<UdpLinks>,
+    faults: LinkFaults,
+}
+
+/// How one attempt on one link ended, when it did not succeed.
+struct Failure {
+    error: NetError,
+    /// Whether trying the next link makes sense.
+    fall_back: bool,
+}
+
+impl HttpsTransport {
+    /// One client per `(link, local IP)`, bound to that IP and presenting `identity`.
+    pub fn new(
+        identity: &NodeIdentity,
+        local_links: &[(LinkName, IpAddr)],
+        faults: LinkFaults,
+    ) -> Result<HttpsTransport, NetError> {
+        let mut clients = HashMap::new();
+        for (link, ip) in local_links {
+            let client = reqwest::Client::builder()
+                .use_preconfigured_tls(identity.client_config())
+                .local_address(*ip)
+                .connect_timeout(CONNECT_TIMEOUT)
+                .no_proxy()
+                .https_only(true)
+                .pool_idle_timeout(Duration::from_secs(60))
+                .tcp_nodelay(true)
+                .build()
+                .map_err(|e| NetError::Tls(format!("client for link {link}: {}", chain(&e))))?;
+            clients.insert(link.clone(), client);
+        }
+        Ok(HttpsTransport {
+            clients,
+            udp: None,
+            faults,
+        })
+    }
+
+    /// Sends datagrams through `udp` (without it, [`Transport::send_datagram`] drops them).
+    pub fn with_datagrams(mut self, udp: UdpLinks) -> HttpsTransport {
+        self.udp = Some(udp);
+        self
+    }
+
+    pub fn udp(&self) -> Option<&UdpLinks> {
+        self.udp.as_ref()
+    }
+
+    pub fn faults(&self) -> &LinkFaults {
+        &self.faults
+    }
+
+    async fn attempt(
+        &self,
+        link: &str,
+        addr: SocketAddr,
+        method: &str,
+        body: Bytes,
+        deadline: Instant,
+    ) -> Result<Vec<u8>, Failure> {
+        let fail = |error, fall_back| Failure { error, fall_back };
+        if self.faults.is_cut(link) {
+            return Err(fail(NetError::LinkDown(link.to_string()), true));
+        }
+        let Some(client) = self.clients.get(link) else {
+            return Err(fail(NetError::LinkDown(link.to_string()), true));
+        };
+        if method.is_empty()
+            || !method
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+        {
+            return Err(fail(
+                NetError::Io(format!("invalid method name {method:?}")),
+                false,
+            ));
+        }
+        let url = format!("https://{addr}/rpc/{method}");
+        let exchange = async {
+            let response = client.post(url).body(body).send().await?;
+            let status = response.status();
+            Ok::<_, reqwest::Error>((status, response.bytes().await?))
+        };
+        match tokio::time::timeout_at(deadline, exchange).await {
+            Err(_elapsed) => Err(fail(NetError::Timeout, false)),
+            Ok(Err(err)) => Err(classify(&err)),
+            Ok(Ok((StatusCode::OK, body))) => Ok(body.to_vec()),
+            Ok(Ok((StatusCode::INTERNAL_SERVER_ERROR, body))) => Err(fail(
+                NetError::Remote(String::from_utf8_lossy(&body).into_owned()),
+                false,
+            )),
+            Ok(Ok((StatusCode::SERVICE_UNAVAILABLE, _))) => {
+                Err(fail(NetError::LinkDown(link.to_string()), true))
+            }
+            Ok(Ok((status, _))) => Err(fail(
+                NetError::Io(format!("unexpected HTTP status {status}")),
+                false,
+            )),
+        }
+    }
+}
+
+#[async_trait]
+impl Transport for HttpsTransport {
+    async fn call(
+        &self,
+        to: &PeerAddrs,
+        method: &str,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<(LinkName, Vec<u8>), NetError> {
+        let deadline = Instant::now() + timeout;
+        let body = Bytes::from(body);
+        let mut first_down: Option<NetError> = None;
+        let mut last: Option<NetError> = None;
+        let mut all_refused = true;
+        for (link, addr) in &to.0 {
+            match self
+                .attempt(link, *addr, method, body.clone(), deadline)
+                .await
+            {
+                Ok(answer) => return Ok((link.clone(), answer)),
+                Err(Failure { error, fall_back }) => {
+                    tracing::debug!(%link, %addr, method, %error, "call attempt failed");
+                    if !fall_back {
+                        return Err(error);
+                    }
+                    if let NetError::LinkDown(_) = error {
+                        first_down.get_or_insert(error);
+                        continue;
+                    }
+                    all_refused &= error == NetError::Refused;
+                    // A timeout on one link (unreachable) says more than a later error.
+                    if last != Some(NetError::Timeout) {
+                        last = Some(error);
+                    }
+                }
+            }
+        }
+        match last {
+            Some(_) if all_refused => Err(NetError::Refused),
+            Some(error) => Err(error),
+            None => Err(first_down.unwrap_or(NetError::Io("peer has no address".into()))),
+        }
+    }
+
+    async fn call_on_link(
+        &self,
+        to: &PeerAddrs,
+        link: &str,
+        method: &str,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, NetError> {
+        let addr = to
+            .on_link(link)
+            .ok_or_else(|| NetError::Io(format!("peer has no address on link {link}")))?;
+        let deadline = Instant::now() + timeout;
+        self.attempt(link, addr, method, Bytes::from(body), deadline)
+            .await
+            .map_err(|failure| failure.error)
+    }
+
+    fn send_datagram(&self, link: &str, to: SocketAddr, payload: &[u8]) {
+        match &self.udp {
+            Some(udp) => udp.send(link, to, payload),
+            None => tracing::debug!(link, "no datagram sockets; datagram dropped"),
+        }
+    }
+}
+
+/// Maps a reqwest error to a [`NetError`]; every such failure may fall back to the next
+/// link, since none of them is an answer from the peer's handler.
+fn classify(err: &reqwest::Error) -> Failure {
+    let mut tls = None;
+    for e in causes(err) {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::ConnectionRefused {
+                return Failure {
+                    error: NetError::Refused,
+                    fall_back: true,
+                };
+            }
+        }
+        if let Some(rustls_err) = e.downcast_ref::<rustls::Error>() {
+            tls = Some(rustls_err.to_string());
+        }
+    }
+    let error = if let Some(tls) = tls {
+        NetError::Tls(tls)
+    } else if err.is_timeout() {
+        NetError::Timeout
+    } else {
+        NetError::Io(chain(err))
+    };
+    Failure {
+        error,
+        fall_back: true,
+    }
+}
+
+/// `err` and its causes. An `io::Error`'s `source()` skips the error it wraps, so for
+/// those the wrapped error itself is the next cause.
+fn causes<'a>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(err), |e| match e.downcast_ref::<std::io::Error>() {
+        Some(io) => io
+            .get_ref()
+            .map(|inner| inner as &(dyn std::error::Error + 'static)),
+        None => e.source(),
+    })
+}
+
+/// An error and all its sources, joined with ": ".
+fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
+}

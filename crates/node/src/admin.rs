@@ -1,0 +1,278 @@
+//! The admin API: HTTP on the admin port. Reads (status, events, metrics) are open;
+//! changes need the cluster's admin token. Any member accepts a change and forwards
+//! it to the configuration database leader, which executes it.
+//!
+//! Must never execute a change on a follower, or answer a change without the token.
+
+use crate::admin_api::{AdminReply, AdminRequest, EventsPage, LinkFaultRequest};
+use crate::arbiter::decide_and_write;
+use crate::error::AdminError;
+use crate::membership::remove_from_raft;
+use crate::node::{now_ms, NodeShared};
+use crate::wire::{self, method};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use keel_core::{ClusterCommand, Event, EventKind, MemberRef};
+use keel_net::PeerAddrs;
+use keel_policy::Input;
+use serde::Deserialize;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Executes an admin change here if this node leads, else forwards it to the leader.
+pub async fn execute(node: &Arc<NodeShared>, req: AdminRequest) -> Result<AdminReply, AdminError> {
+    if !node.is_leader() {
+        let leader = node.db.leader().ok_or(AdminError::NoLeader {
+            message: "election in progress".into(),
+        })?;
+        let addrs: PeerAddrs = node.addrs_of(leader).ok_or(AdminError::NoLeader {
+            message: format!("leader {leader} has no address"),
+        })?;
+        let (_, reply) = node
+            .net
+            .call(
+                &addrs,
+                method::ADMIN,
+                wire::encode(&req),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|e| AdminError::NoLeader {
+                message: e.to_string(),
+            })?;
+        return wire::decode::<Result<AdminReply, AdminError>>(&reply)
+            .map_err(AdminError::internal)?;
+    }
+    let at = now_ms();
+    let write = |cmd| async {
+        node.db.write(cmd).await.map_err(|e| AdminError::NoLeader {
+            message: e.to_string(),
+        })
+    };
+    let reply = |message: String, epoch| Ok(AdminReply { message, epoch });
+    match req {
+        AdminRequest::CreateSet { spec } => {
+            let id = spec.id.clone();
+            let epoch = write(ClusterCommand::CreateSet { spec, at })
+                .await?
+                .into_result()
+                .map_err(|error| AdminError::Refused { error })?;
+            reply(format!("set {id} created"), epoch)
+        }
+        AdminRequest::DeleteSet { set } => {
+            write(ClusterCommand::DeleteSet {
+                set: set.clone(),
+                at,
+            })
+            .await?
+            .into_result()
+            .map_err(|error| AdminError::Refused { error })?;
+            reply(format!("set {set} deleted"), None)
+        }
+        AdminRequest::Takeover { set, to } => {
+            decide_and_write(
+                node,
+                &Input::Takeover {
+                    set: set.clone(),
+                    to: to.clone(),
+                },
+            )
+            .await?;
+            let epoch = node.db.read(|s| s.sets.get(&set).map(|s| s.epoch));
+            reply(format!("set {set}: {to} is Primary"), epoch)
+        }
+        AdminRequest::Drain { node: n } => {
+            decide_and_write(node, &Input::Drain { node: n }).await?;
+            reply(
+                format!("node {n} drained: it holds no Primary or Secondary role"),
+                None,
+            )
+        }
+        AdminRequest::Undrain { node: n } => {
+            decide_and_write(node, &Input::Undrain { node: n }).await?;
+            reply(format!("node {n} undrained"), None)
+        }
+        AdminRequest::Clear { node: n } => {
+            decide_and_write(node, &Input::Clear { node: n }).await?;
+            reply(
+                format!("node {n} cleared: it re-integrates as an Alternate when heard from"),
+                None,
+            )
+        }
+        AdminRequest::Remove { node: n } => {
+            let in_set = node.db.read(|s| {
+                if !s.members.contains_key(&n) {
+                    return Err(AdminError::Refused {
+                        error: keel_core::ClusterError::UnknownNode { node: n },
+                    });
+                }
+                Ok(s.sets
+                    .values()
+                    .find(|set| set.has_member(&MemberRef::Node(n)))
+                    .map(|set| set.id.clone()))
+            })?;
+            if let Some(set) = in_set {
+                return Err(AdminError::Refused {
+                    error: keel_core::ClusterError::StillInSet { node: n, set },
+                });
+            }
+            remove_from_raft(node, n)
+                .await
+                .map_err(AdminError::internal)?;
+            write(ClusterCommand::RemoveMember { node: n, at })
+                .await?
+                .into_result()
+                .map_err(|error| AdminError::Refused { error })?;
+            reply(format!("node {n} removed"), None)
+        }
+    }
+}
+
+pub fn router(node: Arc<NodeShared>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/v1/status", get(status))
+        .route("/v1/events", get(events))
+        .route("/v1/admin", post(admin))
+        .route("/v1/fault/link", post(fault_link))
+        .with_state(node)
+}
+
+async fn metrics(State(node): State<Arc<NodeShared>>) -> impl IntoResponse {
+    (
+        [(
+            "content-type",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        node.metrics.encode(),
+    )
+}
+
+async fn status(State(node): State<Arc<NodeShared>>) -> impl IntoResponse {
+    Json(node.status())
+}
+
+#[derive(Deserialize)]
+struct EventsQuery {
+    #[serde(default)]
+    since: u64,
+    #[serde(default)]
+    wait_ms: u64,
+    #[serde(default = "default_limit")]
+    limit: usize,
+}
+
+fn default_limit() -> usize {
+    1000
+}
+
+/// Events with `seq >= since`; waits up to `wait_ms` for one if there is none yet.
+async fn events(
+    State(node): State<Arc<NodeShared>>,
+    Query(q): Query<EventsQuery>,
+) -> impl IntoResponse {
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(q.wait_ms.min(30_000));
+    let mut applied = node.db.applied_watch();
+    loop {
+        let page = node.db.read(|s| {
+            let events: Vec<Event> = s
+                .events
+                .iter()
+                .filter(|e| e.seq >= q.since)
+                .take(q.limit.clamp(1, 10_000))
+                .cloned()
+                .collect();
+            let next = events
+                .last()
+                .map(|e| e.seq + 1)
+                .unwrap_or(q.since.max(s.events.front().map(|e| e.seq).unwrap_or(0)));
+            EventsPage { events, next }
+        });
+        if !page.events.is_empty() || tokio::time::Instant::now() >= deadline {
+            return Json(page);
+        }
+        if tokio::time::timeout_at(deadline, applied.changed())
+            .await
+            .is_err()
+        {
+            return Json(page);
+        }
+    }
+}
+
+fn authorized(node: &NodeShared, headers: &HeaderMap) -> bool {
+    let want = format!("Bearer {}", node.admin_token);
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == want)
+}
+
+fn error_response(e: AdminError) -> Response {
+    let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, Json(e)).into_response()
+}
+
+async fn admin(
+    State(node): State<Arc<NodeShared>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if !authorized(&node, &headers) {
+        return error_response(AdminError::Forbidden {
+            message: "missing or wrong admin token".into(),
+        });
+    }
+    let req: AdminRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return error_response(AdminError::bad(format!("malformed admin request: {e}"))),
+    };
+    match execute(&node, req).await {
+        Ok(r) => Json(r).into_response(),
+        Err(e) => error_response(e),
+    }
+}
+
+async fn fault_link(
+    State(node): State<Arc<NodeShared>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if !authorized(&node, &headers) {
+        return error_response(AdminError::Forbidden {
+            message: "missing or wrong admin token".into(),
+        });
+    }
+    if !node.cfg.dev.faults {
+        return error_response(AdminError::Forbidden {
+            message: "fault injection is only for clusters started by `keel dev up`".into(),
+        });
+    }
+    let req: LinkFaultRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return error_response(AdminError::bad(format!("malformed fault request: {e}"))),
+    };
+    if node.cfg.links.iter().all(|l| l.name != req.link) {
+        return error_response(AdminError::bad(format!(
+            "node {} has no link {:?}",
+            node.id(),
+            req.link
+        )));
+    }
+    if req.up {
+        node.faults.restore(&req.link);
+    } else {
+        node.faults.cut(&req.link);
+    }
+    let what = if req.up { "restored" } else { "cut" };
+    tracing::warn!(link = req.link, "dev fault: link {what}");
+    let _ = EventKind::LinkDown;
+    Json(AdminReply {
+        message: format!("node {}: link {} {what}", node.id(), req.link),
+        epoch: None,
+    })
+    .into_response()
+}

@@ -1,0 +1,110 @@
+//! The admin request and status shapes shared by the node's admin API and the CLI.
+
+use keel_core::{Epoch, Event, MemberRef, NodeId, SetId, SetSpec};
+use serde::{Deserialize, Serialize};
+
+/// A change an operator asks for. Executed by the configuration database leader; any
+/// member accepts it and forwards it there.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum AdminRequest {
+    CreateSet {
+        spec: SetSpec,
+    },
+    DeleteSet {
+        set: SetId,
+    },
+    /// Graceful manual takeover.
+    Takeover {
+        set: SetId,
+        to: MemberRef,
+    },
+    Drain {
+        node: NodeId,
+    },
+    Undrain {
+        node: NodeId,
+    },
+    /// Clear a quarantined node.
+    Clear {
+        node: NodeId,
+    },
+    /// Remove a node for good (it must hold no set membership).
+    Remove {
+        node: NodeId,
+    },
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct AdminReply {
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<Epoch>,
+}
+
+/// A local-only dev fault: cut or restore one of this node's links.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct LinkFaultRequest {
+    pub link: String,
+    pub up: bool,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct LinkView {
+    pub name: String,
+    pub ip: String,
+    pub down: bool,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct NodeView {
+    pub id: NodeId,
+    pub site: String,
+    pub addr: String,
+    pub pid: u32,
+    pub state: String,
+    pub drained: bool,
+    pub roles: Vec<String>,
+    pub links: Vec<LinkView>,
+    /// Health score as the answering node last heard it (absent if never heard).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<u8>,
+    pub recent_failures: usize,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct SetView {
+    pub id: SetId,
+    pub kind: String,
+    pub composition: String,
+    pub epoch: Epoch,
+    pub primary: Option<MemberRef>,
+    pub secondary: Option<MemberRef>,
+    pub alternates: Vec<MemberRef>,
+    pub members: Vec<MemberRef>,
+    pub in_sync: Vec<NodeId>,
+    pub failovers: u64,
+    pub health_threshold: u8,
+    /// The lease holder, as the arbiter knows it (present only in the leader's answer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_holder: Option<NodeId>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct StatusView {
+    pub cluster: String,
+    /// The configuration database leader, as the answering node knows it.
+    pub leader: Option<NodeId>,
+    pub term: u64,
+    /// The node that answered.
+    pub answered_by: NodeId,
+    pub nodes: Vec<NodeView>,
+    pub sets: Vec<SetView>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct EventsPage {
+    pub events: Vec<Event>,
+    /// Pass as `since` to get the events after these.
+    pub next: u64,
+}

@@ -1,0 +1,331 @@
+//! The arbiter: runs on the configuration database leader only. It watches every
+//! member (silence per link, health), characterizes faults with probes and self-tests,
+//! feeds what it sees to the policy manager, and writes the decisions through Raft.
+//! Arbitration is a Raft write: there is no second election protocol.
+//!
+//! Must never: decide anything itself (the policy manager does), or act on a stale
+//! snapshot after a write (every decision is computed on a fresh one).
+
+use crate::error::AdminError;
+use crate::lease::LeaseTable;
+use crate::node::{now_ms, rpc_addrs, NodeShared};
+use crate::wire::{self, method, SelfTestReply};
+use keel_core::{ClusterCommand, ClusterResponse, Event, EventKind, MemberState, NodeId};
+use keel_net::NetError;
+use keel_policy::{HealthReport, Input, Probe, SelfTest, Timings};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const TICK: Duration = Duration::from_millis(20);
+const PROBE_TIMEOUT: Duration = Duration::from_millis(150);
+const REARBITRATE_EVERY: Duration = Duration::from_millis(200);
+
+pub fn timings(node: &NodeShared) -> Timings {
+    Timings {
+        suspect_after_ms: node.cfg.timings.suspect_after_ms,
+        fail_after_ms: node.cfg.timings.fail_after_ms,
+    }
+}
+
+/// Runs one input through the policy manager and writes its decisions in order.
+/// Serialized: decisions are always computed on the state the previous ones left.
+pub async fn decide_and_write(
+    node: &NodeShared,
+    input: &Input,
+) -> Result<Vec<ClusterResponse>, AdminError> {
+    let _turn = node.decide_lock.lock().await;
+    let state = node.snapshot();
+    let commands = keel_policy::decide(&state, input, now_ms(), &timings(node))
+        .map_err(|e| AdminError::bad(e.to_string()))?;
+    let mut out = vec![];
+    for cmd in commands {
+        count(node, &cmd);
+        let r = node.db.write(cmd).await.map_err(|e| AdminError::NoLeader {
+            message: e.to_string(),
+        })?;
+        if let ClusterResponse::Refused { error } = &r {
+            tracing::warn!(%error, "decision refused by the configuration database");
+            return Err(AdminError::Refused {
+                error: error.clone(),
+            });
+        }
+        out.push(r);
+    }
+    Ok(out)
+}
+
+fn count(node: &NodeShared, cmd: &ClusterCommand) {
+    match cmd {
+        ClusterCommand::SetMemberState {
+            state: MemberState::Failed,
+            ..
+        } => node.metrics.failures_detected.inc(),
+        ClusterCommand::AssignRoles { .. } => node.metrics.failovers_decided.inc(),
+        ClusterCommand::LinkState { .. } => node.metrics.link_events.inc(),
+        _ => 0,
+    };
+}
+
+#[derive(Default)]
+struct Detector {
+    /// Probe of a silent member: started at, and the result once known.
+    probes: HashMap<NodeId, (Instant, Option<Probe>)>,
+    /// Self-tests in flight, per (member, silent link).
+    self_tests: HashMap<(NodeId, String), Instant>,
+}
+
+/// The arbiter loop. Idle while this node is not the leader.
+pub async fn run(node: Arc<NodeShared>) {
+    let det = Arc::new(Mutex::new(Detector::default()));
+    let (results_tx, mut results_rx) = tokio::sync::mpsc::unbounded_channel::<Input>();
+    let mut last_rearbitrate = Instant::now();
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tick.tick().await;
+        let leader = node.is_arbiter();
+        node.metrics.is_leader.set(leader as i64);
+        node.metrics.raft_term.set(node.db.current_term() as i64);
+        if !leader {
+            node.arbiter
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
+            *det.lock().unwrap_or_else(|e| e.into_inner()) = Detector::default();
+            continue;
+        }
+        let became = {
+            let mut a = node.arbiter.lock().unwrap_or_else(|e| e.into_inner());
+            let became = a.is_none();
+            if became {
+                let lease = Duration::from_millis(node.cfg.timings.lease_ms);
+                let grace = lease + Duration::from_millis(crate::node::ARBITER_GRACE_EXTRA_MS);
+                *a = Some(LeaseTable::new(lease, grace, Instant::now()));
+            }
+            became
+        };
+        if became {
+            let ev = Event::new(now_ms(), EventKind::LeaderElected)
+                .node(node.id())
+                .detail(format!(
+                    "term {}: arbiter; grants no lease for {} ms",
+                    node.db.current_term(),
+                    node.cfg.timings.lease_ms + crate::node::ARBITER_GRACE_EXTRA_MS
+                ));
+            node.record(ev).await;
+        }
+        let mut inputs = detect(&node, &det, &results_tx);
+        while let Ok(i) = results_rx.try_recv() {
+            inputs.push(i);
+        }
+        if last_rearbitrate.elapsed() >= REARBITRATE_EVERY {
+            last_rearbitrate = Instant::now();
+            inputs.push(Input::Tick);
+        }
+        for input in inputs {
+            if let Err(e) = decide_and_write(&node, &input).await {
+                tracing::debug!(?input, "arbiter input not applied: {e}");
+            }
+        }
+    }
+}
+
+/// Looks at every member once; returns what the policy manager must hear now, and
+/// starts probes and self-tests whose results arrive later through `results`.
+fn detect(
+    node: &Arc<NodeShared>,
+    det: &Arc<Mutex<Detector>>,
+    results: &tokio::sync::mpsc::UnboundedSender<Input>,
+) -> Vec<Input> {
+    let t = &node.cfg.timings;
+    let (suspect, fail, hb) = (
+        Duration::from_millis(t.suspect_after_ms),
+        Duration::from_millis(t.fail_after_ms),
+        Duration::from_millis(t.heartbeat_ms),
+    );
+    let now = Instant::now();
+    let me = node.id();
+    let state = node.snapshot();
+    let mut inputs = vec![];
+    let own = node.health.current();
+    if own.score < 100 {
+        inputs.push(Input::Heard {
+            node: me,
+            health: report(own),
+        });
+    }
+    let mut d = det.lock().unwrap_or_else(|e| e.into_inner());
+    for m in state.members.values().filter(|m| m.id != me) {
+        let silent = node.tracker.silent_all(m.id, now);
+        match m.state {
+            MemberState::Up | MemberState::Suspect if silent >= suspect => {
+                // Probe once per silence, and again if an earlier probe is a second old.
+                let probe = match d.probes.get(&m.id) {
+                    Some((started, p)) if now.duration_since(*started) < Duration::from_secs(1) => {
+                        *p
+                    }
+                    _ => {
+                        start_probe(node, det, m.id, rpc_addrs(m));
+                        let previous = d.probes.insert(m.id, (now, None)).and_then(|(_, p)| p);
+                        previous
+                    }
+                };
+                // Give a probe in flight its time before characterizing the fault.
+                let probing = probe.is_none()
+                    && d.probes
+                        .get(&m.id)
+                        .is_some_and(|(t, _)| now.duration_since(*t) < PROBE_TIMEOUT + TICK);
+                if silent >= fail && probing {
+                    continue;
+                }
+                if silent >= fail || m.state == MemberState::Up {
+                    // A process that answers RPC is alive: heartbeats are lost, not the member.
+                    if probe == Some(Probe::NotProbed) {
+                        continue;
+                    }
+                    let probe = probe.unwrap_or(Probe::NoAnswer);
+                    inputs.push(Input::Silent {
+                        node: m.id,
+                        silent_ms: silent.as_millis() as u64,
+                        probe,
+                    });
+                }
+            }
+            MemberState::Suspect | MemberState::Failed | MemberState::Joining
+                if silent < suspect =>
+            {
+                d.probes.remove(&m.id);
+                let health = node.tracker.health(m.id).unwrap_or_default();
+                inputs.push(Input::Heard {
+                    node: m.id,
+                    health: report(health),
+                });
+            }
+            MemberState::Up => {
+                d.probes.remove(&m.id);
+                if let Some(h) = node.tracker.health(m.id).filter(|h| h.score < 100) {
+                    inputs.push(Input::Heard {
+                        node: m.id,
+                        health: report(h),
+                    });
+                }
+                // One link silent while another carries heartbeats: self-test over a live link.
+                for link in &m.links {
+                    if node.cfg.links.iter().all(|l| l.name != link.name) {
+                        continue;
+                    }
+                    let on = node.tracker.silent_on(m.id, &link.name, now);
+                    let down = m.links_down.contains(&link.name);
+                    if on >= fail && !down && silent < suspect {
+                        let key = (m.id, link.name.clone());
+                        if d.self_tests
+                            .get(&key)
+                            .is_some_and(|t| now.duration_since(*t) < Duration::from_secs(1))
+                        {
+                            continue;
+                        }
+                        d.self_tests.insert(key, now);
+                        let live = m
+                            .links
+                            .iter()
+                            .find(|l| {
+                                l.name != link.name
+                                    && node.tracker.silent_on(m.id, &l.name, now) < 2 * hb
+                            })
+                            .map(|l| l.name.clone());
+                        if let Some(live) = live {
+                            start_self_test(
+                                node,
+                                m.id,
+                                rpc_addrs(m),
+                                link.name.clone(),
+                                live,
+                                results.clone(),
+                            );
+                        }
+                    } else if down && on < 2 * hb {
+                        inputs.push(Input::LinkHeard {
+                            node: m.id,
+                            link: link.name.clone(),
+                        });
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    inputs
+}
+
+fn report(h: wire::Health) -> HealthReport {
+    HealthReport {
+        score: h.score,
+        disk_ok: h.disk_ok,
+        latency_ms: h.latency_ms,
+    }
+}
+
+/// Characterizes a silent member: a refused connection means the process is gone
+/// (crash); no answer means it hangs or its host is gone; an answer means it lives.
+fn start_probe(
+    node: &Arc<NodeShared>,
+    det: &Arc<Mutex<Detector>>,
+    target: NodeId,
+    addrs: keel_net::PeerAddrs,
+) {
+    let (node, det) = (node.clone(), det.clone());
+    tokio::spawn(async move {
+        let r = node
+            .net
+            .call(&addrs, method::PING, vec![], PROBE_TIMEOUT)
+            .await;
+        let probe = match r {
+            Ok(_) => Probe::NotProbed,
+            Err(NetError::Refused) => Probe::Refused,
+            Err(_) => Probe::NoAnswer,
+        };
+        if let Some(slot) = det
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .probes
+            .get_mut(&target)
+        {
+            slot.1 = Some(probe);
+        }
+    });
+}
+
+/// Asks a member, over a link that still works, to test itself.
+fn start_self_test(
+    node: &Arc<NodeShared>,
+    target: NodeId,
+    addrs: keel_net::PeerAddrs,
+    silent_link: String,
+    live_link: String,
+    results: tokio::sync::mpsc::UnboundedSender<Input>,
+) {
+    let node = node.clone();
+    tokio::spawn(async move {
+        let body = wire::encode(&silent_link);
+        let r = node
+            .net
+            .call_on_link(
+                &addrs,
+                &live_link,
+                method::SELF_TEST,
+                body,
+                Duration::from_millis(300),
+            )
+            .await;
+        let self_test = match r.as_deref().map(wire::decode::<SelfTestReply>) {
+            Ok(Ok(reply)) if reply.health.score > 0 => SelfTest::Passed,
+            _ => SelfTest::Failed,
+        };
+        let _ = results.send(Input::LinkSilent {
+            node: target,
+            link: silent_link,
+            self_test,
+        });
+    });
+}

@@ -1,0 +1,85 @@
+//! Incoming internal RPC and datagrams, dispatched to the node.
+//!
+//! The handler exists before the node does (the transport needs it to start), so it
+//! is a slot filled once the node is built; calls before that are refused.
+
+use crate::admin;
+use crate::admin_api::AdminRequest;
+use crate::heartbeat;
+use crate::membership;
+use crate::node::NodeShared;
+use crate::wire::{self, method, ForwardedWrite, JoinRequest, SelfTestReply};
+use keel_net::Handler;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+#[derive(Default)]
+pub struct NodeHandler {
+    node: OnceLock<Arc<NodeShared>>,
+}
+
+impl NodeHandler {
+    pub fn new() -> Arc<NodeHandler> {
+        Arc::new(NodeHandler::default())
+    }
+
+    pub fn install(&self, node: Arc<NodeShared>) {
+        let _ = self.node.set(node);
+    }
+}
+
+#[async_trait::async_trait]
+impl Handler for NodeHandler {
+    async fn on_call(&self, m: &str, link: &str, body: Vec<u8>) -> Result<Vec<u8>, String> {
+        let node = self.node.get().ok_or("node is starting")?;
+        match m {
+            method::RAFT_APPEND => node.db.handle_raft("append", &body).await,
+            method::RAFT_VOTE => node.db.handle_raft("vote", &body).await,
+            method::RAFT_SNAPSHOT => node.db.handle_raft("snapshot", &body).await,
+            method::PING => Ok(b"pong".to_vec()),
+            method::JOIN => {
+                let req: JoinRequest = wire::decode(&body)?;
+                Ok(wire::encode(&membership::handle_join(node, req).await))
+            }
+            method::SELF_TEST => {
+                let silent_link: String = wire::decode(&body)?;
+                let now = Instant::now();
+                let fail = std::time::Duration::from_millis(node.cfg.timings.fail_after_ms);
+                let peers: Vec<u64> = node.db.read(|s| {
+                    s.members
+                        .keys()
+                        .copied()
+                        .filter(|id| *id != node.id())
+                        .collect()
+                });
+                let hears_nobody = !peers.is_empty()
+                    && peers
+                        .iter()
+                        .all(|p| node.tracker.silent_on(*p, &silent_link, now) >= fail);
+                tracing::info!(link, silent_link, "self-test requested by the arbiter");
+                Ok(wire::encode(&SelfTestReply {
+                    node: node.id(),
+                    health: node.health.current(),
+                    link_silent_here: node.faults.is_cut(&silent_link) || hears_nobody,
+                }))
+            }
+            method::ADMIN => {
+                let req: AdminRequest = wire::decode(&body)?;
+                Ok(wire::encode(&admin::execute(node, req).await))
+            }
+            method::WRITE => {
+                let fw: ForwardedWrite = wire::decode(&body)?;
+                let r = node.db.write(fw.command).await.map_err(|e| e.to_string())?;
+                Ok(wire::encode(&r))
+            }
+            other => Err(format!("unknown method {other:?}")),
+        }
+    }
+
+    fn on_datagram(&self, link: &str, from: SocketAddr, payload: &[u8]) {
+        if let Some(node) = self.node.get() {
+            heartbeat::on_datagram(node, link, from, payload);
+        }
+    }
+}

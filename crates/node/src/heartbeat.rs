@@ -1,0 +1,246 @@
+//! Heartbeats: sent every period to every member on every link both share, carrying
+//! the sender's health and its lease requests; the arbiter answers lease requests with
+//! an acknowledgement on the link the heartbeat came in on.
+//!
+//! Must never block: datagrams are fire-and-forget.
+
+use crate::lease::LeaseDecision;
+use crate::metrics::{LinkLabel, SetLabel};
+use crate::node::{now_ms, NodeShared};
+use crate::wire::{self, Datagram, Heartbeat, HeartbeatAck};
+use keel_core::{Event, EventKind, MemberRef, NodeId};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Sends heartbeats and keeps this node's leases, forever.
+pub async fn run(node: Arc<NodeShared>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(node.cfg.timings.heartbeat_ms));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tick.tick().await;
+        beat(&node).await;
+    }
+}
+
+async fn beat(node: &Arc<NodeShared>) {
+    let me = node.id();
+    let now = Instant::now();
+    let health = node.health.current();
+    node.metrics.health_score.set(health.score as i64);
+    let state = node.snapshot();
+    let eligible = state.members.get(&me).is_some_and(|m| m.eligible());
+    let lease_requests: Vec<_> = state
+        .sets
+        .values()
+        .filter(|s| eligible && s.primary == Some(MemberRef::Node(me)))
+        .map(|s| (s.id.clone(), s.epoch))
+        .collect();
+    for s in state.sets.values() {
+        node.fence.observe(&s.id, s.epoch);
+        node.metrics
+            .set_epoch
+            .get_or_create(&SetLabel { set: s.id.clone() })
+            .set(s.epoch.0 as i64);
+    }
+
+    // Leases: give up those the replica no longer backs, and let lapsed ones go.
+    let (lost, given_up) = {
+        let mut holder = node.holder.lock().unwrap_or_else(|e| e.into_inner());
+        let mut given_up = vec![];
+        for (set, epoch) in holder.held(now) {
+            if !lease_requests.contains(&(set.clone(), epoch)) {
+                holder.give_up(&set);
+                given_up.push((set, epoch));
+            }
+        }
+        (holder.expire(now), given_up)
+    };
+    for (set, _) in lost.iter().chain(given_up.iter()) {
+        node.metrics
+            .acting_primary
+            .get_or_create(&SetLabel { set: set.clone() })
+            .set(0);
+    }
+    let released = {
+        let mut r = node.released.lock().unwrap_or_else(|e| e.into_inner());
+        r.extend(lost.iter().chain(given_up.iter()).cloned());
+        std::mem::take(&mut *r)
+    };
+    for (set, epoch) in lost {
+        node.metrics.leases_lost.inc();
+        tracing::warn!(set, %epoch, "lease ran out: no longer acting as Primary");
+        let n = node.clone();
+        tokio::spawn(async move {
+            let ev = Event::new(now_ms(), EventKind::LeaseLost)
+                .set(set)
+                .node(me)
+                .epoch(epoch)
+                .detail("lease not renewed in time: stopped acting as Primary");
+            n.record(ev).await;
+        });
+    }
+
+    let seq = node.next_seq();
+    if !lease_requests.is_empty() {
+        node.holder
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .sent(seq, now);
+    }
+    let hb = Heartbeat {
+        cluster: node.cfg.cluster.clone(),
+        from: me,
+        seq,
+        health,
+        lease_requests,
+        released,
+    };
+    // The arbiter answers its own requests without the network.
+    if node.is_arbiter() {
+        release(node, &hb);
+        let ack = answer_leases(node, &hb);
+        on_ack(node, &ack);
+    }
+    let payload = wire::encode_datagram(&Datagram::Heartbeat(hb));
+    for m in state.members.values().filter(|m| m.id != me) {
+        for link in &node.cfg.links {
+            let Some(peer_link) = m.link(&link.name) else {
+                continue;
+            };
+            let to = SocketAddr::new(peer_link.ip, m.heartbeat_port);
+            node.net.send_datagram(&link.name, to, &payload);
+            node.metrics
+                .heartbeats_sent
+                .get_or_create(&LinkLabel {
+                    link: link.name.clone(),
+                })
+                .inc();
+        }
+    }
+}
+
+/// Handles one datagram that arrived on `link`.
+pub fn on_datagram(node: &Arc<NodeShared>, link: &str, from: SocketAddr, payload: &[u8]) {
+    let Some(d) = wire::decode_datagram(payload) else {
+        return;
+    };
+    match d {
+        Datagram::Heartbeat(hb) => {
+            if hb.cluster != node.cfg.cluster || hb.from == node.id() {
+                return;
+            }
+            node.tracker.heard(hb.from, link, hb.health, Instant::now());
+            node.metrics
+                .heartbeats_received
+                .get_or_create(&LinkLabel {
+                    link: link.to_string(),
+                })
+                .inc();
+            if !hb.released.is_empty() && node.is_arbiter() {
+                release(node, &hb);
+            }
+            if !hb.lease_requests.is_empty() && node.is_arbiter() {
+                let ack = answer_leases(node, &hb);
+                node.net
+                    .send_datagram(link, from, &wire::encode_datagram(&Datagram::Ack(ack)));
+            }
+        }
+        Datagram::Ack(ack) => {
+            // Only an arbiter grants; the datagram is authenticated by the cluster key.
+            if ack.cluster == node.cfg.cluster {
+                on_ack(node, &ack);
+            }
+        }
+    }
+}
+
+/// The arbiter forgets grants their holder gave up.
+fn release(node: &NodeShared, hb: &Heartbeat) {
+    if let Some(t) = node
+        .arbiter
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_mut()
+    {
+        for (set, epoch) in &hb.released {
+            t.release(hb.from, set, *epoch);
+        }
+    }
+}
+
+/// The arbiter's answer to a heartbeat's lease requests.
+fn answer_leases(node: &Arc<NodeShared>, hb: &Heartbeat) -> HeartbeatAck {
+    let now = Instant::now();
+    let mut ack = HeartbeatAck {
+        cluster: node.cfg.cluster.clone(),
+        from: node.id(),
+        seq: hb.seq,
+        granted: vec![],
+        refused: vec![],
+    };
+    let mut taken_over: Vec<(String, keel_core::Epoch, NodeId)> = vec![];
+    {
+        let mut arbiter = node.arbiter.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(table) = arbiter.as_mut() else {
+            return ack;
+        };
+        node.db.read(|state| {
+            for (set, epoch) in &hb.lease_requests {
+                match table.request(state, hb.from, set, *epoch, now) {
+                    LeaseDecision::Granted { first } => {
+                        ack.granted.push((set.clone(), *epoch));
+                        if first {
+                            taken_over.push((set.clone(), *epoch, hb.from));
+                        }
+                    }
+                    LeaseDecision::Pending => {}
+                    LeaseDecision::Refused { current } => ack.refused.push((set.clone(), current)),
+                }
+            }
+        });
+    }
+    for (set, epoch, holder) in taken_over {
+        let n = node.clone();
+        tokio::spawn(async move {
+            let ev = Event::new(now_ms(), EventKind::TakenOver)
+                .set(set)
+                .node(holder)
+                .epoch(epoch)
+                .detail(format!("node {holder} holds the lease and acts as Primary"));
+            n.record(ev).await;
+        });
+    }
+    ack
+}
+
+fn on_ack(node: &Arc<NodeShared>, ack: &HeartbeatAck) {
+    let now = Instant::now();
+    let changes = node
+        .holder
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .on_ack(ack.seq, &ack.granted, &ack.refused, now);
+    for (set, epoch) in &changes.acquired {
+        node.fence.observe(set, *epoch);
+        node.metrics
+            .acting_primary
+            .get_or_create(&SetLabel { set: set.clone() })
+            .set(1);
+        tracing::info!(set, %epoch, "lease granted: acting as Primary");
+    }
+    node.released
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .extend(changes.deposed.iter().cloned());
+    for (set, epoch) in &changes.deposed {
+        node.metrics
+            .acting_primary
+            .get_or_create(&SetLabel { set: set.clone() })
+            .set(0);
+        tracing::warn!(set, %epoch, "lease refused: deposed, no longer Primary");
+    }
+    for (set, current) in &ack.refused {
+        node.fence.observe(set, *current);
+    }
+}

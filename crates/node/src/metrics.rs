@@ -1,0 +1,122 @@
+//! Prometheus metrics of a node, served at `/metrics` on the admin port.
+//!
+//! Owns the registry and the handles; must never decide anything from them.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LinkLabel {
+    pub link: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SetLabel {
+    pub set: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub heartbeats_sent: Family<LinkLabel, Counter>,
+    pub heartbeats_received: Family<LinkLabel, Counter>,
+    pub is_leader: Gauge,
+    pub raft_term: Gauge,
+    pub failures_detected: Counter,
+    pub failovers_decided: Counter,
+    pub link_events: Counter,
+    pub leases_lost: Counter,
+    pub set_epoch: Family<SetLabel, Gauge>,
+    pub acting_primary: Family<SetLabel, Gauge>,
+    pub health_score: Gauge,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("keel");
+        let m = Metrics {
+            heartbeats_sent: Family::default(),
+            heartbeats_received: Family::default(),
+            is_leader: Gauge::default(),
+            raft_term: Gauge::default(),
+            failures_detected: Counter::default(),
+            failovers_decided: Counter::default(),
+            link_events: Counter::default(),
+            leases_lost: Counter::default(),
+            set_epoch: Family::default(),
+            acting_primary: Family::default(),
+            health_score: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "heartbeats_sent",
+            "Heartbeat datagrams sent, per link",
+            m.heartbeats_sent.clone(),
+        );
+        registry.register(
+            "heartbeats_received",
+            "Heartbeat datagrams received, per link",
+            m.heartbeats_received.clone(),
+        );
+        registry.register(
+            "is_leader",
+            "1 if this node is the configuration database leader (the arbiter)",
+            m.is_leader.clone(),
+        );
+        registry.register(
+            "raft_term",
+            "Current configuration database term",
+            m.raft_term.clone(),
+        );
+        registry.register(
+            "failures_detected",
+            "Member failures detected by this node as arbiter",
+            m.failures_detected.clone(),
+        );
+        registry.register(
+            "failovers_decided",
+            "Primary changes decided by this node as arbiter",
+            m.failovers_decided.clone(),
+        );
+        registry.register(
+            "link_events",
+            "Link down/up events raised by this node as arbiter",
+            m.link_events.clone(),
+        );
+        registry.register(
+            "leases_lost",
+            "Primary leases this node let run out",
+            m.leases_lost.clone(),
+        );
+        registry.register(
+            "set_epoch",
+            "Epoch of each failover set in this node's replica",
+            m.set_epoch.clone(),
+        );
+        registry.register(
+            "acting_primary",
+            "1 while this node holds the set's lease and acts as Primary",
+            m.acting_primary.clone(),
+        );
+        registry.register(
+            "health_score",
+            "This node's own health score (0-100)",
+            m.health_score.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

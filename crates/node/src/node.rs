@@ -1,0 +1,317 @@
+//! A running node: the shared state every task of the node works on.
+//!
+//! Owns the wiring between the configuration database, the transport, the health
+//! monitor, the peer tracker and the leases. Must never do blocking I/O on the runtime
+//! or hold a lock across an `.await`.
+
+use crate::admin_api::{LinkView, NodeView, SetView, StatusView};
+use crate::health::HealthMonitor;
+use crate::lease::{LeaseHolder, LeaseTable};
+use crate::metrics::Metrics;
+use crate::tracker::PeerTracker;
+use crate::wire::{self, method};
+use keel_confdb::{ConfDb, RaftPeer, WriteError};
+use keel_config::NodeConfig;
+use keel_core::{
+    BootType, ClusterCommand, ClusterResponse, ClusterState, EpochFence, Event, LinkAddr, Member,
+    MemberState, NodeId, UnixMillis,
+};
+use keel_net::{LinkFaults, PeerAddrs, Transport};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Everything a node's tasks share.
+pub struct NodeShared {
+    pub cfg: NodeConfig,
+    pub boot: BootType,
+    pub db: ConfDb,
+    pub net: Arc<dyn Transport>,
+    pub faults: LinkFaults,
+    pub health: HealthMonitor,
+    pub tracker: PeerTracker,
+    pub holder: Mutex<LeaseHolder>,
+    /// Leases given up, to report in the next heartbeat.
+    pub released: Mutex<Vec<(keel_core::SetId, keel_core::Epoch)>>,
+    /// Present while this node is the arbiter (configuration database leader).
+    pub arbiter: Mutex<Option<LeaseTable>>,
+    pub fence: EpochFence,
+    pub metrics: Metrics,
+    pub admin_token: String,
+    /// Key authenticating heartbeat and multicast datagrams (from the cluster secret).
+    pub datagram_key: [u8; 32],
+    pub pid: u32,
+    /// Serializes the arbiter's decisions: each is computed on the state the previous
+    /// one left.
+    pub decide_lock: tokio::sync::Mutex<()>,
+    /// Serializes configuration database membership changes (one at a time in Raft).
+    pub membership_lock: tokio::sync::Mutex<()>,
+    /// Members and candidates heard by multicast: node id to RPC addresses.
+    pub discovered: Mutex<std::collections::BTreeMap<NodeId, PeerAddrs>>,
+    /// Join refusals already recorded (node, reason), so a retrying candidate does not
+    /// flood the event log.
+    pub refusals: Mutex<std::collections::BTreeSet<(NodeId, String)>>,
+    seq: AtomicU64,
+}
+
+/// How fresh the leader's last quorum acknowledgement must be for it to arbitrate:
+/// the shortest Raft election timeout.
+pub const ARBITER_QUORUM_FRESH_MS: u64 = 150;
+
+/// How long a newly elected arbiter waits before granting leases, beyond one lease:
+/// the longest Raft election timeout, covering grants its predecessor made while it
+/// still believed it led.
+pub const ARBITER_GRACE_EXTRA_MS: u64 = 300;
+
+pub fn now_ms() -> UnixMillis {
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl NodeShared {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        cfg: NodeConfig,
+        boot: BootType,
+        db: ConfDb,
+        net: Arc<dyn Transport>,
+        faults: LinkFaults,
+        admin_token: String,
+        datagram_key: [u8; 32],
+        pid: u32,
+    ) -> NodeShared {
+        let lease = Duration::from_millis(cfg.timings.lease_ms);
+        NodeShared {
+            boot,
+            db,
+            net,
+            faults,
+            health: HealthMonitor::new(),
+            tracker: PeerTracker::new(),
+            holder: Mutex::new(LeaseHolder::new(lease)),
+            released: Mutex::new(vec![]),
+            arbiter: Mutex::new(None),
+            fence: EpochFence::default(),
+            metrics: Metrics::new(),
+            admin_token,
+            datagram_key,
+            pid,
+            decide_lock: tokio::sync::Mutex::new(()),
+            membership_lock: tokio::sync::Mutex::new(()),
+            discovered: Mutex::new(Default::default()),
+            refusals: Mutex::new(Default::default()),
+            seq: AtomicU64::new(1),
+            cfg,
+        }
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.cfg.id
+    }
+
+    pub fn next_seq(&self) -> u64 {
+        self.seq.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// This node as a member record (what it announces when it joins).
+    pub fn member_record(&self) -> Member {
+        Member {
+            id: self.cfg.id,
+            site: self.cfg.site.clone(),
+            links: self
+                .cfg
+                .links
+                .iter()
+                .map(|l| LinkAddr {
+                    name: l.name.clone(),
+                    ip: l.addr,
+                })
+                .collect(),
+            rpc_port: self.cfg.ports.rpc,
+            admin_port: self.cfg.ports.admin,
+            heartbeat_port: self.cfg.ports.heartbeat,
+            roles: self.cfg.roles.clone(),
+            state: MemberState::Joining,
+            drained: false,
+            failures: vec![],
+            links_down: Default::default(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            protocol: self
+                .cfg
+                .dev
+                .protocol_override
+                .unwrap_or(keel_core::PROTOCOL_VERSION),
+            features: keel_core::FEATURES.iter().map(|s| s.to_string()).collect(),
+            pid: self.pid,
+            last_boot: None,
+            up_since: None,
+        }
+    }
+
+    pub fn raft_peer(&self) -> RaftPeer {
+        peer_of(&self.member_record())
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.db.leader() == Some(self.cfg.id)
+    }
+
+    /// May this node act as the arbiter (detect, decide, grant leases) right now? Only
+    /// while it is the Raft leader *and* a quorum acknowledged it within the shortest
+    /// election timeout: a deposed leader that has not noticed yet stops granting
+    /// before anyone else can have been elected.
+    pub fn is_arbiter(&self) -> bool {
+        let m = self.db.raft().metrics().borrow().clone();
+        m.state == openraft::ServerState::Leader
+            && m.current_leader == Some(self.cfg.id)
+            && m.millis_since_quorum_ack
+                .is_some_and(|ms| ms < ARBITER_QUORUM_FRESH_MS)
+    }
+
+    /// The configuration database's state without its event log (cheap to clone).
+    pub fn snapshot(&self) -> ClusterState {
+        self.db.read(ClusterState::without_events)
+    }
+
+    /// RPC addresses of a member, per link, in preference order.
+    pub fn addrs_of(&self, node: NodeId) -> Option<PeerAddrs> {
+        self.db.read(|s| s.members.get(&node).map(|m| rpc_addrs(m)))
+    }
+
+    /// Writes a command through the leader: locally if this node leads, else
+    /// forwarded over internal RPC.
+    pub async fn write(&self, cmd: ClusterCommand) -> Result<ClusterResponse, String> {
+        match self.db.write(cmd.clone()).await {
+            Ok(r) => Ok(r),
+            Err(WriteError::ForwardToLeader { leader }) => {
+                let (_, peer) = leader.ok_or("no configuration database leader")?;
+                let addrs = PeerAddrs(peer.rpc.clone());
+                let body = wire::encode(&wire::ForwardedWrite { command: cmd });
+                let (_, reply) = self
+                    .net
+                    .call(&addrs, method::WRITE, body, Duration::from_secs(3))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                wire::decode(&reply)
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Appends an event to the replicated log, best effort.
+    pub async fn record(&self, event: Event) {
+        if let Err(e) = self
+            .write(ClusterCommand::RecordEvent {
+                event: event.clone(),
+            })
+            .await
+        {
+            tracing::warn!(?event, "could not record event: {e}");
+        }
+    }
+
+    pub fn status(&self) -> StatusView {
+        let now = std::time::Instant::now();
+        let leases: Vec<(String, Option<NodeId>)> = {
+            let arbiter = self.arbiter.lock().unwrap_or_else(|e| e.into_inner());
+            self.db.read(|s| {
+                s.sets
+                    .keys()
+                    .map(|k| {
+                        (
+                            k.clone(),
+                            arbiter.as_ref().and_then(|t| t.holder(k, now)).map(|h| h.0),
+                        )
+                    })
+                    .collect()
+            })
+        };
+        let (leader, term) = (self.db.leader(), self.db.current_term());
+        let me = self.cfg.id;
+        let my_health = self.health.current();
+        self.db.read(|s| {
+            let now_ms = now_ms();
+            StatusView {
+                cluster: self.cfg.cluster.clone(),
+                leader,
+                term,
+                answered_by: me,
+                nodes: s
+                    .members
+                    .values()
+                    .map(|m| NodeView {
+                        id: m.id,
+                        site: m.site.clone(),
+                        addr: m.primary_ip().map(|ip| ip.to_string()).unwrap_or_default(),
+                        pid: m.pid,
+                        state: m.state.as_str().to_string(),
+                        drained: m.drained,
+                        roles: m
+                            .roles
+                            .iter()
+                            .map(|r| format!("{r:?}").to_lowercase())
+                            .collect(),
+                        links: m
+                            .links
+                            .iter()
+                            .map(|l| LinkView {
+                                name: l.name.clone(),
+                                ip: l.ip.to_string(),
+                                down: m.links_down.contains(&l.name),
+                            })
+                            .collect(),
+                        health: if m.id == me {
+                            Some(my_health.score)
+                        } else {
+                            self.tracker.health(m.id).map(|h| h.score)
+                        },
+                        recent_failures: s.recent_failures(m.id, now_ms),
+                    })
+                    .collect(),
+                sets: s
+                    .sets
+                    .values()
+                    .map(|set| SetView {
+                        id: set.id.clone(),
+                        kind: enum_str(&set.kind),
+                        composition: enum_str(&set.composition),
+                        epoch: set.epoch,
+                        primary: set.primary.clone(),
+                        secondary: set.secondary.clone(),
+                        alternates: set.alternates.clone(),
+                        members: set.members.clone(),
+                        in_sync: set.in_sync.clone(),
+                        failovers: set.failovers,
+                        health_threshold: set.health_threshold,
+                        lease_holder: leases
+                            .iter()
+                            .find(|(k, _)| *k == set.id)
+                            .and_then(|(_, h)| *h),
+                    })
+                    .collect(),
+            }
+        })
+    }
+}
+
+fn enum_str<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// A member's RPC addresses, one per link, in order.
+pub fn rpc_addrs(m: &Member) -> PeerAddrs {
+    PeerAddrs(
+        m.links
+            .iter()
+            .map(|l| (l.name.clone(), std::net::SocketAddr::new(l.ip, m.rpc_port)))
+            .collect(),
+    )
+}
+
+pub fn peer_of(m: &Member) -> RaftPeer {
+    RaftPeer {
+        rpc: rpc_addrs(m).0,
+    }
+}

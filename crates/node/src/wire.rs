@@ -1,0 +1,133 @@
+//! Messages between nodes: heartbeat datagrams and internal RPC bodies.
+//!
+//! Owns the shapes and the method names; must never carry behaviour.
+
+use keel_core::{BootType, ClusterCommand, Epoch, Member, NodeId, SetId};
+use serde::{Deserialize, Serialize};
+
+/// Internal RPC method names.
+pub mod method {
+    pub const RAFT_APPEND: &str = "raft-append";
+    pub const RAFT_VOTE: &str = "raft-vote";
+    pub const RAFT_SNAPSHOT: &str = "raft-snapshot";
+    pub const JOIN: &str = "join";
+    pub const HELLO: &str = "hello";
+    pub const PING: &str = "ping";
+    pub const SELF_TEST: &str = "self-test";
+    pub const ADMIN: &str = "admin";
+    pub const WRITE: &str = "write";
+}
+
+/// The node's own view of its health, carried in every heartbeat.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Health {
+    /// 0..=100: 100 is perfect. Falls with a failing disk check or slow checks.
+    pub score: u8,
+    pub disk_ok: bool,
+    pub latency_ms: u32,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Health {
+            score: 100,
+            disk_ok: true,
+            latency_ms: 0,
+        }
+    }
+}
+
+/// Sent every heartbeat period to every member on every shared link.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Heartbeat {
+    pub cluster: String,
+    pub from: NodeId,
+    pub seq: u64,
+    pub health: Health,
+    /// Sets for which the sender's replica says it is Primary, with that epoch: a
+    /// request to the arbiter to grant or renew the lease.
+    pub lease_requests: Vec<(SetId, Epoch)>,
+    /// Leases the sender gave up since its last heartbeat (deposed or lapsed), so the
+    /// arbiter can hand them on at once instead of waiting for them to run out.
+    #[serde(default)]
+    pub released: Vec<(SetId, Epoch)>,
+}
+
+/// The arbiter's answer to a heartbeat that asked for leases.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct HeartbeatAck {
+    pub cluster: String,
+    pub from: NodeId,
+    /// Echo of the heartbeat's sequence number: the lease runs from when that
+    /// heartbeat was sent.
+    pub seq: u64,
+    pub granted: Vec<(SetId, Epoch)>,
+    /// Sets whose lease was refused, with the epoch that is current.
+    pub refused: Vec<(SetId, Epoch)>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub enum Datagram {
+    Heartbeat(Heartbeat),
+    Ack(HeartbeatAck),
+}
+
+/// A candidate asks to be admitted.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct JoinRequest {
+    pub cluster: String,
+    pub member: Member,
+    pub boot: BootType,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub enum JoinReply {
+    /// Admitted (or already a member): the leader's id.
+    Admitted { leader: NodeId },
+    /// Not the leader: ask this one.
+    NotLeader {
+        leader: Option<NodeId>,
+        leader_rpc: Vec<(String, std::net::SocketAddr)>,
+    },
+    /// Refused for good: protocol, features or cluster name do not match.
+    Refused { reason: String },
+}
+
+/// A member reports its boot to the arbiter (boot service).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Hello {
+    pub node: NodeId,
+    pub boot: BootType,
+    pub pid: u32,
+}
+
+/// Answer to a self-test: the member checks itself and its view of a link.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct SelfTestReply {
+    pub node: NodeId,
+    pub health: Health,
+    /// The link under test is cut locally (dev fault injection) or hears nobody.
+    pub link_silent_here: bool,
+}
+
+/// A write forwarded to the leader.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct ForwardedWrite {
+    pub command: ClusterCommand,
+}
+
+pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).unwrap_or_default()
+}
+
+pub fn decode<'a, T: Deserialize<'a>>(b: &'a [u8]) -> Result<T, String> {
+    serde_json::from_slice(b).map_err(|e| format!("malformed message: {e}"))
+}
+
+pub fn encode_datagram(d: &Datagram) -> Vec<u8> {
+    bincode::serialize(d).unwrap_or_default()
+}
+
+pub fn decode_datagram(b: &[u8]) -> Option<Datagram> {
+    bincode::deserialize(b).ok()
+}

@@ -1,0 +1,95 @@
+//! Restart and re-integration: a returning member waits as an Alternate.
+
+use super::fixture::*;
+use crate::Input;
+use keel_core::{BootType, MemberState};
+
+fn back(node: u64, boot: BootType) -> Input {
+    Input::Back { node, boot }
+}
+
+#[test]
+fn a_returning_member_becomes_an_alternate_and_never_primary_by_itself() {
+    let mut c = Cluster::new(&[1, 2, 3, 4]);
+    c.nway("a", &[1, 2, 3, 4]);
+
+    tracing::info!("--- the home member 1 crashes");
+    c.decide(crash(1));
+    assert_eq!(c.roles("a"), holders(Some(2), Some(3), &[4, 1]));
+
+    tracing::info!("--- it restarts: up, last alternate, no new epoch");
+    let cmds = c.decide(back(1, BootType::ReturnAfterFailure));
+    assert!(assignments(&cmds).is_empty(), "{cmds:?}");
+    assert_eq!(c.member_state(1), MemberState::Up);
+    assert_eq!(c.roles("a"), holders(Some(2), Some(3), &[4, 1]));
+
+    tracing::info!("--- ticks do not give it back (no auto-giveback)");
+    c.advance(3_600_000);
+    assert!(c.decide(Input::Tick).is_empty());
+    assert_eq!(c.epoch("a"), 2);
+
+    tracing::info!("--- the primary fails: the secondary, not the home member, takes over");
+    c.decide(crash(2));
+    assert_eq!(c.roles("a"), holders(Some(3), Some(4), &[1, 2]));
+}
+
+#[test]
+fn a_returning_member_moves_behind_the_other_alternates() {
+    let mut c = Cluster::new(&[1, 2, 3, 4, 5]);
+    c.nway("a", &[1, 2, 3, 4, 5]);
+    c.decide(crash(3));
+    c.decide(heard(3));
+    assert_eq!(c.roles("a"), holders(Some(1), Some(2), &[4, 5, 3]));
+}
+
+#[test]
+fn a_returning_member_fills_an_empty_secondary_slot() {
+    let mut c = Cluster::new(&[1, 2]);
+    c.nway("a", &[1, 2]);
+    c.decide(crash(2));
+    assert_eq!(c.roles("a"), holders(Some(1), None, &[2]));
+
+    c.decide(back(2, BootType::Restart));
+    assert_eq!(c.roles("a"), holders(Some(1), Some(2), &[]));
+    assert_eq!(c.epoch("a"), 1);
+}
+
+#[test]
+fn a_returning_member_is_primary_only_when_nobody_else_is_eligible() {
+    let mut c = Cluster::new(&[1, 2, 3]);
+    c.nway("a", &[1, 2, 3]);
+    c.decide(crash(1));
+    c.decide(crash(2));
+    c.decide(crash(3));
+    assert_eq!(c.roles("a"), holders(None, None, &[1, 2, 3]));
+
+    c.decide(back(2, BootType::ReturnAfterFailure));
+    assert_eq!(c.roles("a"), holders(Some(2), None, &[1, 3]));
+    c.decide(heard(1));
+    assert_eq!(c.roles("a"), holders(Some(2), Some(1), &[3]));
+}
+
+#[test]
+fn a_primary_that_restarted_unnoticed_hands_over_its_role() {
+    let mut c = Cluster::new(&[1, 2, 3]);
+    c.nway("a", &[1, 2, 3]);
+
+    tracing::info!("--- 1 restarts faster than the failure timeout and reports back");
+    c.decide(back(1, BootType::Restart));
+    assert_eq!(c.roles("a"), holders(Some(2), Some(3), &[1]));
+    assert_eq!(c.epoch("a"), 2);
+}
+
+#[test]
+fn a_quarantined_member_that_restarts_stays_quarantined() {
+    let mut c = Cluster::new(&[1, 2]);
+    c.nway("a", &[1, 2]);
+    c.state.settings.failure_limit = 1;
+    c.decide(crash(1));
+    assert_eq!(c.member_state(1), MemberState::Quarantined);
+
+    let cmds = c.decide(back(1, BootType::ReturnAfterFailure));
+    assert_eq!(cmds.len(), 1, "MemberBack only: {cmds:?}");
+    assert_eq!(c.member_state(1), MemberState::Quarantined);
+    assert!(c.decide(heard(1)).is_empty());
+}
