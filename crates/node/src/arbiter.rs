@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const TICK: Duration = Duration::from_millis(20);
+const CONFIRM_EVERY: Duration = Duration::from_millis(40);
 const PROBE_TIMEOUT: Duration = Duration::from_millis(150);
 const REARBITRATE_EVERY: Duration = Duration::from_millis(200);
 
@@ -67,6 +68,14 @@ fn count(node: &NodeShared, cmd: &ClusterCommand) {
     };
 }
 
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 #[derive(Default)]
 struct Detector {
     /// Probe of a silent member: started at, and the result once known.
@@ -77,6 +86,16 @@ struct Detector {
 
 /// The arbiter loop. Idle while this node is not the leader.
 pub async fn run(node: Arc<NodeShared>) {
+    // Leadership is confirmed by a quorum continuously, apart from the detector's work.
+    let confirmer = node.clone();
+    let _confirm = AbortOnDrop(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(CONFIRM_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tick.tick().await;
+            confirmer.confirm_leadership().await;
+        }
+    }));
     let det = Arc::new(Mutex::new(Detector::default()));
     let (results_tx, mut results_rx) = tokio::sync::mpsc::unbounded_channel::<Input>();
     let mut last_rearbitrate = Instant::now();
@@ -97,11 +116,16 @@ pub async fn run(node: Arc<NodeShared>) {
         }
         let became = {
             let mut a = node.arbiter.lock().unwrap_or_else(|e| e.into_inner());
-            let became = a.is_none();
+            let became = a.as_ref().is_none_or(|t| t.term != node.db.current_term());
             if became {
                 let lease = Duration::from_millis(node.cfg.timings.lease_ms);
                 let grace = lease + Duration::from_millis(crate::node::ARBITER_GRACE_EXTRA_MS);
-                *a = Some(LeaseTable::new(lease, grace, Instant::now()));
+                *a = Some(LeaseTable::new(
+                    lease,
+                    grace,
+                    Instant::now(),
+                    node.db.current_term(),
+                ));
             }
             became
         };

@@ -182,7 +182,10 @@ fn answer_leases(node: &Arc<NodeShared>, hb: &Heartbeat) -> HeartbeatAck {
     let mut taken_over: Vec<(String, keel_core::Epoch, NodeId)> = vec![];
     {
         let mut arbiter = node.arbiter.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(table) = arbiter.as_mut() else {
+        let Some(table) = arbiter
+            .as_mut()
+            .filter(|t| t.term == node.db.current_term())
+        else {
             return ack;
         };
         node.db.read(|state| {

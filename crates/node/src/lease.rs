@@ -38,15 +38,18 @@ pub struct LeaseTable {
     lease: Duration,
     /// No grant before this: a new arbiter waits out its predecessor's grants.
     grants_from: Instant,
+    /// The Raft term this arbiter was elected in: a table never outlives its term.
+    pub term: u64,
     grants: HashMap<SetId, Grant>,
 }
 
 impl LeaseTable {
     /// A table for an arbiter elected at `now`, granting nothing for `grace`.
-    pub fn new(lease: Duration, grace: Duration, now: Instant) -> LeaseTable {
+    pub fn new(lease: Duration, grace: Duration, now: Instant, term: u64) -> LeaseTable {
         LeaseTable {
             lease,
             grants_from: now + grace,
+            term,
             grants: HashMap::new(),
         }
     }
@@ -260,7 +263,7 @@ mod tests {
         let st = state();
         let lease = Duration::from_millis(500);
         let t0 = Instant::now();
-        let mut table = LeaseTable::new(lease, lease, t0);
+        let mut table = LeaseTable::new(lease, lease, t0, 1);
         // --- a new arbiter grants nothing for one lease period
         assert_eq!(
             table.request(&st, 1, "s", Epoch(1), t0),
@@ -290,7 +293,7 @@ mod tests {
         let mut st = state();
         let lease = Duration::from_millis(500);
         let t0 = Instant::now();
-        let mut table = LeaseTable::new(lease, Duration::ZERO, t0);
+        let mut table = LeaseTable::new(lease, Duration::ZERO, t0, 1);
         assert!(matches!(
             table.request(&st, 1, "s", Epoch(1), t0),
             LeaseDecision::Granted { .. }

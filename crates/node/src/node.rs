@@ -33,6 +33,8 @@ pub struct NodeShared {
     pub holder: Mutex<LeaseHolder>,
     /// Leases given up, to report in the next heartbeat.
     pub released: Mutex<Vec<(keel_core::SetId, keel_core::Epoch)>>,
+    /// When a quorum last confirmed this node's leadership, and in which term.
+    confirmed: Mutex<Option<(std::time::Instant, u64)>>,
     /// Present while this node is the arbiter (configuration database leader).
     pub arbiter: Mutex<Option<LeaseTable>>,
     pub fence: EpochFence,
@@ -89,6 +91,7 @@ impl NodeShared {
             tracker: PeerTracker::new(),
             holder: Mutex::new(LeaseHolder::new(lease)),
             released: Mutex::new(vec![]),
+            confirmed: Mutex::new(None),
             arbiter: Mutex::new(None),
             fence: EpochFence::default(),
             metrics: Metrics::new(),
@@ -156,15 +159,26 @@ impl NodeShared {
     }
 
     /// May this node act as the arbiter (detect, decide, grant leases) right now? Only
-    /// while it is the Raft leader *and* a quorum acknowledged it within the shortest
-    /// election timeout: a deposed leader that has not noticed yet stops granting
-    /// before anyone else can have been elected.
+    /// while a quorum confirmed its leadership (a round trip started less than the
+    /// shortest election timeout ago, see [`confirm_leadership`]): a deposed or paused
+    /// leader that has not noticed yet stops granting before anyone else can have been
+    /// elected. Raft metrics alone are not enough: after a pause they are stale.
     pub fn is_arbiter(&self) -> bool {
-        let m = self.db.raft().metrics().borrow().clone();
-        m.state == openraft::ServerState::Leader
-            && m.current_leader == Some(self.cfg.id)
-            && m.millis_since_quorum_ack
-                .is_some_and(|ms| ms < ARBITER_QUORUM_FRESH_MS)
+        let confirmed = *self.confirmed.lock().unwrap_or_else(|e| e.into_inner());
+        confirmed.is_some_and(|(at, term)| {
+            at.elapsed() < Duration::from_millis(ARBITER_QUORUM_FRESH_MS)
+                && term == self.db.current_term()
+        })
+    }
+
+    /// Confirms leadership with a quorum round trip; records when it started.
+    pub async fn confirm_leadership(&self) {
+        let started = std::time::Instant::now();
+        let term = self.db.current_term();
+        let ok = self.db.leader() == Some(self.cfg.id)
+            && self.db.raft().ensure_linearizable().await.is_ok();
+        let mut c = self.confirmed.lock().unwrap_or_else(|e| e.into_inner());
+        *c = if ok { Some((started, term)) } else { None };
     }
 
     /// The configuration database's state without its event log (cheap to clone).

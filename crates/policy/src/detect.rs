@@ -143,7 +143,22 @@ pub(crate) fn link_heard(b: &mut Batch, node: NodeId, link: &LinkName) -> Result
 /// Boot service: a node (re)started. Quarantined: recorded, and it stays
 /// quarantined. Otherwise it is up again and placed as an Alternate of every set
 /// that lists it; it never resumes a role by itself.
+///
+/// A member that returns after a failure the arbiter had not detected yet (it was
+/// restarted faster than the failure timeout) failed all the same: the failure is
+/// detected now, recorded and counted toward the failure limit.
 pub(crate) fn back(b: &mut Batch, node: NodeId, boot: BootType) -> Result<(), PolicyError> {
+    let state = b.member(node)?.state;
+    if boot == BootType::ReturnAfterFailure
+        && matches!(state, MemberState::Up | MemberState::Suspect)
+    {
+        fail_member(
+            b,
+            node,
+            FaultKind::Crash,
+            "restarted after a failure before it was detected".into(),
+        )?;
+    }
     if b.member(node)?.state == MemberState::Quarantined {
         return b.push(ClusterCommand::MemberBack {
             node,
