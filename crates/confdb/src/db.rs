@@ -23,14 +23,16 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::sync::watch;
 
-/// The openraft configuration keel recommends: 50 ms heartbeats, elections after 150 to
-/// 300 ms of silence, a snapshot every 1000 applied entries, 100 entries kept behind it.
+/// The openraft configuration keel recommends: 40 ms heartbeats, elections after 100 to
+/// 200 ms of silence (openraft's followers also refuse to vote for another candidate
+/// until 200 ms after they last heard their leader: its "leader lease"), a snapshot
+/// every 1000 applied entries, 100 entries kept behind it.
 pub fn recommended_config(cluster_name: &str) -> Config {
     Config {
         cluster_name: cluster_name.to_string(),
-        heartbeat_interval: 50,
-        election_timeout_min: 150,
-        election_timeout_max: 300,
+        heartbeat_interval: 40,
+        election_timeout_min: 100,
+        election_timeout_max: 200,
         snapshot_policy: SnapshotPolicy::LogsSinceLast(1000),
         max_in_snapshot_log_to_keep: 100,
         ..Default::default()

@@ -142,7 +142,10 @@ async fn trial(client: &Client, fault: Fault) -> Result<Trial> {
             break (s, p, e);
         }
         if Instant::now() > deadline {
-            bail!("cluster did not settle before the trial");
+            bail!(
+                "cluster did not settle before the trial:\n{}",
+                crate::output::status_table(&s)
+            );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
@@ -175,7 +178,11 @@ async fn trial(client: &Client, fault: Fault) -> Result<Trial> {
         if Instant::now() > deadline {
             bail!("no takeover within 60 s");
         }
-        let page = client.events(since, Duration::from_secs(2)).await?;
+        // A member may be restarting: any answer will do, errors are retried.
+        let Ok(page) = client.events(since, Duration::from_secs(2)).await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
         since = page.next.max(since);
         for e in page.events {
             let newer = e.epoch.is_some_and(|x| x > epoch);

@@ -102,6 +102,7 @@ fn node_config(
 }
 
 struct Supervised {
+    exe: PathBuf,
     cfg: NodeConfig,
     config_path: PathBuf,
     log_path: PathBuf,
@@ -114,8 +115,7 @@ fn spawn(s: &mut Supervised) -> Result<u32> {
         .create(true)
         .append(true)
         .open(&s.log_path)?;
-    let exe = std::env::current_exe().context("locating the keel binary")?;
-    let mut cmd = std::process::Command::new(exe);
+    let mut cmd = std::process::Command::new(&s.exe);
     cmd.arg("node")
         .arg("--config")
         .arg(&s.config_path)
@@ -211,6 +211,9 @@ pub async fn up(args: DevUpArgs) -> Result<()> {
             secret_path.display()
         );
     }
+    // Resolved once: a rebuilt binary replaces the file, and a restart then runs the new one.
+    let exe = std::env::current_exe().context("locating the keel binary")?;
+    let exe = PathBuf::from(exe.to_string_lossy().trim_end_matches(" (deleted)"));
     let mut nodes = vec![];
     for cfg in layout(dir, args.nodes, args.sites, args.base_port) {
         let home = dir.join(format!("n{}", cfg.id));
@@ -218,6 +221,7 @@ pub async fn up(args: DevUpArgs) -> Result<()> {
         let config_path = home.join("keel.toml");
         std::fs::write(&config_path, cfg.to_toml())?;
         nodes.push(Supervised {
+            exe: exe.clone(),
             log_path: home.join("node.log"),
             config_path,
             cfg,
@@ -376,8 +380,13 @@ async fn supervise(dir: &Path, nodes: &mut [Supervised], args: &DevUpArgs) -> Re
                 && s.died_at
                     .is_some_and(|t| t.elapsed() >= Duration::from_millis(args.restart_delay_ms))
             {
-                let pid = spawn(s)?;
-                println!("[dev] node {} restarted, pid {pid}", s.cfg.id);
+                match spawn(s) {
+                    Ok(pid) => println!("[dev] node {} restarted, pid {pid}", s.cfg.id),
+                    Err(e) => {
+                        println!("[dev] node {} could not be restarted ({e:#}); trying again", s.cfg.id);
+                        s.died_at = Some(Instant::now());
+                    }
+                }
                 changed = true;
             }
         }

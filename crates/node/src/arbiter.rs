@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const TICK: Duration = Duration::from_millis(20);
-const CONFIRM_EVERY: Duration = Duration::from_millis(40);
+const CONFIRM_EVERY: Duration = Duration::from_millis(30);
 const PROBE_TIMEOUT: Duration = Duration::from_millis(150);
 const REARBITRATE_EVERY: Duration = Duration::from_millis(200);
 
@@ -130,6 +130,7 @@ pub async fn run(node: Arc<NodeShared>) {
             became
         };
         if became {
+            start_revocations(&node);
             let ev = Event::new(now_ms(), EventKind::LeaderElected)
                 .node(node.id())
                 .detail(format!(
@@ -173,7 +174,9 @@ fn detect(
     let state = node.snapshot();
     let mut inputs = vec![];
     let own = node.health.current();
-    if own.score < 100 {
+    let my_state = state.members.get(&me).map(|m| m.state);
+    // The arbiter hears itself: a failed arbiter that is alive came back.
+    if own.score < 100 || my_state.is_some_and(|s| s != MemberState::Up && s != MemberState::Quarantined) {
         inputs.push(Input::Heard {
             node: me,
             health: report(own),
@@ -309,6 +312,12 @@ fn start_probe(
             Err(NetError::Refused) => Probe::Refused,
             Err(_) => Probe::NoAnswer,
         };
+        if probe == Probe::Refused {
+            // The process is gone, and its leases (in memory only) with it.
+            if let Some(t) = node.arbiter.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+                t.void_node(target, Instant::now());
+            }
+        }
         if let Some(slot) = det
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -352,4 +361,79 @@ fn start_self_test(
             self_test,
         });
     });
+}
+
+/// A new arbiter asks every member of every set to drop leases an earlier arbiter
+/// granted (but the current Primary's own), so it can grant before its grace period
+/// ends. A member whose process is gone (connection refused on every link) holds no
+/// lease either: leases live in memory only.
+fn start_revocations(node: &Arc<NodeShared>) {
+    let term = node.db.current_term();
+    let state = node.snapshot();
+    let grace = Duration::from_millis(node.cfg.timings.lease_ms + crate::node::ARBITER_GRACE_EXTRA_MS);
+    for set in state.sets.values() {
+        let keep = set.primary_node().map(|p| (p, set.epoch));
+        for m in &set.members {
+            let keel_core::MemberRef::Node(id) = m else { continue };
+            let (node, set_id, id) = (node.clone(), set.id.clone(), *id);
+            tokio::spawn(async move {
+                let deadline = Instant::now() + grace;
+                while Instant::now() < deadline {
+                    match revoke_one(&node, term, &set_id, id, keep).await {
+                        Revoked::Cleared => {
+                            if let Some(t) = node.arbiter.lock().unwrap_or_else(|e| e.into_inner()).as_mut().filter(|t| t.term == term) {
+                                t.mark_cleared(&set_id, id);
+                            }
+                            return;
+                        }
+                        Revoked::Gone => {
+                            let mut a = node.arbiter.lock().unwrap_or_else(|e| e.into_inner());
+                            let Some(t) = a.as_mut().filter(|t| t.term == term) else { return };
+                            let now = Instant::now();
+                            if !t.old_arbiter_window_open(now) {
+                                t.void_node(id, now);
+                                return;
+                            }
+                        }
+                        Revoked::Holds => return,
+                        Revoked::NotYet => {}
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            });
+        }
+    }
+}
+
+enum Revoked {
+    /// The member holds no lease from an earlier arbiter, and will take none.
+    Cleared,
+    /// It still holds the kept (current Primary's) lease: it is cleared only for itself.
+    Holds,
+    /// Its process is gone (connection refused on every link).
+    Gone,
+    /// No answer yet, or its Raft has not seen the new term yet.
+    NotYet,
+}
+
+async fn revoke_one(node: &NodeShared, term: u64, set: &str, id: NodeId, keep: Option<(NodeId, keel_core::Epoch)>) -> Revoked {
+    let kept = keep.is_some_and(|(n, _)| n == id);
+    if id == node.id() {
+        let keep = keep.filter(|(n, _)| *n == id).map(|(_, e)| e);
+        let mut holder = node.holder.lock().unwrap_or_else(|e| e.into_inner());
+        holder.revoke(term, set, keep);
+        return if kept && holder.acting(set, Instant::now()).is_some() { Revoked::Holds } else { Revoked::Cleared };
+    }
+    let Some(addrs) = node.addrs_of(id) else { return Revoked::NotYet };
+    let body = wire::encode(&wire::Revoke { term, set: set.to_string(), keep });
+    match node.net.call(&addrs, method::REVOKE, body, Duration::from_millis(300)).await {
+        Ok((_, reply)) if reply == b"clear" => Revoked::Cleared,
+        Ok((_, reply)) if reply == b"holds" => Revoked::Holds,
+        Ok(_) => Revoked::NotYet,
+        Err(NetError::Refused) => Revoked::Gone,
+        Err(e) => {
+            tracing::debug!(node = id, set, "revocation unanswered: {e}");
+            Revoked::NotYet
+        }
+    }
 }

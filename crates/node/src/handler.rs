@@ -8,7 +8,7 @@ use crate::admin_api::AdminRequest;
 use crate::heartbeat;
 use crate::membership;
 use crate::node::NodeShared;
-use crate::wire::{self, method, ForwardedWrite, JoinRequest, SelfTestReply};
+use crate::wire::{self, method, ForwardedWrite, JoinRequest, Revoke, SelfTestReply};
 use keel_net::Handler;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -63,6 +63,24 @@ impl Handler for NodeHandler {
                     health: node.health.current(),
                     link_silent_here: node.faults.is_cut(&silent_link) || hears_nobody,
                 }))
+            }
+            method::REVOKE => {
+                let r: Revoke = wire::decode(&body)?;
+                // Acknowledge only once this node's Raft has persisted the new term: a
+                // restarted process then refuses grants from older terms too.
+                if node.db.current_term() < r.term {
+                    return Ok(b"later".to_vec());
+                }
+                let keep = r.keep.filter(|(n, _)| *n == node.id()).map(|(_, e)| e);
+                let mut holder = node.holder.lock().unwrap_or_else(|e| e.into_inner());
+                let dropped = holder.revoke(r.term, &r.set, keep);
+                let holds = holder.acting(&r.set, Instant::now()).is_some();
+                drop(holder);
+                if let Some(epoch) = dropped {
+                    tracing::warn!(set = r.set, %epoch, term = r.term, "lease revoked by a new arbiter");
+                    node.released.lock().unwrap_or_else(|e| e.into_inner()).push((r.set.clone(), epoch));
+                }
+                Ok(if holds { b"holds".to_vec() } else { b"clear".to_vec() })
             }
             method::ADMIN => {
                 let req: AdminRequest = wire::decode(&body)?;

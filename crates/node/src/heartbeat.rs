@@ -17,25 +17,47 @@ use std::time::{Duration, Instant};
 pub async fn run(node: Arc<NodeShared>) {
     let mut tick = tokio::time::interval(Duration::from_millis(node.cfg.timings.heartbeat_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut applied = node.db.applied_watch();
+    let mut asked = vec![];
     loop {
-        tick.tick().await;
-        beat(&node).await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            changed = applied.changed() => {
+                // A new role: ask for the lease now rather than at the next period.
+                if changed.is_err() || lease_requests(&node, &node.snapshot()) == asked {
+                    if changed.is_err() {
+                        tick.tick().await;
+                    }
+                    continue;
+                }
+            }
+        }
+        asked = beat(&node).await;
     }
 }
 
-async fn beat(node: &Arc<NodeShared>) {
+/// Sets for which this node's replica says it is Primary (and eligible), with epochs.
+fn lease_requests(node: &NodeShared, state: &keel_core::ClusterState) -> Vec<(keel_core::SetId, keel_core::Epoch)> {
+    let me = node.id();
+    if !state.members.get(&me).is_some_and(|m| m.eligible()) {
+        return vec![];
+    }
+    state
+        .sets
+        .values()
+        .filter(|s| s.primary == Some(MemberRef::Node(me)))
+        .map(|s| (s.id.clone(), s.epoch))
+        .collect()
+}
+
+/// One heartbeat round; returns the lease requests it carried.
+async fn beat(node: &Arc<NodeShared>) -> Vec<(keel_core::SetId, keel_core::Epoch)> {
     let me = node.id();
     let now = Instant::now();
     let health = node.health.current();
     node.metrics.health_score.set(health.score as i64);
     let state = node.snapshot();
-    let eligible = state.members.get(&me).is_some_and(|m| m.eligible());
-    let lease_requests: Vec<_> = state
-        .sets
-        .values()
-        .filter(|s| eligible && s.primary == Some(MemberRef::Node(me)))
-        .map(|s| (s.id.clone(), s.epoch))
-        .collect();
+    let lease_requests = lease_requests(node, &state);
     for s in state.sets.values() {
         node.fence.observe(&s.id, s.epoch);
         node.metrics
@@ -93,7 +115,7 @@ async fn beat(node: &Arc<NodeShared>) {
         from: me,
         seq,
         health,
-        lease_requests,
+        lease_requests: lease_requests.clone(),
         released,
     };
     // The arbiter answers its own requests without the network.
@@ -118,6 +140,7 @@ async fn beat(node: &Arc<NodeShared>) {
                 .inc();
         }
     }
+    lease_requests
 }
 
 /// Handles one datagram that arrived on `link`.
@@ -175,6 +198,7 @@ fn answer_leases(node: &Arc<NodeShared>, hb: &Heartbeat) -> HeartbeatAck {
     let mut ack = HeartbeatAck {
         cluster: node.cfg.cluster.clone(),
         from: node.id(),
+        term: 0,
         seq: hb.seq,
         granted: vec![],
         refused: vec![],
@@ -223,7 +247,7 @@ fn on_ack(node: &Arc<NodeShared>, ack: &HeartbeatAck) {
         .holder
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .on_ack(ack.seq, &ack.granted, &ack.refused, now);
+        .on_ack(node.db.current_term(), ack.term, ack.seq, &ack.granted, &ack.refused, now);
     for (set, epoch) in &changes.acquired {
         node.fence.observe(set, *epoch);
         node.metrics

@@ -11,7 +11,7 @@
 //! Must never: grant to anyone but the current Primary, or grant twice at once.
 
 use keel_core::{ClusterState, Epoch, MemberRef, NodeId, SetId};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,7 +41,17 @@ pub struct LeaseTable {
     /// The Raft term this arbiter was elected in: a table never outlives its term.
     pub term: u64,
     grants: HashMap<SetId, Grant>,
+    /// Per set, members known to hold no lease from an earlier arbiter: they
+    /// acknowledged a revocation, or their process is gone (connection refused).
+    cleared: HashMap<SetId, BTreeSet<NodeId>>,
+    /// Members whose process was seen gone: cleared for every set.
+    void_everywhere: BTreeSet<NodeId>,
+    started: Instant,
 }
+
+/// How long after a new arbiter starts an earlier one may still believe it arbitrates:
+/// the freshness its quorum confirmation needs (the shortest election timeout).
+pub const OLD_ARBITER_WINDOW: Duration = Duration::from_millis(crate::node::ARBITER_QUORUM_FRESH_MS);
 
 impl LeaseTable {
     /// A table for an arbiter elected at `now`, granting nothing for `grace`.
@@ -51,6 +61,9 @@ impl LeaseTable {
             grants_from: now + grace,
             term,
             grants: HashMap::new(),
+            cleared: HashMap::new(),
+            void_everywhere: BTreeSet::new(),
+            started: now,
         }
     }
 
@@ -70,7 +83,17 @@ impl LeaseTable {
             return LeaseDecision::Refused { current: s.epoch };
         }
         if now < self.grants_from {
-            return LeaseDecision::Pending;
+            // Within the grace period only if no other member can hold an older grant.
+            let cleared = self.cleared.get(set);
+            let all_clear = s.members.iter().all(|m| match m {
+                MemberRef::Node(n) => {
+                    *n == node || self.void_everywhere.contains(n) || cleared.is_some_and(|c| c.contains(n))
+                }
+                MemberRef::Set(_) => true,
+            });
+            if !all_clear {
+                return LeaseDecision::Pending;
+            }
         }
         let first = match self.grants.get(set) {
             Some(g) if g.node == node && g.epoch == epoch => false,
@@ -86,6 +109,28 @@ impl LeaseTable {
             },
         );
         LeaseDecision::Granted { first }
+    }
+
+    /// `node`'s process was seen gone (connection refused on every link) at `seen`.
+    /// Whatever it held from this arbiter is void. It holds nothing from an earlier
+    /// arbiter either if it was seen gone once no earlier arbiter could still grant
+    /// (its quorum confirmation, at most [`OLD_ARBITER_WINDOW`] old at our start,
+    /// had run out): a process started after that never got an old grant.
+    pub fn void_node(&mut self, node: NodeId, seen: Instant) {
+        self.grants.retain(|_, g| g.node != node);
+        if seen >= self.started + OLD_ARBITER_WINDOW {
+            self.void_everywhere.insert(node);
+        }
+    }
+
+    /// Whether an earlier arbiter may still be granting.
+    pub fn old_arbiter_window_open(&self, now: Instant) -> bool {
+        now < self.started + OLD_ARBITER_WINDOW
+    }
+
+    /// `node` holds no lease on `set` from an earlier arbiter.
+    pub fn mark_cleared(&mut self, set: &str, node: NodeId) {
+        self.cleared.entry(set.to_string()).or_default().insert(node);
     }
 
     /// The holder gave the lease up (it was deposed or is shutting down).
@@ -111,6 +156,8 @@ impl LeaseTable {
 #[derive(Debug)]
 pub struct LeaseHolder {
     lease: Duration,
+    /// Grants from arbiters of older terms are ignored (set by revocations).
+    min_term: u64,
     sent: VecDeque<(u64, Instant)>,
     held: HashMap<SetId, (Epoch, Instant)>,
 }
@@ -126,6 +173,7 @@ impl LeaseHolder {
     pub fn new(lease: Duration) -> LeaseHolder {
         LeaseHolder {
             lease,
+            min_term: 0,
             sent: VecDeque::new(),
             held: HashMap::new(),
         }
@@ -139,15 +187,21 @@ impl LeaseHolder {
         }
     }
 
+    /// Applies an arbiter's answer to heartbeat `seq`, granted in Raft term `term`.
+    /// Grants from a term older than this node's own Raft term (`floor`) or than a
+    /// revocation it acknowledged are ignored.
     pub fn on_ack(
         &mut self,
+        floor: u64,
+        term: u64,
         seq: u64,
         granted: &[(SetId, Epoch)],
         refused: &[(SetId, Epoch)],
         now: Instant,
     ) -> LeaseChanges {
         let mut changes = LeaseChanges::default();
-        if let Some(&(_, sent_at)) = self.sent.iter().find(|(s, _)| *s == seq) {
+        let sent = self.sent.iter().find(|(s, _)| *s == seq).filter(|_| term >= self.min_term.max(floor));
+        if let Some(&(_, sent_at)) = sent {
             let until = sent_at + self.lease;
             for (set, epoch) in granted {
                 if until <= now {
@@ -195,6 +249,16 @@ impl LeaseHolder {
             self.held.remove(s);
         }
         lost
+    }
+
+    /// A newer arbiter's revocation: drop the lease on `set` unless it is for
+    /// `keep`, and ignore grants from arbiters older than `term` from now on.
+    pub fn revoke(&mut self, term: u64, set: &str, keep: Option<Epoch>) -> Option<Epoch> {
+        self.min_term = self.min_term.max(term);
+        match self.held.get(set) {
+            Some((e, _)) if Some(*e) != keep => self.give_up(set),
+            _ => None,
+        }
     }
 
     /// Gives up a lease (the replica shows the node is no longer Primary).
@@ -286,6 +350,15 @@ mod tests {
             table.request(&st, 1, "s", Epoch(0), t1),
             LeaseDecision::Refused { current: Epoch(1) }
         );
+        // Within the grace period, only once every other member is cleared.
+        let mut fresh = LeaseTable::new(lease, lease, t0, 2);
+        fresh.mark_cleared("s", 2);
+        assert_eq!(fresh.request(&st, 1, "s", Epoch(1), t0), LeaseDecision::Pending);
+        fresh.mark_cleared("s", 3);
+        assert_eq!(
+            fresh.request(&st, 1, "s", Epoch(1), t0),
+            LeaseDecision::Granted { first: true }
+        );
     }
 
     #[test]
@@ -331,6 +404,8 @@ mod tests {
         let t0 = Instant::now();
         h.sent(7, t0);
         let got = h.on_ack(
+            0,
+            1,
             7,
             &[("s".into(), Epoch(1))],
             &[],
@@ -345,13 +420,20 @@ mod tests {
         let lost = h.expire(t0 + lease);
         assert_eq!(lost, vec![("s".to_string(), Epoch(1))]);
         h.sent(8, t0);
-        h.on_ack(8, &[("s".into(), Epoch(1))], &[], t0);
-        let ch = h.on_ack(8, &[], &[("s".into(), Epoch(2))], t0);
+        h.on_ack(0, 1, 8, &[("s".into(), Epoch(1))], &[], t0);
+        let ch = h.on_ack(0, 1, 8, &[], &[("s".into(), Epoch(2))], t0);
         assert_eq!(ch.deposed, vec![("s".to_string(), Epoch(1))]);
         assert_eq!(h.acting("s", t0), None);
+        // A revocation by a newer arbiter drops the lease and shuts out older grants.
+        h.sent(9, t0);
+        h.on_ack(0, 1, 9, &[("s".into(), Epoch(2))], &[], t0);
+        assert_eq!(h.revoke(2, "s", None), Some(Epoch(2)));
+        h.sent(10, t0);
+        assert!(h.on_ack(0, 1, 10, &[("s".into(), Epoch(2))], &[], t0).acquired.is_empty());
+        assert!(!h.on_ack(0, 2, 10, &[("s".into(), Epoch(2))], &[], t0).acquired.is_empty());
         // An ack for a heartbeat never sent grants nothing.
         assert!(h
-            .on_ack(99, &[("s".into(), Epoch(1))], &[], t0)
+            .on_ack(0, 1, 99, &[("s".into(), Epoch(1))], &[], t0)
             .acquired
             .is_empty());
     }

@@ -250,12 +250,14 @@ pub async fn join(node: Arc<NodeShared>) -> Result<(), NodeError> {
 
 fn join_targets(node: &NodeShared) -> Vec<PeerAddrs> {
     let me = node.id();
+    // A seed is an address, not a member: try it over each local link in order (a
+    // transport only calls over links it has).
     let mut targets: Vec<PeerAddrs> = node
         .cfg
         .discovery
         .seeds
         .iter()
-        .map(|s| PeerAddrs(vec![("seed".to_string(), *s)]))
+        .map(|s| PeerAddrs(node.cfg.links.iter().map(|l| (l.name.clone(), *s)).collect()))
         .collect();
     targets.extend(
         node.discovered

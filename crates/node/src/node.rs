@@ -56,14 +56,16 @@ pub struct NodeShared {
     seq: AtomicU64,
 }
 
-/// How fresh the leader's last quorum acknowledgement must be for it to arbitrate:
-/// the shortest Raft election timeout.
-pub const ARBITER_QUORUM_FRESH_MS: u64 = 150;
+/// How fresh the leader's last quorum confirmation must be for it to arbitrate: the
+/// shortest Raft election timeout. The members that confirmed refuse to vote for
+/// anyone else for the longest election timeout (openraft's leader lease), so no new
+/// leader can be elected while this one still arbitrates.
+pub const ARBITER_QUORUM_FRESH_MS: u64 = 100;
 
 /// How long a newly elected arbiter waits before granting leases, beyond one lease:
 /// the longest Raft election timeout, covering grants its predecessor made while it
 /// still believed it led.
-pub const ARBITER_GRACE_EXTRA_MS: u64 = 300;
+pub const ARBITER_GRACE_EXTRA_MS: u64 = 200;
 
 pub fn now_ms() -> UnixMillis {
     chrono::Utc::now().timestamp_millis()

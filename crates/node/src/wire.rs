@@ -16,6 +16,7 @@ pub mod method {
     pub const SELF_TEST: &str = "self-test";
     pub const ADMIN: &str = "admin";
     pub const WRITE: &str = "write";
+    pub const REVOKE: &str = "revoke";
 }
 
 /// The node's own view of its health, carried in every heartbeat.
@@ -58,6 +59,9 @@ pub struct Heartbeat {
 pub struct HeartbeatAck {
     pub cluster: String,
     pub from: NodeId,
+    /// The Raft term of the granting arbiter: a member that acknowledged a newer
+    /// arbiter's revocation ignores grants from older terms.
+    pub term: u64,
     /// Echo of the heartbeat's sequence number: the lease runs from when that
     /// heartbeat was sent.
     pub seq: u64,
@@ -91,6 +95,16 @@ pub enum JoinReply {
     },
     /// Refused for good: protocol, features or cluster name do not match.
     Refused { reason: String },
+}
+
+/// A newly elected arbiter asks a member to drop any lease on `set` a previous
+/// arbiter granted, except the one it names (the current Primary's, same epoch), and
+/// to take no more grants from arbiters of older terms.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Revoke {
+    pub term: u64,
+    pub set: SetId,
+    pub keep: Option<(NodeId, Epoch)>,
 }
 
 /// A member reports its boot to the arbiter (boot service).

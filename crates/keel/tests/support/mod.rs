@@ -1,0 +1,610 @@
+//! Test support: starts the real `keel dev up` as a child process and talks to the
+//! cluster with the real CLI (`keel --cluster DIR ...`), as an operator would.
+//!
+//! Owns: port allocation (one block of 100 per cluster, so tests can run in parallel),
+//! waiting for conditions with deadlines, and cleanup: dropping a [`Cluster`] stops
+//! the supervisor with SIGTERM and SIGKILLs any node process of the cluster still
+//! alive, even when the test failed. Must never: sleep in place of a condition, or
+//! signal a process that does not belong to the cluster it started.
+
+#![allow(dead_code)] // Each test binary uses a different part of this module.
+
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, Instant};
+
+/// The binary under test.
+pub const KEEL: &str = env!("CARGO_BIN_EXE_keel");
+
+/// How often conditions are polled.
+const POLL: Duration = Duration::from_millis(100);
+
+/// Deadline for a whole cluster to come up (leader, every node up, `default` set).
+const START_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Deadline for one CLI command; each retries every member with its own timeouts.
+const CLI_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Blocks of 100 ports, one per cluster: rpc = P, heartbeat = P+1, admin = P+80.
+static NEXT_BLOCK: AtomicU16 = AtomicU16::new(0);
+const FIRST_PORT: u16 = 7600;
+
+/// What a command printed and how it ended.
+#[derive(Debug)]
+pub struct Output {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn ok(&self) -> bool {
+        self.status.success()
+    }
+}
+
+/// Runs `keel ARGS`; kills it if it has not finished by `deadline` and panics.
+pub fn run_keel(args: &[&str], deadline: Duration) -> Output {
+    let mut child = Command::new(KEEL)
+        .args(args)
+        .env_remove("KEEL_CLUSTER")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {KEEL}: {e}"));
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
+    let until = Instant::now() + deadline;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < until => std::thread::sleep(Duration::from_millis(10)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("`keel {}` did not finish in {deadline:?}", args.join(" "));
+            }
+        }
+    };
+    Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    }
+}
+
+fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        if let Some(mut p) = pipe {
+            let _ = p.read_to_string(&mut text);
+        }
+        text
+    })
+}
+
+/// Polls `check` until it returns `Some`, or panics after `timeout` naming `what` and
+/// the last thing `check` reported through `last`.
+pub fn wait_for<T>(
+    what: &str,
+    timeout: Duration,
+    mut check: impl FnMut(&mut String) -> Option<T>,
+) -> T {
+    let start = Instant::now();
+    let mut last = String::new();
+    loop {
+        if let Some(v) = check(&mut last) {
+            eprintln!("    ({what}: {} ms)", start.elapsed().as_millis());
+            return v;
+        }
+        if start.elapsed() > timeout {
+            panic!("timed out after {timeout:?} waiting for {what}; last seen: {last}");
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// How to start a dev cluster.
+pub struct ClusterSpec {
+    pub nodes: u8,
+    pub sites: u8,
+    pub restart_delay_ms: u64,
+}
+
+impl Default for ClusterSpec {
+    fn default() -> Self {
+        ClusterSpec {
+            nodes: 3,
+            sites: 1,
+            restart_delay_ms: 1000,
+        }
+    }
+}
+
+/// A running `keel dev up`, stopped (with every node) when dropped.
+pub struct Cluster {
+    /// Holds the cluster directory and the supervisor's output.
+    tmp: Option<tempfile::TempDir>,
+    pub dir: PathBuf,
+    pub base_port: u16,
+    supervisor: Child,
+    supervisor_log: PathBuf,
+    stopped: bool,
+}
+
+impl Cluster {
+    /// Starts a three-node, one-site cluster and waits until it is ready.
+    pub fn start() -> Cluster {
+        Cluster::start_with(ClusterSpec::default())
+    }
+
+    /// Starts a cluster and waits until `status` shows a leader, every node up and the
+    /// `default` set with a Primary.
+    pub fn start_with(spec: ClusterSpec) -> Cluster {
+        let tmp = tempfile::Builder::new()
+            .prefix("keel-test-")
+            .tempdir()
+            .expect("temporary directory");
+        let dir = tmp.path().join("cluster");
+        let supervisor_log = tmp.path().join("supervisor.log");
+        let base_port = free_port_block();
+        eprintln!(
+            "--- start `keel dev up` ({} nodes, {} sites) in {} on ports {base_port}+",
+            spec.nodes,
+            spec.sites,
+            dir.display()
+        );
+        let log = std::fs::File::create(&supervisor_log).expect("supervisor log");
+        let mut cmd = Command::new(KEEL);
+        cmd.arg("dev")
+            .arg("up")
+            .arg("--dir")
+            .arg(&dir)
+            .args(["--nodes", &spec.nodes.to_string()])
+            .args(["--sites", &spec.sites.to_string()])
+            .args(["--restart-delay-ms", &spec.restart_delay_ms.to_string()])
+            .args(["--base-port", &base_port.to_string()])
+            .env_remove("KEEL_CLUSTER")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("supervisor log"))
+            .stderr(log);
+        // Should the test process die without unwinding, the supervisor gets SIGTERM
+        // and stops its nodes (which in turn die with it).
+        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+        let supervisor = cmd.spawn().expect("starting keel dev up");
+        let mut cluster = Cluster {
+            tmp: Some(tmp),
+            dir,
+            base_port,
+            supervisor,
+            supervisor_log,
+            stopped: false,
+        };
+        let want = spec.nodes as usize + usize::from(spec.sites >= 2);
+        let ready = wait_for("the cluster to be ready", START_DEADLINE, |last| {
+            if let Ok(Some(status)) = cluster.supervisor.try_wait() {
+                panic!(
+                    "keel dev up exited ({status}) before the cluster was ready:\n{}",
+                    cluster.supervisor_output()
+                );
+            }
+            let s = cluster.try_status().map_err(|e| *last = e).ok()?;
+            *last = s.to_string();
+            let all_up = nodes(&s).len() == want && nodes(&s).iter().all(|n| n["state"] == "up");
+            let has_primary = s["sets"]
+                .as_array()?
+                .iter()
+                .any(|set| set["id"] == "default" && !set["primary"].is_null());
+            (!s["leader"].is_null() && all_up && has_primary).then_some(s)
+        });
+        eprintln!(
+            "    ready: leader {}, default {}",
+            ready["leader"],
+            set(&ready, "default")
+        );
+        cluster
+    }
+
+    /// Runs `keel --cluster DIR ARGS`.
+    pub fn keel(&self, args: &[&str]) -> Output {
+        let dir = self.dir.to_str().expect("utf-8 path");
+        let mut all = vec!["--cluster", dir];
+        all.extend_from_slice(args);
+        run_keel(&all, CLI_DEADLINE)
+    }
+
+    /// Runs `keel --cluster DIR ARGS` and panics unless it succeeds.
+    pub fn keel_ok(&self, args: &[&str]) -> String {
+        let out = self.keel(args);
+        assert!(
+            out.ok(),
+            "`keel {}` failed ({}): {}",
+            args.join(" "),
+            out.status,
+            out.stderr
+        );
+        out.stdout
+    }
+
+    /// `status --json`, parsed; an error's text if the command failed.
+    pub fn try_status(&self) -> Result<Value, String> {
+        let out = self.keel(&["status", "--json"]);
+        if !out.ok() {
+            return Err(out.stderr.trim().to_string());
+        }
+        serde_json::from_str(out.stdout.trim())
+            .map_err(|e| format!("status --json is not one JSON object ({e}): {}", out.stdout))
+    }
+
+    /// `status --json`, parsed; panics if the command fails.
+    pub fn status(&self) -> Value {
+        self.try_status().unwrap_or_else(|e| panic!("status: {e}"))
+    }
+
+    /// `events --json`: every event in the log, one JSON object per line.
+    pub fn events(&self) -> Vec<Value> {
+        self.events_since(0)
+    }
+
+    /// `events --json --since SEQ`.
+    pub fn events_since(&self, seq: u64) -> Vec<Value> {
+        let out = self.keel_ok(&["events", "--json", "--since", &seq.to_string()]);
+        out.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                serde_json::from_str(l)
+                    .unwrap_or_else(|e| panic!("event line is not JSON ({e}): {l}"))
+            })
+            .collect()
+    }
+
+    /// The sequence number the next event will get.
+    pub fn next_event_seq(&self) -> u64 {
+        self.events()
+            .last()
+            .and_then(|e| e["seq"].as_u64())
+            .map_or(0, |s| s + 1)
+    }
+
+    /// `cluster.json` as the supervisor last wrote it (it rewrites it after restarts).
+    pub fn cluster_file(&self) -> Value {
+        let text = std::fs::read_to_string(self.dir.join("cluster.json")).expect("cluster.json");
+        serde_json::from_str(&text).expect("cluster.json is JSON")
+    }
+
+    /// The pid of a node's process, from `cluster.json`; 0 while the supervisor has
+    /// not restarted a dead one yet.
+    pub fn pid_of(&self, node: u64) -> u32 {
+        let file = self.cluster_file();
+        let entry = file["nodes"]
+            .as_array()
+            .and_then(|ns| ns.iter().find(|n| n["id"] == node))
+            .unwrap_or_else(|| panic!("node {node} is not in cluster.json"));
+        entry["pid"].as_u64().unwrap_or(0) as u32
+    }
+
+    /// Sends `signal` to a node's process.
+    pub fn signal(&self, node: u64, signal: i32) -> u32 {
+        let pid = self.pid_of(node);
+        assert!(pid > 0, "node {node} has no process to signal");
+        // SAFETY: kill(2) with a pid the supervisor of this cluster reported.
+        let r = unsafe { libc::kill(pid as i32, signal) };
+        assert_eq!(r, 0, "kill({pid}, {signal}) failed");
+        pid
+    }
+
+    /// Waits until the supervisor has restarted `node` (a pid other than `old`).
+    pub fn wait_restarted(&self, node: u64, old: u32, timeout: Duration) -> u32 {
+        wait_for(
+            &format!("the supervisor to restart node {node}"),
+            timeout,
+            |last| {
+                let pid = self.pid_of(node);
+                *last = format!("pid {pid}");
+                (pid != 0 && pid != old).then_some(pid)
+            },
+        )
+    }
+
+    /// Waits until `status` satisfies `check`, which explains itself through `last`.
+    pub fn wait_status<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut check: impl FnMut(&Value) -> Option<T>,
+    ) -> T {
+        wait_for(what, timeout, |last| {
+            let s = self.try_status().map_err(|e| *last = e).ok()?;
+            let r = check(&s);
+            if r.is_none() {
+                *last = s.to_string();
+            }
+            r
+        })
+    }
+
+    /// Waits until the event log holds events matching `check` (given every event with
+    /// `seq >= since`).
+    pub fn wait_events<T>(
+        &self,
+        what: &str,
+        since: u64,
+        timeout: Duration,
+        mut check: impl FnMut(&[Value]) -> Option<T>,
+    ) -> T {
+        wait_for(what, timeout, |last| {
+            let events = self.events_since(since);
+            let r = check(&events);
+            if r.is_none() {
+                *last = events
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n");
+            }
+            r
+        })
+    }
+
+    /// Stops the supervisor with SIGTERM and waits for it; returns how it ended.
+    pub fn stop(&mut self) -> ExitStatus {
+        self.stopped = true;
+        // A paused node ignores SIGTERM until it runs again.
+        for pid in self.node_processes() {
+            // SAFETY: kill(2) on a node process of this cluster's directory.
+            unsafe { libc::kill(pid as i32, libc::SIGCONT) };
+        }
+        // SAFETY: kill(2) on the child this struct started.
+        unsafe { libc::kill(self.supervisor.id() as i32, libc::SIGTERM) };
+        let until = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            match self.supervisor.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) if Instant::now() < until => std::thread::sleep(Duration::from_millis(20)),
+                _ => {
+                    eprintln!("    supervisor ignored SIGTERM for 20 s: SIGKILL");
+                    let _ = self.supervisor.kill();
+                    break self.supervisor.wait().expect("waiting for the supervisor");
+                }
+            }
+        };
+        for pid in self.node_processes() {
+            eprintln!("    node process {pid} outlived its supervisor: SIGKILL");
+            // SAFETY: as above.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+        status
+    }
+
+    /// Live node processes of this cluster: every `keel node --config FILE` with FILE
+    /// in this cluster's directory, found in /proc whoever started them.
+    pub fn node_processes(&self) -> Vec<u32> {
+        let mine = self.dir.to_string_lossy().into_owned();
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return vec![];
+        };
+        entries
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|pid| {
+                let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+                    return false;
+                };
+                let args: Vec<String> = raw
+                    .split(|b| *b == 0)
+                    .map(|a| String::from_utf8_lossy(a).into_owned())
+                    .collect();
+                let is_zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .map(|s| {
+                        s.rsplit(')')
+                            .next()
+                            .unwrap_or("")
+                            .trim_start()
+                            .starts_with('Z')
+                    })
+                    .unwrap_or(true);
+                !is_zombie
+                    && args.iter().any(|a| a == "node")
+                    && args.iter().any(|a| a.starts_with(&mine))
+            })
+            .collect()
+    }
+
+    /// The supervisor's output so far.
+    pub fn supervisor_output(&self) -> String {
+        std::fs::read_to_string(&self.supervisor_log).unwrap_or_default()
+    }
+
+    /// A node's log file.
+    pub fn node_log(&self, node: u64) -> String {
+        std::fs::read_to_string(self.dir.join(format!("n{node}/node.log"))).unwrap_or_default()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if !self.stopped {
+            self.stop();
+        }
+        if std::thread::panicking() {
+            let out = self.supervisor_output();
+            let tail: Vec<&str> = out.lines().rev().take(40).collect();
+            eprintln!("--- supervisor output (last 40 lines):");
+            for line in tail.iter().rev() {
+                eprintln!("    {line}");
+            }
+            if let Some(tmp) = self.tmp.take() {
+                eprintln!("--- cluster directory kept: {}", tmp.keep().display());
+            }
+        }
+    }
+}
+
+/// The first block of ports nobody listens on, from a counter shared by the tests of
+/// this process (other processes may use some blocks: each is checked).
+fn free_port_block() -> u16 {
+    loop {
+        let k = NEXT_BLOCK.fetch_add(1, Ordering::SeqCst);
+        let base = FIRST_PORT
+            .checked_add(k.checked_mul(100).expect("out of port blocks"))
+            .filter(|b| *b < 65000)
+            .expect("out of port blocks");
+        let free = [base, base + 80].iter().all(|p| {
+            std::net::TcpListener::bind(("127.0.1.1", *p)).is_ok()
+                && std::net::TcpListener::bind(("127.1.1.1", *p)).is_ok()
+        }) && std::net::UdpSocket::bind(("127.0.1.1", base + 1)).is_ok();
+        if free {
+            return base;
+        }
+    }
+}
+
+/// The `nodes` array of a status.
+pub fn nodes(status: &Value) -> Vec<Value> {
+    status["nodes"].as_array().cloned().unwrap_or_default()
+}
+
+/// One node of a status (`Null` if absent).
+pub fn node(status: &Value, id: u64) -> Value {
+    nodes(status)
+        .into_iter()
+        .find(|n| n["id"] == id)
+        .unwrap_or(Value::Null)
+}
+
+/// One failover set of a status (`Null` if absent).
+pub fn set(status: &Value, id: &str) -> Value {
+    status["sets"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["id"] == id).cloned())
+        .unwrap_or(Value::Null)
+}
+
+/// The Primary and epoch of a set.
+pub fn primary_and_epoch(status: &Value, set_id: &str) -> (Option<u64>, u64) {
+    let s = set(status, set_id);
+    (s["primary"].as_u64(), s["epoch"].as_u64().unwrap_or(0))
+}
+
+/// Node ids of a set's Alternates.
+pub fn alternates(status: &Value, set_id: &str) -> Vec<u64> {
+    set(status, set_id)["alternates"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_u64).collect())
+        .unwrap_or_default()
+}
+
+/// The index of the first event at or after `from` that matches `pred`.
+pub fn find_event(events: &[Value], from: usize, pred: impl Fn(&Value) -> bool) -> Option<usize> {
+    events
+        .iter()
+        .enumerate()
+        .skip(from)
+        .find(|(_, e)| pred(e))
+        .map(|(i, _)| i)
+}
+
+/// Milliseconds since the Unix epoch of an RFC 3339 date-time
+/// (`2024-05-01T12:00:00.123Z`, or with a `+hh:mm` offset); `None` if malformed.
+pub fn rfc3339_millis(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let t = s.get(r)?;
+        t.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| t.parse().ok())?
+    };
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't') {
+        return None;
+    }
+    if b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let mut i = 19;
+    let mut millis = 0;
+    if b[i] == b'.' {
+        let start = i + 1;
+        i = start;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == start {
+            return None;
+        }
+        let frac = &s[start..i];
+        millis = format!("{frac:0<3}")[..3].parse::<i64>().ok()?;
+    }
+    let offset_min = match b.get(i)? {
+        b'Z' | b'z' if i + 1 == b.len() => 0,
+        sign @ (b'+' | b'-') if i + 6 == b.len() && b[i + 3] == b':' => {
+            let m = num(i + 1..i + 3)? * 60 + num(i + 4..i + 6)?;
+            if *sign == b'+' {
+                m
+            } else {
+                -m
+            }
+        }
+        _ => return None,
+    };
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let (y, m) = if mo <= 2 {
+        (y - 1, mo + 9)
+    } else {
+        (y, mo - 3)
+    };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let minutes = (days * 24 + h) * 60 + mi - offset_min;
+    Some((minutes * 60 + sec) * 1000 + millis)
+}
+
+/// A plain HTTP/1.1 GET: the status code and the body.
+pub fn http_get(addr: &str, path: &str) -> Result<(u16, String, String), String> {
+    let mut stream = std::net::TcpStream::connect(addr).map_err(|e| format!("{addr}: {e}"))?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut raw = String::new();
+    stream
+        .read_to_string(&mut raw)
+        .map_err(|e| format!("reading {addr}{path}: {e}"))?;
+    let (head, body) = raw
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| format!("no HTTP header in {raw:?}"))?;
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("no status code in {head:?}"))?;
+    Ok((code, head.to_string(), body.to_string()))
+}
+
+/// Path of a file in a test's own temporary directory.
+pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("writing a test file");
+    path
+}
