@@ -22,6 +22,8 @@ pub struct Client {
     pub file: ClusterFile,
     http: reqwest::Client,
     token: Option<String>,
+    /// The leader as last reported by a member.
+    leader: std::sync::Arc<std::sync::Mutex<Option<u64>>>,
 }
 
 impl Client {
@@ -43,6 +45,7 @@ impl Client {
             file,
             http,
             token,
+            leader: Default::default(),
         })
     }
 
@@ -55,14 +58,21 @@ impl Client {
             .collect()
     }
 
-    /// GETs `path` from the first member that answers.
+    /// GETs `path` from the configuration database leader if this client knows it
+    /// (a paused or lagging member may serve stale state), else from the first member
+    /// that answers.
     async fn get<T: serde::de::DeserializeOwned>(
         &self,
         path: &str,
         timeout: Duration,
     ) -> Result<T, ClientError> {
         let mut tried = vec![];
-        for base in self.bases() {
+        let mut bases = self.bases();
+        let leader = *self.leader.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = leader.and_then(|l| self.file.nodes.iter().find(|n| n.id == l)) {
+            bases.insert(0, format!("http://{}", n.admin));
+        }
+        for base in bases {
             match self
                 .http
                 .get(format!("{base}{path}"))
@@ -89,7 +99,8 @@ impl Client {
 
     /// The cluster's status, preferably as the configuration database leader sees it.
     pub async fn status(&self) -> Result<StatusView, ClientError> {
-        let first: StatusView = self.get("/v1/status", Duration::from_secs(3)).await?;
+        let first: StatusView = self.get("/v1/status", Duration::from_secs(2)).await?;
+        self.remember_leader(first.leader);
         match first.leader {
             Some(l) if l != first.answered_by => {
                 let Some(n) = self.file.nodes.iter().find(|n| n.id == l) else {
@@ -111,8 +122,18 @@ impl Client {
         }
     }
 
+    fn remember_leader(&self, leader: Option<u64>) {
+        *self.leader.lock().unwrap_or_else(|e| e.into_inner()) = leader;
+    }
+
     /// Events with `seq >= since`, waiting up to `wait` for one.
     pub async fn events(&self, since: u64, wait: Duration) -> Result<EventsPage, ClientError> {
+        if let Ok(s) = self
+            .get::<StatusView>("/v1/status", Duration::from_secs(1))
+            .await
+        {
+            self.remember_leader(s.leader);
+        }
         let path = format!("/v1/events?since={since}&wait_ms={}", wait.as_millis());
         self.get(&path, wait + Duration::from_secs(3)).await
     }

@@ -170,7 +170,10 @@ impl Cluster {
     /// its addresses refuse connections, nothing it had in flight arrives. Its data
     /// directory stays, without a clean-shutdown marker.
     pub async fn crash(&mut self, id: NodeId) -> Result<(), HarnessError> {
-        let running = self.running.remove(&id).ok_or(HarnessError::NotRunning(id))?;
+        let running = self
+            .running
+            .remove(&id)
+            .ok_or(HarnessError::NotRunning(id))?;
         tracing::info!(node = id, "harness: crash");
         self.net.update(|f| {
             f.crashed.insert(id);

@@ -40,9 +40,7 @@ impl Cluster {
 
     /// Is node `id` running but paused?
     pub fn is_paused(&self, id: NodeId) -> bool {
-        self.running
-            .get(&id)
-            .is_some_and(|r| r.runtime.is_paused())
+        self.running.get(&id).is_some_and(|r| r.runtime.is_paused())
     }
 
     /// Cuts the cable of `link` at node `id`: nothing is sent or received on it, and

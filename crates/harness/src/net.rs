@@ -127,7 +127,10 @@ impl MemNet {
         st.incarnations += 1;
         let incarnation = st.incarnations;
         for (link, ip) in &addrs.links {
-            for (port, number) in [(Port::Rpc, addrs.rpc_port), (Port::Heartbeat, addrs.heartbeat_port)] {
+            for (port, number) in [
+                (Port::Rpc, addrs.rpc_port),
+                (Port::Heartbeat, addrs.heartbeat_port),
+            ] {
                 let endpoint = Endpoint {
                     node: addrs.node,
                     link: link.clone(),
@@ -182,7 +185,10 @@ impl MemNet {
         if !f.path_open(from, from_link, ep.node, &ep.link) {
             return CallRoute::Lost;
         }
-        let Some(target) = st.nodes.get(&ep.node).filter(|_| !f.crashed.contains(&ep.node))
+        let Some(target) = st
+            .nodes
+            .get(&ep.node)
+            .filter(|_| !f.crashed.contains(&ep.node))
         else {
             return CallRoute::Refused;
         };

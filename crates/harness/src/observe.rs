@@ -88,6 +88,23 @@ impl Cluster {
         .await
     }
 
+    /// Waits for a failover: until `set` is past epoch `from` and its new Primary acts
+    /// in the current epoch, alone. Returns the new Primary and its epoch.
+    pub async fn wait_failover(
+        &self,
+        set: &str,
+        from: Epoch,
+        within: Duration,
+    ) -> Result<(NodeId, Epoch), HarnessError> {
+        let what = format!("set {set} failed over from epoch {from}, its Primary acting");
+        wait_for(&what, within, || {
+            let s = self.set(set).filter(|s| s.epoch > from)?;
+            let p = s.primary_node()?;
+            (self.acting(set) == [(p, s.epoch)]).then_some((p, s.epoch))
+        })
+        .await
+    }
+
     /// The freshest replica's event log.
     pub fn events(&self) -> Vec<Event> {
         self.read(|s| s.events.iter().cloned().collect())
@@ -107,12 +124,7 @@ impl Cluster {
         pred: impl Fn(&Event) -> bool,
     ) -> Result<Event, HarnessError> {
         wait_for(what, within, || {
-            self.read(|s| {
-                s.events
-                    .iter()
-                    .find(|e| e.seq >= since && pred(e))
-                    .cloned()
-            })
+            self.read(|s| s.events.iter().find(|e| e.seq >= since && pred(e)).cloned())
         })
         .await
     }

@@ -57,7 +57,11 @@ impl Violation {
                 set, epoch, second, ..
             } => format!("primaries {set} {epoch} {second:?}"),
             Violation::EpochWentBack {
-                node, set, from, to, ..
+                node,
+                set,
+                from,
+                to,
+                ..
             } => format!("back {node} {set} {from} {to}"),
             Violation::CheckerFailed => "checker".into(),
         }

@@ -20,7 +20,11 @@ pub async fn wait_for<T>(
     let deadline = started + within;
     loop {
         if let Some(v) = probe() {
-            tracing::debug!(what, waited_ms = started.elapsed().as_millis() as u64, "reached");
+            tracing::debug!(
+                what,
+                waited_ms = started.elapsed().as_millis() as u64,
+                "reached"
+            );
             return Ok(v);
         }
         if Instant::now() >= deadline {

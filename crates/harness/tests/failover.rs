@@ -19,13 +19,16 @@ async fn a_crashed_primary_is_failed_over_and_returns_as_an_alternate() -> anyho
     let mut c = Cluster::start(3).await?;
     let p = not_the_leader(&c)?;
     let (first, e1) = c.create_set("s", &members_with_first(&c, p)).await?;
-    ensure!(first == p, "node {p} should be the first Primary, not {first}");
+    ensure!(
+        first == p,
+        "node {p} should be the first Primary, not {first}"
+    );
     let checker = c.checker()?;
     let since = c.next_event_seq();
 
     info!("--- crash the Primary (node {p})");
     c.crash(p).await?;
-    let (q, e2) = c.wait_acting("s", STEP).await?;
+    let (q, e2) = c.wait_failover("s", e1, STEP).await?;
     ensure!(q != p && e2 > e1, "node {q} acts in epoch {e2} after {e1}");
 
     info!("--- the timeline: failure_detected -> failover_decided -> taken_over");
@@ -75,7 +78,7 @@ async fn a_paused_primary_is_failed_over_and_does_not_act_when_resumed() -> anyh
 
     info!("--- pause the Primary (node {p}): it hangs");
     c.pause(p).await?;
-    let (q, e2) = c.wait_acting("s", STEP).await?;
+    let (q, e2) = c.wait_failover("s", e1, STEP).await?;
     ensure!(q != p && e2 > e1);
     let detected = c
         .wait_event("failure_detected", STEP, since, |e| {
@@ -112,7 +115,7 @@ async fn a_crashed_leader_that_is_primary_is_failed_over() -> anyhow::Result<()>
 
     info!("--- crash the leader and Primary (node {l})");
     c.crash(l).await?;
-    let (q, e2) = c.wait_acting("s", STEP).await?;
+    let (q, e2) = c.wait_failover("s", e1, STEP).await?;
     let new_leader = c.leader().context("a new leader")?;
     ensure!(q != l && new_leader != l && e2 > e1);
     c.wait_event("taken_over", STEP, since, |e| {
@@ -143,7 +146,7 @@ async fn a_paused_leader_that_is_primary_does_not_act_when_resumed() -> anyhow::
 
     info!("--- pause the leader and Primary (node {l})");
     c.pause(l).await?;
-    let (q, e2) = c.wait_acting("s", STEP).await?;
+    let (q, e2) = c.wait_failover("s", e1, STEP).await?;
     ensure!(q != l && e2 > e1);
 
     info!("--- resume node {l}: deposed as leader and Primary, it must not act");

@@ -24,7 +24,7 @@ async fn an_isolated_primary_lets_its_lease_lapse_before_another_acts() -> anyho
 
     info!("--- isolate the Primary (node {p}) from every other node");
     c.isolate(p);
-    let (q, e2) = c.wait_acting("s", STEP).await?;
+    let (q, e2) = c.wait_failover("s", e1, STEP).await?;
     ensure!(q != p && e2 > e1);
     let old = c.node(p)?;
     let held = old
@@ -57,7 +57,7 @@ async fn an_isolated_leader_that_is_primary_lets_its_lease_lapse() -> anyhow::Re
 
     info!("--- isolate the leader and Primary (node {l})");
     c.isolate(l);
-    let (q, e2) = c.wait_acting("s", STEP).await?;
+    let (q, e2) = c.wait_failover("s", e1, STEP).await?;
     ensure!(q != l && e2 > e1);
 
     info!("--- heal: node {l} comes back as an Alternate");
@@ -113,7 +113,7 @@ async fn a_link_failure_never_fails_a_member_over() -> anyhow::Result<()> {
     info!("--- cut both links of node {p}: a member failure, failed over");
     c.cut_link(p, "a");
     c.cut_link(p, "b");
-    let (q, e2) = c.wait_acting("s", STEP).await?;
+    let (q, e2) = c.wait_failover("s", e1, STEP).await?;
     ensure!(q != p && e2 > e1);
 
     info!("--- restore both links: node {p} comes back as an Alternate");

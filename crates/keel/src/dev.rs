@@ -383,7 +383,10 @@ async fn supervise(dir: &Path, nodes: &mut [Supervised], args: &DevUpArgs) -> Re
                 match spawn(s) {
                     Ok(pid) => println!("[dev] node {} restarted, pid {pid}", s.cfg.id),
                     Err(e) => {
-                        println!("[dev] node {} could not be restarted ({e:#}); trying again", s.cfg.id);
+                        println!(
+                            "[dev] node {} could not be restarted ({e:#}); trying again",
+                            s.cfg.id
+                        );
                         s.died_at = Some(Instant::now());
                     }
                 }

@@ -99,6 +99,7 @@ pub async fn run(node: Arc<NodeShared>) {
     let det = Arc::new(Mutex::new(Detector::default()));
     let (results_tx, mut results_rx) = tokio::sync::mpsc::unbounded_channel::<Input>();
     let mut last_rearbitrate = Instant::now();
+    let mut last_election: Option<Instant> = None;
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
@@ -111,7 +112,11 @@ pub async fn run(node: Arc<NodeShared>) {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .take();
-            *det.lock().unwrap_or_else(|e| e.into_inner()) = Detector::default();
+            // Followers probe silent members too, so that a newly elected arbiter
+            // finds the fault already characterized; their inputs are not theirs to use.
+            let _ = detect(&node, &det, &results_tx, false);
+            while results_rx.try_recv().is_ok() {}
+            hurry_election(&node, &mut last_election);
             continue;
         }
         let became = {
@@ -140,7 +145,7 @@ pub async fn run(node: Arc<NodeShared>) {
                 ));
             node.record(ev).await;
         }
-        let mut inputs = detect(&node, &det, &results_tx);
+        let mut inputs = detect(&node, &det, &results_tx, true);
         while let Ok(i) = results_rx.try_recv() {
             inputs.push(i);
         }
@@ -162,6 +167,7 @@ fn detect(
     node: &Arc<NodeShared>,
     det: &Arc<Mutex<Detector>>,
     results: &tokio::sync::mpsc::UnboundedSender<Input>,
+    arbiter: bool,
 ) -> Vec<Input> {
     let t = &node.cfg.timings;
     let (suspect, fail, hb) = (
@@ -176,7 +182,9 @@ fn detect(
     let own = node.health.current();
     let my_state = state.members.get(&me).map(|m| m.state);
     // The arbiter hears itself: a failed arbiter that is alive came back.
-    if own.score < 100 || my_state.is_some_and(|s| s != MemberState::Up && s != MemberState::Quarantined) {
+    if own.score < 100
+        || my_state.is_some_and(|s| s != MemberState::Up && s != MemberState::Quarantined)
+    {
         inputs.push(Input::Heard {
             node: me,
             health: report(own),
@@ -261,7 +269,7 @@ fn detect(
                                     && node.tracker.silent_on(m.id, &l.name, now) < 2 * hb
                             })
                             .map(|l| l.name.clone());
-                        if let Some(live) = live {
+                        if let (Some(live), true) = (live, arbiter) {
                             start_self_test(
                                 node,
                                 m.id,
@@ -314,7 +322,12 @@ fn start_probe(
         };
         if probe == Probe::Refused {
             // The process is gone, and its leases (in memory only) with it.
-            if let Some(t) = node.arbiter.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            if let Some(t) = node
+                .arbiter
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_mut()
+            {
                 t.void_node(target, Instant::now());
             }
         }
@@ -370,25 +383,36 @@ fn start_self_test(
 fn start_revocations(node: &Arc<NodeShared>) {
     let term = node.db.current_term();
     let state = node.snapshot();
-    let grace = Duration::from_millis(node.cfg.timings.lease_ms + crate::node::ARBITER_GRACE_EXTRA_MS);
+    let grace =
+        Duration::from_millis(node.cfg.timings.lease_ms + crate::node::ARBITER_GRACE_EXTRA_MS);
     for set in state.sets.values() {
         let keep = set.primary_node().map(|p| (p, set.epoch));
         for m in &set.members {
-            let keel_core::MemberRef::Node(id) = m else { continue };
+            let keel_core::MemberRef::Node(id) = m else {
+                continue;
+            };
             let (node, set_id, id) = (node.clone(), set.id.clone(), *id);
             tokio::spawn(async move {
                 let deadline = Instant::now() + grace;
                 while Instant::now() < deadline {
                     match revoke_one(&node, term, &set_id, id, keep).await {
                         Revoked::Cleared => {
-                            if let Some(t) = node.arbiter.lock().unwrap_or_else(|e| e.into_inner()).as_mut().filter(|t| t.term == term) {
+                            if let Some(t) = node
+                                .arbiter
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .as_mut()
+                                .filter(|t| t.term == term)
+                            {
                                 t.mark_cleared(&set_id, id);
                             }
                             return;
                         }
                         Revoked::Gone => {
                             let mut a = node.arbiter.lock().unwrap_or_else(|e| e.into_inner());
-                            let Some(t) = a.as_mut().filter(|t| t.term == term) else { return };
+                            let Some(t) = a.as_mut().filter(|t| t.term == term) else {
+                                return;
+                            };
                             let now = Instant::now();
                             if !t.old_arbiter_window_open(now) {
                                 t.void_node(id, now);
@@ -416,17 +440,37 @@ enum Revoked {
     NotYet,
 }
 
-async fn revoke_one(node: &NodeShared, term: u64, set: &str, id: NodeId, keep: Option<(NodeId, keel_core::Epoch)>) -> Revoked {
+async fn revoke_one(
+    node: &NodeShared,
+    term: u64,
+    set: &str,
+    id: NodeId,
+    keep: Option<(NodeId, keel_core::Epoch)>,
+) -> Revoked {
     let kept = keep.is_some_and(|(n, _)| n == id);
     if id == node.id() {
         let keep = keep.filter(|(n, _)| *n == id).map(|(_, e)| e);
         let mut holder = node.holder.lock().unwrap_or_else(|e| e.into_inner());
         holder.revoke(term, set, keep);
-        return if kept && holder.acting(set, Instant::now()).is_some() { Revoked::Holds } else { Revoked::Cleared };
+        return if kept && holder.acting(set, Instant::now()).is_some() {
+            Revoked::Holds
+        } else {
+            Revoked::Cleared
+        };
     }
-    let Some(addrs) = node.addrs_of(id) else { return Revoked::NotYet };
-    let body = wire::encode(&wire::Revoke { term, set: set.to_string(), keep });
-    match node.net.call(&addrs, method::REVOKE, body, Duration::from_millis(300)).await {
+    let Some(addrs) = node.addrs_of(id) else {
+        return Revoked::NotYet;
+    };
+    let body = wire::encode(&wire::Revoke {
+        term,
+        set: set.to_string(),
+        keep,
+    });
+    match node
+        .net
+        .call(&addrs, method::REVOKE, body, Duration::from_millis(300))
+        .await
+    {
         Ok((_, reply)) if reply == b"clear" => Revoked::Cleared,
         Ok((_, reply)) if reply == b"holds" => Revoked::Holds,
         Ok(_) => Revoked::NotYet,
@@ -436,4 +480,42 @@ async fn revoke_one(node: &NodeShared, term: u64, set: &str, id: NodeId, keep: O
             Revoked::NotYet
         }
     }
+}
+
+/// A follower that hears nothing from the Raft leader on any link starts an election as
+/// soon as the other followers will vote (openraft's followers refuse until their
+/// leader lease, the longest election timeout, has run out), instead of waiting for a
+/// random timeout after a first refused round. Followers go one after another, in id
+/// order, so that they do not split the vote.
+fn hurry_election(node: &NodeShared, last: &mut Option<Instant>) {
+    let me = node.id();
+    let Some(leader) = node.db.leader().filter(|l| *l != me) else {
+        return;
+    };
+    let voters: Vec<NodeId> = node
+        .db
+        .raft()
+        .metrics()
+        .borrow()
+        .membership_config
+        .membership()
+        .voter_ids()
+        .collect();
+    if !voters.contains(&me) {
+        return;
+    }
+    let rank = voters.iter().filter(|v| **v != leader && **v < me).count() as u64;
+    let lease = node.db.raft().config().election_timeout_max;
+    let wait = Duration::from_millis(lease + 10 + 40 * rank);
+    if node.tracker.silent_all(leader, Instant::now()) < wait
+        || last.is_some_and(|t| t.elapsed() < wait)
+    {
+        return;
+    }
+    *last = Some(Instant::now());
+    tracing::info!(leader, "leader silent on every link: starting an election");
+    let raft = node.db.raft().clone();
+    tokio::spawn(async move {
+        let _ = raft.trigger().elect().await;
+    });
 }

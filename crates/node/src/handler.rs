@@ -78,9 +78,16 @@ impl Handler for NodeHandler {
                 drop(holder);
                 if let Some(epoch) = dropped {
                     tracing::warn!(set = r.set, %epoch, term = r.term, "lease revoked by a new arbiter");
-                    node.released.lock().unwrap_or_else(|e| e.into_inner()).push((r.set.clone(), epoch));
+                    node.released
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push((r.set.clone(), epoch));
                 }
-                Ok(if holds { b"holds".to_vec() } else { b"clear".to_vec() })
+                Ok(if holds {
+                    b"holds".to_vec()
+                } else {
+                    b"clear".to_vec()
+                })
             }
             method::ADMIN => {
                 let req: AdminRequest = wire::decode(&body)?;

@@ -37,7 +37,10 @@ pub async fn run(node: Arc<NodeShared>) {
 }
 
 /// Sets for which this node's replica says it is Primary (and eligible), with epochs.
-fn lease_requests(node: &NodeShared, state: &keel_core::ClusterState) -> Vec<(keel_core::SetId, keel_core::Epoch)> {
+fn lease_requests(
+    node: &NodeShared,
+    state: &keel_core::ClusterState,
+) -> Vec<(keel_core::SetId, keel_core::Epoch)> {
     let me = node.id();
     if !state.members.get(&me).is_some_and(|m| m.eligible()) {
         return vec![];
@@ -59,6 +62,7 @@ async fn beat(node: &Arc<NodeShared>) -> Vec<(keel_core::SetId, keel_core::Epoch
     let state = node.snapshot();
     let lease_requests = lease_requests(node, &state);
     for s in state.sets.values() {
+        node.epoch_seen(&s.id, s.epoch);
         node.fence.observe(&s.id, s.epoch);
         node.metrics
             .set_epoch
@@ -214,7 +218,12 @@ fn answer_leases(node: &Arc<NodeShared>, hb: &Heartbeat) -> HeartbeatAck {
         };
         node.db.read(|state| {
             for (set, epoch) in &hb.lease_requests {
-                match table.request(state, hb.from, set, *epoch, now) {
+                let seen = state
+                    .sets
+                    .get(set)
+                    .map(|s| node.epoch_seen(set, s.epoch))
+                    .unwrap_or(now);
+                match table.request(state, hb.from, set, *epoch, seen, now) {
                     LeaseDecision::Granted { first } => {
                         ack.granted.push((set.clone(), *epoch));
                         if first {
@@ -228,6 +237,17 @@ fn answer_leases(node: &Arc<NodeShared>, hb: &Heartbeat) -> HeartbeatAck {
         });
     }
     for (set, epoch, holder) in taken_over {
+        // A new arbiter re-granting the same Primary is no takeover.
+        let known = node.db.read(|s| {
+            s.events.iter().rev().take(512).any(|e| {
+                e.kind == EventKind::TakenOver
+                    && e.set.as_deref() == Some(set.as_str())
+                    && e.epoch == Some(epoch)
+            })
+        });
+        if known {
+            continue;
+        }
         let n = node.clone();
         tokio::spawn(async move {
             let ev = Event::new(now_ms(), EventKind::TakenOver)
@@ -247,7 +267,14 @@ fn on_ack(node: &Arc<NodeShared>, ack: &HeartbeatAck) {
         .holder
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .on_ack(node.db.current_term(), ack.term, ack.seq, &ack.granted, &ack.refused, now);
+        .on_ack(
+            node.db.current_term(),
+            ack.term,
+            ack.seq,
+            &ack.granted,
+            &ack.refused,
+            now,
+        );
     for (set, epoch) in &changes.acquired {
         node.fence.observe(set, *epoch);
         node.metrics

@@ -51,7 +51,8 @@ pub struct LeaseTable {
 
 /// How long after a new arbiter starts an earlier one may still believe it arbitrates:
 /// the freshness its quorum confirmation needs (the shortest election timeout).
-pub const OLD_ARBITER_WINDOW: Duration = Duration::from_millis(crate::node::ARBITER_QUORUM_FRESH_MS);
+pub const OLD_ARBITER_WINDOW: Duration =
+    Duration::from_millis(crate::node::ARBITER_QUORUM_FRESH_MS);
 
 impl LeaseTable {
     /// A table for an arbiter elected at `now`, granting nothing for `grace`.
@@ -67,12 +68,17 @@ impl LeaseTable {
         }
     }
 
+    /// `epoch_seen` is when this node first saw the set's current epoch applied: no
+    /// arbiter grants an older epoch after that entry was committed (plus the window
+    /// of its quorum confirmation), so from `epoch_seen + window + lease` on only the
+    /// current Primary can hold a grant for the set, from any arbiter.
     pub fn request(
         &mut self,
         state: &ClusterState,
         node: NodeId,
         set: &str,
         epoch: Epoch,
+        epoch_seen: Instant,
         now: Instant,
     ) -> LeaseDecision {
         let Some(s) = state.sets.get(set) else {
@@ -87,11 +93,14 @@ impl LeaseTable {
             let cleared = self.cleared.get(set);
             let all_clear = s.members.iter().all(|m| match m {
                 MemberRef::Node(n) => {
-                    *n == node || self.void_everywhere.contains(n) || cleared.is_some_and(|c| c.contains(n))
+                    *n == node
+                        || self.void_everywhere.contains(n)
+                        || cleared.is_some_and(|c| c.contains(n))
                 }
                 MemberRef::Set(_) => true,
             });
-            if !all_clear {
+            let settled = now >= epoch_seen + OLD_ARBITER_WINDOW + self.lease;
+            if !all_clear && !settled {
                 return LeaseDecision::Pending;
             }
         }
@@ -130,7 +139,10 @@ impl LeaseTable {
 
     /// `node` holds no lease on `set` from an earlier arbiter.
     pub fn mark_cleared(&mut self, set: &str, node: NodeId) {
-        self.cleared.entry(set.to_string()).or_default().insert(node);
+        self.cleared
+            .entry(set.to_string())
+            .or_default()
+            .insert(node);
     }
 
     /// The holder gave the lease up (it was deposed or is shutting down).
@@ -200,7 +212,11 @@ impl LeaseHolder {
         now: Instant,
     ) -> LeaseChanges {
         let mut changes = LeaseChanges::default();
-        let sent = self.sent.iter().find(|(s, _)| *s == seq).filter(|_| term >= self.min_term.max(floor));
+        let sent = self
+            .sent
+            .iter()
+            .find(|(s, _)| *s == seq)
+            .filter(|_| term >= self.min_term.max(floor));
         if let Some(&(_, sent_at)) = sent {
             let until = sent_at + self.lease;
             for (set, epoch) in granted {
@@ -330,33 +346,36 @@ mod tests {
         let mut table = LeaseTable::new(lease, lease, t0, 1);
         // --- a new arbiter grants nothing for one lease period
         assert_eq!(
-            table.request(&st, 1, "s", Epoch(1), t0),
+            table.request(&st, 1, "s", Epoch(1), t0, t0),
             LeaseDecision::Pending
         );
         let t1 = t0 + lease;
         assert_eq!(
-            table.request(&st, 1, "s", Epoch(1), t1),
+            table.request(&st, 1, "s", Epoch(1), t1, t1),
             LeaseDecision::Granted { first: true }
         );
         assert_eq!(
-            table.request(&st, 1, "s", Epoch(1), t1),
+            table.request(&st, 1, "s", Epoch(1), t1, t1),
             LeaseDecision::Granted { first: false }
         );
         assert_eq!(
-            table.request(&st, 2, "s", Epoch(1), t1),
+            table.request(&st, 2, "s", Epoch(1), t1, t1),
             LeaseDecision::Refused { current: Epoch(1) }
         );
         assert_eq!(
-            table.request(&st, 1, "s", Epoch(0), t1),
+            table.request(&st, 1, "s", Epoch(0), t1, t1),
             LeaseDecision::Refused { current: Epoch(1) }
         );
         // Within the grace period, only once every other member is cleared.
         let mut fresh = LeaseTable::new(lease, lease, t0, 2);
         fresh.mark_cleared("s", 2);
-        assert_eq!(fresh.request(&st, 1, "s", Epoch(1), t0), LeaseDecision::Pending);
+        assert_eq!(
+            fresh.request(&st, 1, "s", Epoch(1), t0, t0),
+            LeaseDecision::Pending
+        );
         fresh.mark_cleared("s", 3);
         assert_eq!(
-            fresh.request(&st, 1, "s", Epoch(1), t0),
+            fresh.request(&st, 1, "s", Epoch(1), t0, t0),
             LeaseDecision::Granted { first: true }
         );
     }
@@ -368,7 +387,7 @@ mod tests {
         let t0 = Instant::now();
         let mut table = LeaseTable::new(lease, Duration::ZERO, t0, 1);
         assert!(matches!(
-            table.request(&st, 1, "s", Epoch(1), t0),
+            table.request(&st, 1, "s", Epoch(1), t0, t0),
             LeaseDecision::Granted { .. }
         ));
         st.apply(ClusterCommand::AssignRoles {
@@ -382,17 +401,17 @@ mod tests {
         });
         let t1 = t0 + Duration::from_millis(100);
         assert_eq!(
-            table.request(&st, 1, "s", Epoch(1), t1),
+            table.request(&st, 1, "s", Epoch(1), t1, t1),
             LeaseDecision::Refused { current: Epoch(2) }
         );
         assert_eq!(
-            table.request(&st, 2, "s", Epoch(2), t1),
+            table.request(&st, 2, "s", Epoch(2), t1, t1),
             LeaseDecision::Pending
         );
         assert_eq!(table.holder("s", t1), Some((1, Epoch(1))));
         let t2 = t0 + lease + Duration::from_millis(1);
         assert_eq!(
-            table.request(&st, 2, "s", Epoch(2), t2),
+            table.request(&st, 2, "s", Epoch(2), t2, t2),
             LeaseDecision::Granted { first: true }
         );
     }
@@ -429,8 +448,14 @@ mod tests {
         h.on_ack(0, 1, 9, &[("s".into(), Epoch(2))], &[], t0);
         assert_eq!(h.revoke(2, "s", None), Some(Epoch(2)));
         h.sent(10, t0);
-        assert!(h.on_ack(0, 1, 10, &[("s".into(), Epoch(2))], &[], t0).acquired.is_empty());
-        assert!(!h.on_ack(0, 2, 10, &[("s".into(), Epoch(2))], &[], t0).acquired.is_empty());
+        assert!(h
+            .on_ack(0, 1, 10, &[("s".into(), Epoch(2))], &[], t0)
+            .acquired
+            .is_empty());
+        assert!(!h
+            .on_ack(0, 2, 10, &[("s".into(), Epoch(2))], &[], t0)
+            .acquired
+            .is_empty());
         // An ack for a heartbeat never sent grants nothing.
         assert!(h
             .on_ack(0, 1, 99, &[("s".into(), Epoch(1))], &[], t0)

@@ -257,7 +257,15 @@ fn join_targets(node: &NodeShared) -> Vec<PeerAddrs> {
         .discovery
         .seeds
         .iter()
-        .map(|s| PeerAddrs(node.cfg.links.iter().map(|l| (l.name.clone(), *s)).collect()))
+        .map(|s| {
+            PeerAddrs(
+                node.cfg
+                    .links
+                    .iter()
+                    .map(|l| (l.name.clone(), *s))
+                    .collect(),
+            )
+        })
         .collect();
     targets.extend(
         node.discovered

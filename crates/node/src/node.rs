@@ -33,6 +33,9 @@ pub struct NodeShared {
     pub holder: Mutex<LeaseHolder>,
     /// Leases given up, to report in the next heartbeat.
     pub released: Mutex<Vec<(keel_core::SetId, keel_core::Epoch)>>,
+    /// When this node first saw each set's current epoch (see `LeaseTable::request`).
+    epoch_seen:
+        Mutex<std::collections::HashMap<keel_core::SetId, (keel_core::Epoch, std::time::Instant)>>,
     /// When a quorum last confirmed this node's leadership, and in which term.
     confirmed: Mutex<Option<(std::time::Instant, u64)>>,
     /// Present while this node is the arbiter (configuration database leader).
@@ -94,6 +97,7 @@ impl NodeShared {
             holder: Mutex::new(LeaseHolder::new(lease)),
             released: Mutex::new(vec![]),
             confirmed: Mutex::new(None),
+            epoch_seen: Mutex::new(Default::default()),
             arbiter: Mutex::new(None),
             fence: EpochFence::default(),
             metrics: Metrics::new(),
@@ -171,6 +175,20 @@ impl NodeShared {
             at.elapsed() < Duration::from_millis(ARBITER_QUORUM_FRESH_MS)
                 && term == self.db.current_term()
         })
+    }
+
+    /// When this node first saw `set` at `epoch` (now, if this is the first look).
+    /// Always at or after the moment the entry was committed.
+    pub fn epoch_seen(&self, set: &str, epoch: keel_core::Epoch) -> std::time::Instant {
+        let mut seen = self.epoch_seen.lock().unwrap_or_else(|e| e.into_inner());
+        match seen.get(set) {
+            Some((e, at)) if *e == epoch => *at,
+            _ => {
+                let now = std::time::Instant::now();
+                seen.insert(set.to_string(), (epoch, now));
+                now
+            }
+        }
     }
 
     /// Confirms leadership with a quorum round trip; records when it started.
