@@ -19,7 +19,7 @@ use crate::violation::Violation;
 use keel_core::{Epoch, EventKind, MemberRef, NodeId, SetId};
 use keel_node::NodeShared;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -40,6 +40,8 @@ struct Seen {
     epochs: HashMap<(NodeId, SetId), Epoch>,
     reported: BTreeSet<String>,
     violations: Vec<Violation>,
+    /// How many violations were found, readable while the checker runs.
+    found: Arc<AtomicUsize>,
 }
 
 impl Seen {
@@ -52,6 +54,7 @@ impl Seen {
         if self.reported.insert(v.key()) {
             tracing::error!("invariant violated: {v}");
             self.violations.push(v);
+            self.found.fetch_add(1, Ordering::SeqCst);
         }
     }
 
@@ -79,6 +82,7 @@ impl Seen {
 /// The checker's thread and what it found.
 pub struct InvariantChecker {
     stop: Arc<AtomicBool>,
+    found: Arc<AtomicUsize>,
     thread: Option<std::thread::JoinHandle<Seen>>,
     processes: Processes,
 }
@@ -87,12 +91,14 @@ impl InvariantChecker {
     /// Starts sampling `processes` until [`InvariantChecker::finish`].
     pub fn start(processes: Processes) -> Result<InvariantChecker, HarnessError> {
         let stop = Arc::new(AtomicBool::new(false));
-        let (flag, watched) = (stop.clone(), processes.clone());
+        let found = Arc::new(AtomicUsize::new(0));
+        let (flag, watched, counter) = (stop.clone(), processes.clone(), found.clone());
         let thread = std::thread::Builder::new()
             .name("invariant-checker".into())
             .spawn(move || {
                 let mut seen = Seen {
                     started: Some(Instant::now()),
+                    found: counter,
                     ..Default::default()
                 };
                 while !flag.load(Ordering::SeqCst) {
@@ -105,9 +111,15 @@ impl InvariantChecker {
             .map_err(|e| HarnessError::Runtime(format!("checker thread: {e}")))?;
         Ok(InvariantChecker {
             stop,
+            found,
             thread: Some(thread),
             processes,
         })
+    }
+
+    /// How many violations were found so far.
+    pub fn found(&self) -> usize {
+        self.found.load(Ordering::SeqCst)
     }
 
     /// Stops sampling, reads every replica's event log, and returns every violation

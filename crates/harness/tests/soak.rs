@@ -138,7 +138,7 @@ async fn a_randomized_soak_keeps_every_invariant() -> anyhow::Result<()> {
         round += 1;
         let node = rng.gen_range(1..=5);
         let fault = FAULTS[rng.gen_range(0..FAULTS.len())];
-        let hold = Duration::from_millis(rng.gen_range(100..1500));
+        let hold = Duration::from_millis(rng.gen_range(300..2000));
         info!("--- round {round}: {fault:?} on node {node} for {hold:?}");
         inject(&mut c, fault, node).await?;
         // The fault lasts this long: part of the scenario, not a wait for a condition.

@@ -48,6 +48,9 @@ pub enum Command {
         set: String,
         #[arg(long)]
         to: String,
+        /// Refuse (stale epoch) unless the set is still at this epoch.
+        #[arg(long)]
+        epoch: Option<u64>,
     },
     /// Fault injection on a dev cluster.
     #[command(subcommand)]

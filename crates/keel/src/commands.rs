@@ -46,12 +46,13 @@ pub async fn run(cli: Cli) -> Result<()> {
             since,
         } => events(client(cli.cluster)?, json, follow, since).await,
         Command::Set(cmd) => set(cli.cluster, cmd).await,
-        Command::Takeover { set, to } => {
+        Command::Takeover { set, to, epoch } => {
             admin(
                 cli.cluster,
                 AdminRequest::Takeover {
                     set,
                     to: member_ref(&to),
+                    epoch: epoch.map(keel_core::Epoch),
                 },
             )
             .await

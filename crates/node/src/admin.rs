@@ -5,7 +5,7 @@
 //! Must never execute a change on a follower, or answer a change without the token.
 
 use crate::admin_api::{AdminReply, AdminRequest, EventsPage, LinkFaultRequest};
-use crate::arbiter::decide_and_write;
+use crate::arbiter::{decide_and_write, decide_and_write_fenced};
 use crate::error::AdminError;
 use crate::membership::remove_from_raft;
 use crate::node::{now_ms, NodeShared};
@@ -72,13 +72,15 @@ pub async fn execute(node: &Arc<NodeShared>, req: AdminRequest) -> Result<AdminR
             .map_err(|error| AdminError::Refused { error })?;
             reply(format!("set {set} deleted"), None)
         }
-        AdminRequest::Takeover { set, to } => {
-            decide_and_write(
+        AdminRequest::Takeover { set, to, epoch } => {
+            let fence = epoch.map(|e| (set.clone(), e));
+            decide_and_write_fenced(
                 node,
                 &Input::Takeover {
                     set: set.clone(),
                     to: to.clone(),
                 },
+                fence,
             )
             .await?;
             let epoch = node.db.read(|s| s.sets.get(&set).map(|s| s.epoch));

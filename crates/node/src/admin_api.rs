@@ -18,6 +18,9 @@ pub enum AdminRequest {
     Takeover {
         set: SetId,
         to: MemberRef,
+        /// Only if the set is still at this epoch (fencing for operators and scripts).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        epoch: Option<Epoch>,
     },
     Drain {
         node: NodeId,

@@ -35,8 +35,29 @@ pub async fn decide_and_write(
     node: &NodeShared,
     input: &Input,
 ) -> Result<Vec<ClusterResponse>, AdminError> {
+    decide_and_write_fenced(node, input, None).await
+}
+
+/// Like [`decide_and_write`], refused with `StaleEpoch` (naming both epochs) unless the
+/// set named in `fence` is still at that epoch when the decision is taken.
+pub async fn decide_and_write_fenced(
+    node: &NodeShared,
+    input: &Input,
+    fence: Option<(keel_core::SetId, keel_core::Epoch)>,
+) -> Result<Vec<ClusterResponse>, AdminError> {
     let _turn = node.decide_lock.lock().await;
     let state = node.snapshot();
+    if let Some((set, presented)) = fence {
+        let current = state.sets.get(&set).map(|s| s.epoch).unwrap_or_default();
+        if current != presented {
+            let error = keel_core::ClusterError::StaleEpoch {
+                set,
+                presented,
+                current,
+            };
+            return Err(AdminError::Refused { error });
+        }
+    }
     let commands = keel_policy::decide(&state, input, now_ms(), &timings(node))
         .map_err(|e| AdminError::bad(e.to_string()))?;
     let mut out = vec![];

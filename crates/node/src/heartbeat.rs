@@ -216,6 +216,8 @@ fn answer_leases(node: &Arc<NodeShared>, hb: &Heartbeat) -> HeartbeatAck {
         else {
             return ack;
         };
+        // Holders ignore grants from a term older than theirs: say which term grants.
+        ack.term = table.term;
         node.db.read(|state| {
             for (set, epoch) in &hb.lease_requests {
                 let seen = state
