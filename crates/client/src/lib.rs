@@ -99,26 +99,45 @@ impl Client {
 
     /// The cluster's status, preferably as the configuration database leader sees it.
     pub async fn status(&self) -> Result<StatusView, ClientError> {
-        let first: StatusView = self.get("/v1/status", Duration::from_secs(2)).await?;
+        let mut first: StatusView = self.get("/v1/status", Duration::from_secs(2)).await?;
+        // A member cut off from the others knows no leader and serves a stale view: take
+        // the view of a member that knows one.
+        if first.leader.is_none() {
+            for n in self.file.nodes.iter().filter(|n| n.id != first.answered_by) {
+                if let Some(s) = self
+                    .status_of(&n.admin)
+                    .await
+                    .filter(|s| s.leader.is_some())
+                {
+                    first = s;
+                    break;
+                }
+            }
+        }
         self.remember_leader(first.leader);
         match first.leader {
             Some(l) if l != first.answered_by => {
                 let Some(n) = self.file.nodes.iter().find(|n| n.id == l) else {
                     return Ok(first);
                 };
-                let url = format!("http://{}/v1/status", n.admin);
-                match self
-                    .http
-                    .get(url)
-                    .timeout(Duration::from_secs(2))
-                    .send()
-                    .await
-                {
-                    Ok(r) if r.status().is_success() => Ok(r.json().await.unwrap_or(first)),
-                    _ => Ok(first),
-                }
+                Ok(self.status_of(&n.admin).await.unwrap_or(first))
             }
             _ => Ok(first),
+        }
+    }
+
+    /// One member's status, if it answers.
+    async fn status_of(&self, admin: &str) -> Option<StatusView> {
+        let url = format!("http://{admin}/v1/status");
+        match self
+            .http
+            .get(url)
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+        {
+            Ok(r) if r.status().is_success() => r.json().await.ok(),
+            _ => None,
         }
     }
 
@@ -128,12 +147,8 @@ impl Client {
 
     /// Events with `seq >= since`, waiting up to `wait` for one.
     pub async fn events(&self, since: u64, wait: Duration) -> Result<EventsPage, ClientError> {
-        if let Ok(s) = self
-            .get::<StatusView>("/v1/status", Duration::from_secs(1))
-            .await
-        {
-            self.remember_leader(s.leader);
-        }
+        // Learn the leader (status remembers it), so the events come from its log.
+        let _ = self.status().await;
         let path = format!("/v1/events?since={since}&wait_ms={}", wait.as_millis());
         self.get(&path, wait + Duration::from_secs(3)).await
     }

@@ -1,11 +1,12 @@
 //! [`InvariantChecker`]: samples every node every ~2 ms on its own thread and records
 //! each broken safety invariant of the control plane:
 //!
-//! - (a) at most one node acts as Primary of a set at any instant. Every node's lease
+//! - (a) at most one node acts as Primary of a set at any instant. Every process's lease
 //!   holder is locked at once and read at one `Instant`, so the sample is a true
-//!   snapshot. Paused and crashed nodes are checked too: their holders are frozen, and
-//!   a lease they hold must have run out before anyone else acts (a resumed node then
-//!   acts only if its lease is still valid, and the check covers that moment).
+//!   snapshot. Paused processes are checked too: their holders are frozen, and reading
+//!   one at any instant says whether the process would act if resumed right then, so a
+//!   lease it holds must have run out before anyone else acts. Crashed processes are
+//!   not checked: they act no more, and an arbiter may know it (connection refused).
 //! - the node that acts in an epoch is the Primary recorded for that epoch;
 //! - (b) for each (set, epoch), at most one Primary ever appears in any replica (the
 //!   replicas are sampled, and at the end every replica's event log is read);
@@ -26,7 +27,8 @@ use std::time::{Duration, Instant};
 /// How often the checker samples.
 pub const SAMPLE_EVERY: Duration = Duration::from_millis(2);
 
-/// The latest process of every node (running, paused or crashed), kept by the cluster.
+/// The process of every running node (paused or not), kept by the cluster; a crashed
+/// node has none until it restarts.
 pub type Processes = Arc<Mutex<BTreeMap<NodeId, Arc<NodeShared>>>>;
 
 /// What the checker has seen so far.

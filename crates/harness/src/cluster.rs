@@ -57,7 +57,7 @@ pub struct Cluster {
     pub(crate) net: Arc<MemNet>,
     pub(crate) configs: BTreeMap<NodeId, NodeConfig>,
     pub(crate) running: BTreeMap<NodeId, Running>,
-    /// The latest process of every node, crashed ones included, for the checker.
+    /// The process of every running node, for the checker.
     pub(crate) processes: Processes,
     dir: tempfile::TempDir,
 }
@@ -170,11 +170,15 @@ impl Cluster {
     /// its addresses refuse connections, nothing it had in flight arrives. Its data
     /// directory stays, without a clean-shutdown marker.
     pub async fn crash(&mut self, id: NodeId) -> Result<(), HarnessError> {
-        let running = self
+        let mut running = self
             .running
             .remove(&id)
             .ok_or(HarnessError::NotRunning(id))?;
         tracing::info!(node = id, "harness: crash");
+        // Stopped first, so that nothing of it runs once its ports refuse connections
+        // (an arbiter may take that as proof that it holds no lease any more).
+        running.runtime.pause().await?;
+        lock(&self.processes).remove(&id);
         self.net.update(|f| {
             f.crashed.insert(id);
             f.paused.remove(&id);

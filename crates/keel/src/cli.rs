@@ -55,6 +55,9 @@ pub enum Command {
     /// Fault injection on a dev cluster.
     #[command(subcommand)]
     Fault(FaultCommand),
+    /// The cluster secret (the cluster CA): `keel secret new FILE` at cluster creation.
+    #[command(subcommand)]
+    Secret(SecretCommand),
     /// Benchmarks (measure, report p50/p99/max; never pass/fail on time).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -155,6 +158,17 @@ pub enum KindArg {
     Storage,
     Directory,
     Gateway,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SecretCommand {
+    /// Create a new cluster secret (written with mode 0600; refuses to overwrite).
+    New {
+        file: PathBuf,
+        /// The cluster's name (nodes' `cluster` field).
+        #[arg(long, default_value = "keel")]
+        cluster_name: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]

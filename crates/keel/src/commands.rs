@@ -68,6 +68,20 @@ pub async fn run(cli: Cli) -> Result<()> {
             println!("{}", reply.message);
             Ok(())
         }
+        Command::Secret(SecretCommand::New { file, cluster_name }) => {
+            if file.exists() {
+                bail!(
+                    "{} exists: refusing to overwrite a cluster secret",
+                    file.display()
+                );
+            }
+            keel_net::ClusterSecret::generate(&cluster_name)?.save(&file)?;
+            println!(
+                "cluster secret for {cluster_name:?} written to {} (mode 0600)",
+                file.display()
+            );
+            Ok(())
+        }
         Command::Bench(BenchCommand::Failover {
             trials,
             nodes,

@@ -121,6 +121,7 @@ pub async fn run(node: Arc<NodeShared>) {
     let (results_tx, mut results_rx) = tokio::sync::mpsc::unbounded_channel::<Input>();
     let mut last_rearbitrate = Instant::now();
     let mut last_election: Option<Instant> = None;
+    let mut leader_known: Option<(NodeId, Instant)> = None;
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
@@ -137,7 +138,7 @@ pub async fn run(node: Arc<NodeShared>) {
             // finds the fault already characterized; their inputs are not theirs to use.
             let _ = detect(&node, &det, &results_tx, false);
             while results_rx.try_recv().is_ok() {}
-            hurry_election(&node, &mut last_election);
+            hurry_election(&node, &mut last_election, &mut leader_known);
             continue;
         }
         let became = {
@@ -508,10 +509,25 @@ async fn revoke_one(
 /// leader lease, the longest election timeout, has run out), instead of waiting for a
 /// random timeout after a first refused round. Followers go one after another, in id
 /// order, so that they do not split the vote.
-fn hurry_election(node: &NodeShared, last: &mut Option<Instant>) {
+///
+/// Silence counts from when this node learned who leads at the earliest: a node that
+/// just joined has not heard a leader it did not know of, and must not depose it.
+fn hurry_election(
+    node: &NodeShared,
+    last: &mut Option<Instant>,
+    known: &mut Option<(NodeId, Instant)>,
+) {
     let me = node.id();
     let Some(leader) = node.db.leader().filter(|l| *l != me) else {
         return;
+    };
+    let now = Instant::now();
+    let known_since = match *known {
+        Some((l, since)) if l == leader => since,
+        _ => {
+            *known = Some((leader, now));
+            now
+        }
     };
     let voters: Vec<NodeId> = node
         .db
@@ -528,9 +544,11 @@ fn hurry_election(node: &NodeShared, last: &mut Option<Instant>) {
     let rank = voters.iter().filter(|v| **v != leader && **v < me).count() as u64;
     let lease = node.db.raft().config().election_timeout_max;
     let wait = Duration::from_millis(lease + 10 + 40 * rank);
-    if node.tracker.silent_all(leader, Instant::now()) < wait
-        || last.is_some_and(|t| t.elapsed() < wait)
-    {
+    let silent = node
+        .tracker
+        .silent_all(leader, now)
+        .min(now.duration_since(known_since));
+    if silent < wait || last.is_some_and(|t| t.elapsed() < wait) {
         return;
     }
     *last = Some(Instant::now());
