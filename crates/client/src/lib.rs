@@ -99,31 +99,33 @@ impl Client {
 
     /// The cluster's status, preferably as the configuration database leader sees it.
     pub async fn status(&self) -> Result<StatusView, ClientError> {
-        let mut first: StatusView = self.get("/v1/status", Duration::from_secs(2)).await?;
-        // A member cut off from the others knows no leader and serves a stale view: take
-        // the view of a member that knows one.
-        if first.leader.is_none() {
-            for n in self.file.nodes.iter().filter(|n| n.id != first.answered_by) {
-                if let Some(s) = self
-                    .status_of(&n.admin)
-                    .await
-                    .filter(|s| s.leader.is_some())
-                {
-                    first = s;
-                    break;
-                }
-            }
-        }
-        self.remember_leader(first.leader);
-        match first.leader {
-            Some(l) if l != first.answered_by => {
-                let Some(n) = self.file.nodes.iter().find(|n| n.id == l) else {
-                    return Ok(first);
-                };
-                Ok(self.status_of(&n.admin).await.unwrap_or(first))
-            }
-            _ => Ok(first),
-        }
+        // Ask every member at once and take the freshest view: one that knows a leader,
+        // in the highest term. A member cut off from the others, or just resumed from a
+        // pause, serves a stale view (it may even still believe it leads).
+        let views =
+            futures::future::join_all(self.file.nodes.iter().map(|n| self.status_of(&n.admin)))
+                .await;
+        let best = views
+            .iter()
+            .flatten()
+            .max_by_key(|s| (s.leader.is_some(), s.term, s.leader == Some(s.answered_by)))
+            .cloned();
+        let Some(best) = best else {
+            let tried = self
+                .file
+                .nodes
+                .iter()
+                .map(|n| format!("{}: no answer", n.admin))
+                .collect();
+            return Err(self.not_running(tried));
+        };
+        self.remember_leader(best.leader);
+        // The leader's own view, if it answered in that term.
+        Ok(views
+            .into_iter()
+            .flatten()
+            .find(|s| best.leader == Some(s.answered_by) && s.term == best.term)
+            .unwrap_or(best))
     }
 
     /// One member's status, if it answers.
@@ -132,7 +134,7 @@ impl Client {
         match self
             .http
             .get(url)
-            .timeout(Duration::from_secs(2))
+            .timeout(Duration::from_millis(1500))
             .send()
             .await
         {

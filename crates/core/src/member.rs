@@ -107,6 +107,11 @@ pub struct Member {
     /// The member's process id, as it last reported it (0 if unknown).
     #[serde(default)]
     pub pid: u32,
+    /// The process id whose failure was last recorded: a process that died is
+    /// counted once, whether its death is noticed by silence or by its successor's
+    /// boot report.
+    #[serde(default)]
+    pub last_failed_pid: Option<u32>,
     #[serde(default)]
     pub features: Vec<String>,
     #[serde(default)]

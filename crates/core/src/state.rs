@@ -169,6 +169,7 @@ impl ClusterState {
                 m.state = state;
                 let kind = match state {
                     MemberState::Failed => {
+                        m.last_failed_pid = Some(m.pid);
                         m.failures.retain(|t| at - *t < window);
                         m.failures.push(at);
                         m.up_since = None;

@@ -236,6 +236,17 @@ impl Cluster {
     }
 }
 
+impl Drop for Cluster {
+    /// A cluster dropped while nodes still run was left by a failing test: its event
+    /// log is the first thing to read.
+    fn drop(&mut self) {
+        if !self.running.is_empty() {
+            tracing::warn!("cluster dropped without shutdown (a failed test?); its events:");
+            self.log_events(0);
+        }
+    }
+}
+
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }

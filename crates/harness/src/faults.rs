@@ -6,6 +6,7 @@
 
 use crate::cluster::Cluster;
 use crate::error::HarnessError;
+use crate::filters::{Traffic, Way};
 use keel_core::NodeId;
 use std::time::Duration;
 
@@ -73,6 +74,23 @@ impl Cluster {
         let running = self.running.get(&id).ok_or(HarnessError::NotRunning(id))?;
         running.faults.restore(link);
         Ok(())
+    }
+
+    /// Drops every message of one kind that node `id` sends, receives, or both (a
+    /// firewall rule on the RPC or the heartbeat port); the other kind passes.
+    pub fn block(&self, id: NodeId, kind: Traffic, way: Way) {
+        tracing::info!(node = id, ?kind, ?way, "harness: block");
+        self.net.update(|f| {
+            f.blocked.insert((id, kind, way));
+        });
+    }
+
+    /// Lifts a [`Cluster::block`].
+    pub fn unblock(&self, id: NodeId, kind: Traffic, way: Way) {
+        tracing::info!(node = id, ?kind, ?way, "harness: unblock");
+        self.net.update(|f| {
+            f.blocked.remove(&(id, kind, way));
+        });
     }
 
     /// Partitions `side` from every other node, both ways, on every link.

@@ -10,6 +10,26 @@ use keel_core::{LinkName, NodeId};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+/// One kind of traffic, for filters that drop only that kind (a firewall rule on one
+/// port).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Traffic {
+    /// Request/response calls (internal RPC, TCP).
+    Calls,
+    /// Datagrams (heartbeats and their acknowledgements, UDP).
+    Datagrams,
+}
+
+/// Which of a node's messages a [`Filters::blocked`] rule drops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Way {
+    /// What it sends (calls it makes, datagrams it sends).
+    Out,
+    /// What is sent to it.
+    In,
+    Both,
+}
+
 /// Every fault in force, settable at any time.
 #[derive(Debug, Clone, Default)]
 pub struct Filters {
@@ -23,6 +43,9 @@ pub struct Filters {
     pub partition: Option<BTreeSet<NodeId>>,
     /// Nodes that reach nobody and whom nobody reaches.
     pub isolated: BTreeSet<NodeId>,
+    /// Traffic of one kind dropped at a node, one way or both (a firewall rule on one
+    /// port); the other kind passes. A call is dropped with its answer.
+    pub blocked: BTreeSet<(NodeId, Traffic, Way)>,
     /// Added to every message, each way.
     pub delay: Duration,
     /// Added to every message to or from that node, each way.
@@ -48,6 +71,14 @@ impl Filters {
             Some(side) => side.contains(&from) == side.contains(&to),
             None => true,
         }
+    }
+
+    /// Is `kind` traffic sent by `from` to `to` dropped by a [`Filters::blocked`] rule?
+    pub fn blocks(&self, kind: Traffic, from: NodeId, to: NodeId) -> bool {
+        let rule = |n: NodeId, way: Way| {
+            self.blocked.contains(&(n, kind, way)) || self.blocked.contains(&(n, kind, Way::Both))
+        };
+        from != to && (rule(from, Way::Out) || rule(to, Way::In))
     }
 
     /// Does the process of `node` run (neither crashed nor paused)?
@@ -110,5 +141,10 @@ mod tests {
         assert_eq!(f.delay_between(1, 3), Duration::from_millis(5));
         f.paused.insert(3);
         assert!(!f.can_receive(3) && f.can_receive(1));
+        f.blocked.insert((2, Traffic::Calls, Way::Both));
+        assert!(f.blocks(Traffic::Calls, 1, 2) && f.blocks(Traffic::Calls, 2, 3));
+        assert!(!f.blocks(Traffic::Datagrams, 1, 2) && !f.blocks(Traffic::Calls, 1, 3));
+        f.blocked.insert((3, Traffic::Datagrams, Way::Out));
+        assert!(f.blocks(Traffic::Datagrams, 3, 1) && !f.blocks(Traffic::Datagrams, 1, 3));
     }
 }

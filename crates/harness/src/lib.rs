@@ -36,7 +36,7 @@ pub use checker::{InvariantChecker, Processes, SAMPLE_EVERY};
 pub use cluster::{Cluster, ClusterOptions, ADMIN_TOKEN};
 pub use config::{link_ip, node_config, LINKS};
 pub use error::HarnessError;
-pub use filters::Filters;
+pub use filters::{Filters, Traffic, Way};
 pub use net::{MemNet, NodeAddrs};
 pub use runtime::NodeRuntime;
 pub use transport::MemTransport;

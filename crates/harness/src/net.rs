@@ -8,7 +8,7 @@
 //! handler on another runtime than its node's (a paused node must handle nothing), or
 //! deliver a datagram the filters drop.
 
-use crate::filters::Filters;
+use crate::filters::{Filters, Traffic};
 use crate::transport::MemTransport;
 use keel_core::{LinkName, NodeId};
 use keel_net::{Handler, LinkFaults};
@@ -182,7 +182,9 @@ impl MemNet {
         let Some(ep) = st.endpoints.get(&to).filter(|e| e.port == Port::Rpc) else {
             return CallRoute::Refused;
         };
-        if !f.path_open(from, from_link, ep.node, &ep.link) {
+        if !f.path_open(from, from_link, ep.node, &ep.link)
+            || f.blocks(Traffic::Calls, from, ep.node)
+        {
             return CallRoute::Lost;
         }
         let Some(target) = st
@@ -220,6 +222,7 @@ impl MemNet {
             && st
                 .filters
                 .path_open(callee, callee_link, caller, caller_link)
+            && !st.filters.blocks(Traffic::Calls, caller, callee)
     }
 
     /// Sends a datagram from process `incarnation` of `from` on `link` to `to`, if the
@@ -246,7 +249,10 @@ impl MemNet {
         let Some(ep) = st.endpoints.get(&to).filter(|e| e.port == Port::Heartbeat) else {
             return;
         };
-        if !f.can_receive(ep.node) || !f.path_open(from, link, ep.node, &ep.link) {
+        if !f.can_receive(ep.node)
+            || !f.path_open(from, link, ep.node, &ep.link)
+            || f.blocks(Traffic::Datagrams, from, ep.node)
+        {
             return;
         }
         let Some(target) = st.nodes.get(&ep.node) else {

@@ -133,8 +133,9 @@ impl Cluster {
     pub fn log_events(&self, since: u64) {
         for e in self.events().iter().filter(|e| e.seq >= since) {
             tracing::info!(
-                "event {} {} set={} node={} epoch={} {}",
+                "event {} {} {} set={} node={} epoch={} {}",
                 e.seq,
+                e.time_rfc3339(),
                 e.kind.as_str(),
                 e.set.as_deref().unwrap_or("-"),
                 e.node.map_or("-".into(), |n| n.to_string()),

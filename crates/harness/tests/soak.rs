@@ -153,6 +153,7 @@ async fn a_randomized_soak_keeps_every_invariant() -> anyhow::Result<()> {
         last = now;
     }
     info!(rounds = round, ?initial, ?last, "--- soak done");
+    c.log_events(0);
     ensure!(round >= 3, "only {round} rounds in {SOAK:?}");
     finish(c, checker).await
 }

@@ -229,6 +229,9 @@ fn percentile(sorted: &[i64], p: f64) -> i64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+/// Reads one duration of a trial.
+type Measure = fn(&Trial) -> i64;
+
 fn report(trials: &[Trial], dir: &Path) -> Result<()> {
     let floor = keel_config::TimingsConfig::default().fail_after_ms as f64;
     println!();
@@ -237,7 +240,7 @@ fn report(trials: &[Trial], dir: &Path) -> Result<()> {
         "FAULT", "MEASURE", "N", "P50", "P99", "MAX", "P99/fail_after"
     );
     for fault in [Fault::Kill, Fault::Pause] {
-        let rows: [(&str, fn(&Trial) -> i64); 3] = [
+        let rows: [(&str, Measure); 3] = [
             ("detected", |t| t.detected_ms),
             ("decided", |t| t.decided_ms),
             ("taken over", |t| t.taken_over_ms),

@@ -242,7 +242,8 @@ pub async fn up(args: DevUpArgs) -> Result<()> {
     cluster_file(dir, &nodes).save(dir)?;
 
     let client = Client::open(dir)?;
-    let result = async {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let startup = async {
         wait_ready(&client, nodes.len()).await?;
         ensure_default_set(&client, &nodes).await?;
         let status = client.status().await?;
@@ -261,13 +262,18 @@ pub async fn up(args: DevUpArgs) -> Result<()> {
         println!("    kill -9 <pid of the Primary>          # watch another member take over");
         println!("[dev] Ctrl-C stops every node.");
         Ok::<(), anyhow::Error>(())
-    }
-    .await;
+    };
+    // A stop requested while the cluster is still coming up stops it too.
+    let result = tokio::select! {
+        r = startup => r,
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted while starting")),
+        _ = term.recv() => Err(anyhow::anyhow!("terminated while starting")),
+    };
     if let Err(e) = result {
         stop_all(&mut nodes);
         return Err(e);
     }
-    supervise(dir, &mut nodes, &args).await
+    supervise(dir, &mut nodes, &args, term).await
 }
 
 async fn wait_ready(client: &Client, want: usize) -> Result<()> {
@@ -350,8 +356,12 @@ fn stop_all(nodes: &mut [Supervised]) {
     }
 }
 
-async fn supervise(dir: &Path, nodes: &mut [Supervised], args: &DevUpArgs) -> Result<()> {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+async fn supervise(
+    dir: &Path,
+    nodes: &mut [Supervised],
+    args: &DevUpArgs,
+    mut term: tokio::signal::unix::Signal,
+) -> Result<()> {
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     loop {
         tokio::select! {

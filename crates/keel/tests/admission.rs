@@ -237,11 +237,12 @@ fn the_configuration_survives_sigkill_of_every_node() {
         cluster.wait_restarted(i as u64 + 1, *pid, Duration::from_secs(30));
     }
     let after = cluster.wait_status(
-        "every node back up with a leader",
+        "every node rejoined as a new process, up, with a leader",
         Duration::from_secs(60),
         |s| {
+            let rejoined = (1..=3).all(|n| node(s, n)["pid"] != node(&before, n)["pid"]);
             let up = nodes(s).iter().all(|n| n["state"] == "up");
-            (up && !s["leader"].is_null()).then(|| s.clone())
+            (rejoined && up && !s["leader"].is_null()).then(|| s.clone())
         },
     );
     let keep_after = support::set(&after, "keep");
@@ -254,11 +255,4 @@ fn the_configuration_survives_sigkill_of_every_node() {
         cluster.events().len() >= events_before,
         "no event may be lost"
     );
-    for n in 1..=3 {
-        assert_ne!(
-            node(&after, n)["pid"],
-            node(&before, n)["pid"],
-            "node {n} was restarted"
-        );
-    }
 }

@@ -17,8 +17,6 @@ const DETECT: Duration = Duration::from_secs(5);
 const FAILOVER: Duration = Duration::from_secs(15);
 
 #[test]
-#[ignore = "bug: the arbiter never attributes a cut link to itself: `fault link 1 b down` \
-            on the leader raises link_down for nodes 2 and 3 instead of node 1"]
 fn one_link_down_on_the_primary_is_no_failover_both_links_down_is() {
     let c = Cluster::start();
     let s = c.status();

@@ -174,6 +174,8 @@ pub async fn run(node: Arc<NodeShared>) {
         if last_rearbitrate.elapsed() >= REARBITRATE_EVERY {
             last_rearbitrate = Instant::now();
             inputs.push(Input::Tick);
+            let n = node.clone();
+            tokio::spawn(async move { crate::membership::reconcile_raft(&n).await });
         }
         for input in inputs {
             if let Err(e) = decide_and_write(&node, &input).await {
@@ -212,6 +214,11 @@ fn detect(
             health: report(own),
         });
     }
+    let my_dead_links = if arbiter {
+        own_links(node, &state, &mut inputs, now)
+    } else {
+        Default::default()
+    };
     let mut d = det.lock().unwrap_or_else(|e| e.into_inner());
     for m in state.members.values().filter(|m| m.id != me) {
         let silent = node.tracker.silent_all(m.id, now);
@@ -224,8 +231,7 @@ fn detect(
                     }
                     _ => {
                         start_probe(node, det, m.id, rpc_addrs(m));
-                        let previous = d.probes.insert(m.id, (now, None)).and_then(|(_, p)| p);
-                        previous
+                        d.probes.insert(m.id, (now, None)).and_then(|(_, p)| p)
                     }
                 };
                 // Give a probe in flight its time before characterizing the fault.
@@ -269,7 +275,9 @@ fn detect(
                 }
                 // One link silent while another carries heartbeats: self-test over a live link.
                 for link in &m.links {
-                    if node.cfg.links.iter().all(|l| l.name != link.name) {
+                    if node.cfg.links.iter().all(|l| l.name != link.name)
+                        || my_dead_links.contains(&link.name)
+                    {
                         continue;
                     }
                     let on = node.tracker.silent_on(m.id, &link.name, now);
@@ -386,12 +394,16 @@ fn start_self_test(
                 Duration::from_millis(300),
             )
             .await;
-        let self_test = match r.as_deref().map(wire::decode::<SelfTestReply>) {
-            Ok(Ok(reply)) if reply.health.score > 0 => SelfTest::Passed,
-            _ => SelfTest::Failed,
+        let (self_test, whose) = match r.as_deref().map(wire::decode::<SelfTestReply>) {
+            // It hears others on that link, or its end is not cut: the fault is ours.
+            Ok(Ok(reply)) if reply.health.score > 0 && !reply.link_silent_here => {
+                (SelfTest::Passed, node.id())
+            }
+            Ok(Ok(reply)) if reply.health.score > 0 => (SelfTest::Passed, target),
+            _ => (SelfTest::Failed, target),
         };
         let _ = results.send(Input::LinkSilent {
-            node: target,
+            node: whose,
             link: silent_link,
             self_test,
         });
@@ -557,4 +569,58 @@ fn hurry_election(
     tokio::spawn(async move {
         let _ = raft.trigger().elect().await;
     });
+}
+
+/// The arbiter's own links: one on which every other up member (two or more) is silent
+/// while heard on another link is this node's own fault — a `link_down` for this node,
+/// not for all the others. Returns those links; adds the inputs for changes.
+fn own_links(
+    node: &NodeShared,
+    state: &keel_core::ClusterState,
+    inputs: &mut Vec<Input>,
+    now: Instant,
+) -> std::collections::BTreeSet<String> {
+    let t = &node.cfg.timings;
+    let (suspect, fail, hb) = (
+        Duration::from_millis(t.suspect_after_ms),
+        Duration::from_millis(t.fail_after_ms),
+        Duration::from_millis(t.heartbeat_ms),
+    );
+    let me = node.id();
+    let Some(mine) = state.members.get(&me) else {
+        return Default::default();
+    };
+    let mut dead = std::collections::BTreeSet::new();
+    for link in &node.cfg.links {
+        let peers: Vec<NodeId> = state
+            .members
+            .values()
+            .filter(|m| m.id != me && m.state == MemberState::Up && m.link(&link.name).is_some())
+            .map(|m| m.id)
+            .collect();
+        let all_silent = peers.len() >= 2
+            && peers.iter().all(|p| {
+                node.tracker.silent_on(*p, &link.name, now) >= fail
+                    && node.tracker.silent_all(*p, now) < suspect
+            });
+        let someone_heard = peers
+            .iter()
+            .any(|p| node.tracker.silent_on(*p, &link.name, now) < 2 * hb);
+        if all_silent {
+            dead.insert(link.name.clone());
+            if !mine.links_down.contains(&link.name) {
+                inputs.push(Input::LinkSilent {
+                    node: me,
+                    link: link.name.clone(),
+                    self_test: SelfTest::Passed,
+                });
+            }
+        } else if someone_heard && mine.links_down.contains(&link.name) {
+            inputs.push(Input::LinkHeard {
+                node: me,
+                link: link.name.clone(),
+            });
+        }
+    }
+    dead
 }

@@ -61,13 +61,12 @@ impl Default for HealthMonitor {
 fn probe_disk(dir: &std::path::Path) -> bool {
     use std::io::Write;
     let path = dir.join(".health-probe");
-    let ok = std::fs::File::create(&path)
+    std::fs::File::create(&path)
         .and_then(|mut f| {
             f.write_all(b"keel health probe\n")?;
             f.sync_all()
         })
-        .is_ok();
-    ok
+        .is_ok()
 }
 
 /// The score: 0 when the disk cannot be written; otherwise 100 less a penalty that

@@ -320,6 +320,7 @@ mod tests {
                 version: "t".into(),
                 protocol: 1,
                 pid: 0,
+                last_failed_pid: None,
                 features: vec![],
                 last_boot: None,
                 up_since: Some(0),

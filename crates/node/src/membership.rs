@@ -73,6 +73,25 @@ pub async fn handle_join(node: &Arc<NodeShared>, req: JoinRequest) -> JoinReply 
     // Heartbeats from a new member start once its replica caught up: give it time.
     node.tracker
         .grace(id, std::time::Instant::now() + Duration::from_secs(2));
+    let (known, repeat) = node.db.read(|s| match s.members.get(&id) {
+        Some(m) => (
+            true,
+            m.pid == req.member.pid && m.state != keel_core::MemberState::Joining,
+        ),
+        None => (false, false),
+    });
+    let back = Input::Back {
+        node: id,
+        boot: req.boot,
+        pid: req.member.pid,
+    };
+    // A known member's boot report is judged against its previous process, so it goes
+    // before the record is refreshed; a new member must be recorded first. A retried
+    // join of the same process reports nothing twice.
+    let mut reported = repeat;
+    if known && !repeat {
+        reported = report_boot(node, &back).await;
+    }
     let mut member = req.member.clone();
     member.state = keel_core::MemberState::Joining;
     let add = ClusterCommand::AddMember {
@@ -86,37 +105,61 @@ pub async fn handle_join(node: &Arc<NodeShared>, req: JoinRequest) -> JoinReply 
             leader_rpc: vec![],
         };
     }
+    if !known {
+        reported = report_boot(node, &back).await;
+    }
     let n = node.clone();
     tokio::spawn(async move {
-        if let Err(e) = admit_to_raft(
-            &n,
-            id,
-            peer_of(&member),
-            member.roles.contains(&NodeRole::Control),
-        )
-        .await
-        {
+        let voter = member.roles.contains(&NodeRole::Control);
+        if let Err(e) = admit_to_raft(&n, id, peer_of(&member), voter).await {
             tracing::warn!(
                 node = id,
                 "could not add to the configuration database: {e}"
             );
         }
     });
-    if let Err(e) = decide_and_write(
-        node,
-        &Input::Back {
-            node: id,
-            boot: req.boot,
-        },
-    )
-    .await
-    {
-        tracing::warn!(node = id, "boot report not applied: {e}");
+    if !reported {
+        // The candidate asks again; the arbiter's reconciliation covers Raft membership.
+        return JoinReply::NotLeader {
+            leader: Some(node.id()),
+            leader_rpc: vec![],
+        };
     }
     JoinReply::Admitted { leader: node.id() }
 }
 
-/// Makes `id` a learner (caught up), then a voter if it is a control node.
+async fn report_boot(node: &NodeShared, back: &Input) -> bool {
+    match decide_and_write(node, back).await {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::warn!(?back, "boot report not applied: {e}");
+            false
+        }
+    }
+}
+
+/// Brings Raft membership in line with the recorded members: every member a learner,
+/// every control member a voter. Run by the arbiter now and then, so that a change
+/// lost to a leader change at the wrong moment is made again.
+pub async fn reconcile_raft(node: &NodeShared) {
+    let Ok(_one) = node.membership_lock.try_lock() else {
+        return;
+    };
+    let members: Vec<(NodeId, keel_confdb::RaftPeer, bool)> = node.db.read(|s| {
+        s.members
+            .values()
+            .map(|m| (m.id, peer_of(m), m.roles.contains(&NodeRole::Control)))
+            .collect()
+    });
+    for (id, peer, voter) in members {
+        if let Err(e) = admit_locked(node, id, peer, voter).await {
+            tracing::debug!(node = id, "membership reconciliation: {e}");
+            return;
+        }
+    }
+}
+
+/// Makes `id` a learner, then a voter if it is a control node.
 async fn admit_to_raft(
     node: &NodeShared,
     id: NodeId,
@@ -124,6 +167,16 @@ async fn admit_to_raft(
     voter: bool,
 ) -> Result<(), String> {
     let _one = node.membership_lock.lock().await;
+    admit_locked(node, id, peer, voter).await
+}
+
+/// Makes `id` a learner, then a voter if it is a control node (membership lock held).
+async fn admit_locked(
+    node: &NodeShared,
+    id: NodeId,
+    peer: keel_confdb::RaftPeer,
+    voter: bool,
+) -> Result<(), String> {
     let membership = node.db.raft().metrics().borrow().membership_config.clone();
     let m = membership.membership();
     let known = m.nodes().any(|(n, p)| *n == id && *p == peer);
@@ -184,7 +237,8 @@ pub async fn join(node: Arc<NodeShared>) -> Result<(), NodeError> {
         round += 1;
         if node.is_leader() {
             match handle_join(&node, req.clone()).await {
-                JoinReply::Admitted { .. } => return Ok(()),
+                JoinReply::Admitted { .. } if admitted_here(&node).await => return Ok(()),
+                JoinReply::Admitted { .. } => {}
                 JoinReply::Refused { reason } => return Err(NodeError::JoinRefused(reason)),
                 JoinReply::NotLeader { .. } => {}
             }
@@ -210,8 +264,11 @@ pub async fn join(node: Arc<NodeShared>) -> Result<(), NodeError> {
             };
             match wire::decode::<JoinReply>(&reply) {
                 Ok(JoinReply::Admitted { leader }) => {
-                    tracing::info!(leader, "admitted to the cluster");
-                    return Ok(());
+                    if admitted_here(&node).await {
+                        tracing::info!(leader, "admitted to the cluster");
+                        return Ok(());
+                    }
+                    break;
                 }
                 Ok(JoinReply::Refused { reason }) => return Err(NodeError::JoinRefused(reason)),
                 Ok(JoinReply::NotLeader { leader_rpc, .. }) if !leader_rpc.is_empty() => {
@@ -245,6 +302,30 @@ pub async fn join(node: Arc<NodeShared>) -> Result<(), NodeError> {
             .await;
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// Waits (up to 3 s) until this node's own replica shows it admitted and past
+/// `joining`: the boot report was applied and has reached this replica.
+async fn admitted_here(node: &NodeShared) -> bool {
+    let me = node.id();
+    let mut applied = node.db.applied_watch();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        let done = node.db.read(|s| {
+            s.members
+                .get(&me)
+                .is_some_and(|m| m.state != keel_core::MemberState::Joining)
+        });
+        if done {
+            return true;
+        }
+        if tokio::time::timeout_at(deadline, applied.changed())
+            .await
+            .is_err()
+        {
+            return false;
+        }
     }
 }
 

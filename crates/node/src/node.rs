@@ -151,6 +151,7 @@ impl NodeShared {
                 .unwrap_or(keel_core::PROTOCOL_VERSION),
             features: keel_core::FEATURES.iter().map(|s| s.to_string()).collect(),
             pid: self.pid,
+            last_failed_pid: None,
             last_boot: None,
             up_since: None,
         }
@@ -208,7 +209,7 @@ impl NodeShared {
 
     /// RPC addresses of a member, per link, in preference order.
     pub fn addrs_of(&self, node: NodeId) -> Option<PeerAddrs> {
-        self.db.read(|s| s.members.get(&node).map(|m| rpc_addrs(m)))
+        self.db.read(|s| s.members.get(&node).map(rpc_addrs))
     }
 
     /// Writes a command through the leader: locally if this node leads, else

@@ -29,6 +29,9 @@ pub struct NodeIo {
     pub handler: Arc<NodeHandler>,
     pub admin_token: String,
     pub datagram_key: [u8; 32],
+    /// The process id the node reports (`std::process::id()` for a real process; the
+    /// in-process harness gives each simulated process its own).
+    pub pid: u32,
 }
 
 impl Node {
@@ -58,7 +61,7 @@ impl Node {
             io.faults,
             io.admin_token,
             io.datagram_key,
-            std::process::id(),
+            io.pid,
         ));
         io.handler.install(shared.clone());
         let (fatal_tx, fatal) = tokio::sync::mpsc::channel(4);

@@ -75,6 +75,14 @@ impl PeerTracker {
         *last = (*last).max(until);
     }
 
+    /// Has a heartbeat of `node` ever arrived (a grace period does not count)?
+    pub fn ever_heard(&self, node: NodeId) -> bool {
+        let peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+        peers
+            .get(&node)
+            .is_some_and(|s| s.links.keys().any(|l| l != GRACE))
+    }
+
     pub fn health(&self, node: NodeId) -> Option<Health> {
         let peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
         peers.get(&node).map(|s| s.health)

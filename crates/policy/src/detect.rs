@@ -145,18 +145,31 @@ pub(crate) fn link_heard(b: &mut Batch, node: NodeId, link: &LinkName) -> Result
 /// that lists it; it never resumes a role by itself.
 ///
 /// A member that returns after a failure the arbiter had not detected yet (it was
-/// restarted faster than the failure timeout) failed all the same: the failure is
-/// detected now, recorded and counted toward the failure limit.
-pub(crate) fn back(b: &mut Batch, node: NodeId, boot: BootType) -> Result<(), PolicyError> {
-    let state = b.member(node)?.state;
-    if boot == BootType::ReturnAfterFailure
-        && matches!(state, MemberState::Up | MemberState::Suspect)
-    {
+/// restarted faster than the failure timeout: its boot type is a return after failure,
+/// it is still up, and the process that ran before, `member.pid`, is not the one whose
+/// failure was last recorded) failed all the same: the failure is detected now,
+/// recorded and counted toward the failure limit. A process's death is counted once.
+pub(crate) fn back(
+    b: &mut Batch,
+    node: NodeId,
+    boot: BootType,
+    pid: u32,
+) -> Result<(), PolicyError> {
+    let m = b.member(node)?;
+    let undetected = boot == BootType::ReturnAfterFailure
+        && matches!(m.state, MemberState::Up | MemberState::Suspect)
+        && pid != 0
+        && m.pid != pid
+        && m.last_failed_pid != Some(m.pid);
+    if undetected {
         fail_member(
             b,
             node,
             FaultKind::Crash,
-            "restarted after a failure before it was detected".into(),
+            format!(
+                "restarted (pid {} -> {pid}) after a failure before it was detected",
+                m.pid
+            ),
         )?;
     }
     if b.member(node)?.state == MemberState::Quarantined {

@@ -93,8 +93,14 @@ pub enum Input {
     },
     /// Heartbeats arrive again on a link.
     LinkHeard { node: NodeId, link: LinkName },
-    /// Boot service: a node (re)started and reports its boot type.
-    Back { node: NodeId, boot: BootType },
+    /// Boot service: a node (re)started and reports its boot type, with the new
+    /// process's id (0 if unknown).
+    Back {
+        node: NodeId,
+        boot: BootType,
+        #[serde(default)]
+        pid: u32,
+    },
     /// Operator: graceful manual takeover of `set` by `to`.
     Takeover { set: SetId, to: MemberRef },
     /// Operator: take the node off every Primary and Secondary role.

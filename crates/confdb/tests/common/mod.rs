@@ -37,6 +37,7 @@ pub fn member(id: NodeId) -> Member {
         version: "0.1.0".into(),
         protocol: keel_core::PROTOCOL_VERSION,
         pid: 0,
+        last_failed_pid: None,
         features: vec![],
         last_boot: None,
         up_since: None,

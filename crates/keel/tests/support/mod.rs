@@ -364,8 +364,11 @@ impl Cluster {
             // SAFETY: kill(2) on a node process of this cluster's directory.
             unsafe { libc::kill(pid as i32, libc::SIGCONT) };
         }
-        // SAFETY: kill(2) on the child this struct started.
-        unsafe { libc::kill(self.supervisor.id() as i32, libc::SIGTERM) };
+        // Only while it runs: once reaped, its pid may belong to another process.
+        if matches!(self.supervisor.try_wait(), Ok(None)) {
+            // SAFETY: kill(2) on the child this struct started, not yet reaped.
+            unsafe { libc::kill(self.supervisor.id() as i32, libc::SIGTERM) };
+        }
         let until = Instant::now() + Duration::from_secs(20);
         let status = loop {
             match self.supervisor.try_wait() {

@@ -42,6 +42,7 @@ pub fn member(id: NodeId) -> Member {
         version: "0.1.0".into(),
         protocol: 1,
         pid: 0,
+        last_failed_pid: None,
         features: vec![],
         last_boot: None,
         up_since: Some(0),

@@ -65,6 +65,7 @@ fn random_input(rng: &mut Lcg, c: &Cluster) -> Input {
                 BootType::ReturnAfterFailure,
                 BootType::FirstBoot,
             ]),
+            pid: rng.pick(&[0u32, 100, 101, 102]),
         },
         75..79 => {
             let set = rng.pick(&["a", "b", "h"]).to_string();

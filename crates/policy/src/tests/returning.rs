@@ -5,7 +5,7 @@ use crate::Input;
 use keel_core::{BootType, MemberState};
 
 fn back(node: u64, boot: BootType) -> Input {
-    Input::Back { node, boot }
+    Input::Back { node, boot, pid: 0 }
 }
 
 #[test]
@@ -92,4 +92,77 @@ fn a_quarantined_member_that_restarts_stays_quarantined() {
     assert_eq!(cmds.len(), 1, "MemberBack only: {cmds:?}");
     assert_eq!(c.member_state(1), MemberState::Quarantined);
     assert!(c.decide(heard(1)).is_empty());
+}
+
+#[test]
+fn a_restart_faster_than_detection_is_a_failure_counted_once() {
+    let mut c = Cluster::new(&[1, 2, 3]);
+    c.nway("a", &[1, 2, 3]);
+    c.apply(keel_core::ClusterCommand::AddMember {
+        member: pid(member(1), 100),
+        at: 0,
+    });
+
+    tracing::info!("--- process 100 of the Primary dies; process 101 reports before detection");
+    let cmds = c.decide(Input::Back {
+        node: 1,
+        boot: BootType::ReturnAfterFailure,
+        pid: 101,
+    });
+    assert!(
+        recorded(&cmds).contains(&keel_core::EventKind::FailureDetected),
+        "{cmds:?}"
+    );
+    assert_eq!(c.roles("a"), holders(Some(2), Some(3), &[1]));
+    assert_eq!(c.state.members[&1].failures.len(), 1);
+
+    tracing::info!("--- the same report again (a retried join) counts nothing");
+    c.apply(keel_core::ClusterCommand::AddMember {
+        member: pid(member(1), 101),
+        at: 0,
+    });
+    let again = c.decide(Input::Back {
+        node: 1,
+        boot: BootType::ReturnAfterFailure,
+        pid: 101,
+    });
+    assert!(
+        !recorded(&again).contains(&keel_core::EventKind::FailureDetected),
+        "{again:?}"
+    );
+    assert_eq!(c.state.members[&1].failures.len(), 1);
+}
+
+#[test]
+fn a_death_noticed_by_silence_is_not_counted_again_by_the_boot_report() {
+    let mut c = Cluster::new(&[1, 2, 3]);
+    c.nway("a", &[1, 2, 3]);
+    c.apply(keel_core::ClusterCommand::AddMember {
+        member: pid(member(1), 100),
+        at: 0,
+    });
+
+    tracing::info!(
+        "--- silence fails process 100; heartbeats of process 101 bring the member back"
+    );
+    c.decide(crash(1));
+    c.decide(heard(1));
+    assert_eq!(c.member_state(1), MemberState::Up);
+
+    tracing::info!("--- then process 101's boot report arrives: no second failure");
+    let cmds = c.decide(Input::Back {
+        node: 1,
+        boot: BootType::ReturnAfterFailure,
+        pid: 101,
+    });
+    assert!(
+        !recorded(&cmds).contains(&keel_core::EventKind::FailureDetected),
+        "{cmds:?}"
+    );
+    assert_eq!(c.state.members[&1].failures.len(), 1);
+}
+
+fn pid(mut m: keel_core::Member, pid: u32) -> keel_core::Member {
+    m.pid = pid;
+    m
 }
