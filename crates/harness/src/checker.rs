@@ -12,6 +12,9 @@
 //!   replicas are sampled, and at the end every replica's event log is read);
 //! - (c) each node's observed epoch of a set never decreases, restarts included.
 //!
+//! A set deleted and created again under the same id starts over at epoch 1: the
+//! checker would take that for (b) and (c), so checked runs never do it.
+//!
 //! Must never: change a node (it only takes locks a node holds for microseconds and
 //! reads), or report the same violation twice.
 

@@ -59,6 +59,8 @@ pub struct Cluster {
     pub(crate) running: BTreeMap<NodeId, Running>,
     /// The process of every running node, for the checker.
     pub(crate) processes: Processes,
+    /// The pid the next process reports: every process has its own, as on a host.
+    next_pid: u32,
     dir: tempfile::TempDir,
 }
 
@@ -83,6 +85,7 @@ impl Cluster {
             configs,
             running: BTreeMap::new(),
             processes: Arc::new(Mutex::new(BTreeMap::new())),
+            next_pid: 1000,
             dir,
         };
         tracing::info!(nodes = opts.nodes, dir = %cluster.dir.path().display(), "harness: starting a cluster");
@@ -119,7 +122,9 @@ impl Cluster {
             handler,
             admin_token: ADMIN_TOKEN.into(),
             datagram_key: DATAGRAM_KEY,
+            pid: self.next_pid,
         };
+        self.next_pid += 1;
         let start_failed = |reason: String| HarnessError::NodeStart { node: id, reason };
         let node = runtime
             .handle()

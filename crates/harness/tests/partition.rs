@@ -7,7 +7,7 @@ mod common;
 use anyhow::{ensure, Context};
 use common::*;
 use keel_core::{EventKind, MemberState};
-use keel_harness::{holds_for, wait_until, Cluster};
+use keel_harness::{holds_for, wait_until, Cluster, Traffic, Way};
 use std::time::Duration;
 use tracing::info;
 
@@ -123,6 +123,33 @@ async fn a_link_failure_never_fails_a_member_over() -> anyhow::Result<()> {
         c.member_state(p) == Some(MemberState::Up) && is_alternate(&c, "s", p)
     })
     .await?;
+    c.log_events(since);
+    finish(c, checker).await
+}
+
+#[tokio::test]
+async fn a_node_deaf_to_heartbeats_does_not_unsettle_the_cluster() -> anyhow::Result<()> {
+    init_tracing();
+    let _one = serial().await;
+    info!("--- start 3 nodes and a set whose Primary is the leader");
+    let c = Cluster::start(3).await?;
+    let l = c.leader().context("a leader")?;
+    let (p, e1) = c.create_set("s", &members_with_first(&c, l)).await?;
+    let v = not_the_leader(&c)?;
+    let checker = c.checker()?;
+    let (since, term) = (c.next_event_seq(), c.node(l)?.db.current_term());
+
+    info!("--- node {v} loses every heartbeat, both ways; its RPC still works");
+    c.block(v, Traffic::Datagrams, Way::Both);
+    holds_for(
+        "the Primary acts, nothing fails over",
+        Duration::from_secs(3),
+        || c.acting("s") == [(p, e1)] && c.epoch("s") == e1,
+    )
+    .await?;
+    c.unblock(v, Traffic::Datagrams, Way::Both);
+    let terms = c.node(l)?.db.current_term() - term;
+    info!("--- Raft terms gone by meanwhile: {terms}");
     c.log_events(since);
     finish(c, checker).await
 }

@@ -138,7 +138,7 @@ pub async fn run(node: Arc<NodeShared>) {
             // finds the fault already characterized; their inputs are not theirs to use.
             let _ = detect(&node, &det, &results_tx, false);
             while results_rx.try_recv().is_ok() {}
-            hurry_election(&node, &mut last_election, &mut leader_known);
+            hurry_election(&node, &det, &mut last_election, &mut leader_known);
             continue;
         }
         let became = {
@@ -523,9 +523,12 @@ async fn revoke_one(
 /// order, so that they do not split the vote.
 ///
 /// Silence counts from when this node learned who leads at the earliest: a node that
-/// just joined has not heard a leader it did not know of, and must not depose it.
+/// just joined has not heard a leader it did not know of, and must not depose it. A
+/// silent leader that answers this node's probe is alive (the heartbeats are lost, maybe
+/// this node's own): deposing it would only start an election storm.
 fn hurry_election(
     node: &NodeShared,
+    det: &Mutex<Detector>,
     last: &mut Option<Instant>,
     known: &mut Option<(NodeId, Instant)>,
 ) {
@@ -561,6 +564,15 @@ fn hurry_election(
         .silent_all(leader, now)
         .min(now.duration_since(known_since));
     if silent < wait || last.is_some_and(|t| t.elapsed() < wait) {
+        return;
+    }
+    let probe = det
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .probes
+        .get(&leader)
+        .and_then(|(_, p)| *p);
+    if !matches!(probe, Some(Probe::Refused | Probe::NoAnswer)) {
         return;
     }
     *last = Some(Instant::now());

@@ -170,6 +170,7 @@ pub async fn run(
         handler,
         admin_token: secret.admin_token(),
         datagram_key: secret.datagram_key(),
+        pid: std::process::id(),
     };
     let mut node = Node::start(cfg, io).await?;
     let mut admin_tasks = vec![];
