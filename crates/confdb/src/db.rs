@@ -23,16 +23,18 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::sync::watch;
 
-/// The openraft configuration keel recommends: 40 ms heartbeats, elections after 100 to
-/// 200 ms of silence (openraft's followers also refuse to vote for another candidate
-/// until 200 ms after they last heard their leader: its "leader lease"), a snapshot
-/// every 1000 applied entries, 100 entries kept behind it.
+/// The openraft configuration keel recommends: 40 ms heartbeats, elections after 300 to
+/// 350 ms of silence (openraft's followers also refuse to vote for another candidate
+/// until 350 ms after they last heard their leader: its "leader lease"), a snapshot
+/// every 1000 applied entries, 100 entries kept behind it. keel's nodes start an
+/// election themselves, in turn, as soon as that lease has run out and their own probe
+/// found the leader gone (`keel-node`'s arbiter), so the random timeouts are a backstop.
 pub fn recommended_config(cluster_name: &str) -> Config {
     Config {
         cluster_name: cluster_name.to_string(),
         heartbeat_interval: 40,
-        election_timeout_min: 100,
-        election_timeout_max: 200,
+        election_timeout_min: 300,
+        election_timeout_max: 350,
         snapshot_policy: SnapshotPolicy::LogsSinceLast(1000),
         max_in_snapshot_log_to_keep: 100,
         ..Default::default()

@@ -33,6 +33,11 @@ pub enum ClusterCommand {
     MemberBack {
         node: NodeId,
         boot: BootType,
+        /// The process that came back if it is a new one (it becomes the member's
+        /// recorded process); `None` if the process that failed runs again, which
+        /// ends that failure: a later death of it is a new failure.
+        #[serde(default)]
+        pid: Option<u32>,
         at: UnixMillis,
     },
     /// An operator clears a quarantined member, and its failure history.

@@ -203,9 +203,18 @@ impl ClusterState {
                 );
                 Ok(None)
             }
-            ClusterCommand::MemberBack { node, boot, at } => {
+            ClusterCommand::MemberBack {
+                node,
+                boot,
+                pid,
+                at,
+            } => {
                 let m = self.member_mut(node)?;
                 m.last_boot = Some(boot);
+                match pid {
+                    Some(p) if p != m.pid => m.pid = p,
+                    _ => m.last_failed_pid = None,
+                }
                 let quarantined = m.state == MemberState::Quarantined;
                 if !quarantined {
                     m.state = MemberState::Up;

@@ -174,6 +174,7 @@ async fn trial(client: &Client, fault: Fault) -> Result<Trial> {
     };
     unsafe { libc::kill(pid as i32, sig) };
     let (mut detected, mut decided, mut taken) = (None, None, None);
+    let mut seen = vec![];
     while taken.is_none() {
         if Instant::now() > deadline {
             bail!("no takeover within 60 s");
@@ -185,6 +186,7 @@ async fn trial(client: &Client, fault: Fault) -> Result<Trial> {
         };
         since = page.next.max(since);
         for e in page.events {
+            seen.push(crate::output::event_line(&e));
             let newer = e.epoch.is_some_and(|x| x > epoch);
             match e.kind {
                 EventKind::FailureDetected if e.node == Some(primary) => {
@@ -202,6 +204,12 @@ async fn trial(client: &Client, fault: Fault) -> Result<Trial> {
     }
     if fault == Fault::Pause {
         unsafe { libc::kill(pid as i32, libc::SIGCONT) };
+    }
+    if detected.is_none() {
+        eprintln!(
+            "  (no failure_detected for node {primary} in:\n    {})",
+            seen.join("\n    ")
+        );
     }
     let ms = |t: Option<i64>| t.map(|t| t - t0).unwrap_or(-1);
     Ok(Trial {

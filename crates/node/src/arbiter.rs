@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 const TICK: Duration = Duration::from_millis(20);
 const CONFIRM_EVERY: Duration = Duration::from_millis(30);
-const PROBE_TIMEOUT: Duration = Duration::from_millis(150);
+const PROBE_TIMEOUT: Duration = Duration::from_millis(100);
 const REARBITRATE_EVERY: Duration = Duration::from_millis(200);
 
 pub fn timings(node: &NodeShared) -> Timings {
@@ -47,6 +47,15 @@ pub async fn decide_and_write_fenced(
 ) -> Result<Vec<ClusterResponse>, AdminError> {
     let _turn = node.decide_lock.lock().await;
     let state = node.snapshot();
+    if let Input::Back {
+        node: id,
+        pid,
+        boot,
+    } = input
+    {
+        let m = state.members.get(id);
+        tracing::debug!(node = id, pid, ?boot, recorded_pid = m.map(|m| m.pid), last_failed_pid = ?m.and_then(|m| m.last_failed_pid), state = ?m.map(|m| m.state), "boot report");
+    }
     if let Some((set, presented)) = fence {
         let current = state.sets.get(&set).map(|s| s.epoch).unwrap_or_default();
         if current != presented {
@@ -101,6 +110,8 @@ impl Drop for AbortOnDrop {
 struct Detector {
     /// Probe of a silent member: started at, and the result once known.
     probes: HashMap<NodeId, (Instant, Option<Probe>)>,
+    /// When each member's latest probe result came in.
+    probe_done: HashMap<NodeId, Instant>,
     /// Self-tests in flight, per (member, silent link).
     self_tests: HashMap<(NodeId, String), Instant>,
 }
@@ -121,6 +132,8 @@ pub async fn run(node: Arc<NodeShared>) {
     let (results_tx, mut results_rx) = tokio::sync::mpsc::unbounded_channel::<Input>();
     let mut last_rearbitrate = Instant::now();
     let mut last_election: Option<Instant> = None;
+    // While set, this node's own random election timer is off (see `hurry_election`).
+    let mut timer_held: Option<Instant> = None;
     let mut leader_known: Option<(NodeId, Instant)> = None;
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -138,8 +151,17 @@ pub async fn run(node: Arc<NodeShared>) {
             // finds the fault already characterized; their inputs are not theirs to use.
             let _ = detect(&node, &det, &results_tx, false);
             while results_rx.try_recv().is_ok() {}
-            hurry_election(&node, &det, &mut last_election, &mut leader_known);
+            hurry_election(
+                &node,
+                &det,
+                &mut last_election,
+                &mut leader_known,
+                &mut timer_held,
+            );
             continue;
+        }
+        if timer_held.take().is_some() {
+            node.db.raft().runtime_config().elect(true);
         }
         let became = {
             let mut a = node.arbiter.lock().unwrap_or_else(|e| e.into_inner());
@@ -222,6 +244,22 @@ fn detect(
     let mut d = det.lock().unwrap_or_else(|e| e.into_inner());
     for m in state.members.values().filter(|m| m.id != me) {
         let silent = node.tracker.silent_all(m.id, now);
+        // A heartbeat from a new process: the member came back (boot service), even
+        // if nobody noticed it was gone.
+        if let Some((pid, boot)) = node.tracker.incarnation(m.id) {
+            let away = matches!(
+                m.state,
+                MemberState::Up | MemberState::Suspect | MemberState::Failed
+            );
+            if away && pid != 0 && m.pid != 0 && pid != m.pid && silent < suspect {
+                inputs.push(Input::Back {
+                    node: m.id,
+                    boot,
+                    pid,
+                });
+                continue;
+            }
+        }
         match m.state {
             MemberState::Up | MemberState::Suspect if silent >= suspect => {
                 // Probe once per silence, and again if an earlier probe is a second old.
@@ -361,13 +399,10 @@ fn start_probe(
                 t.void_node(target, Instant::now());
             }
         }
-        if let Some(slot) = det
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .probes
-            .get_mut(&target)
-        {
+        let mut d = det.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(slot) = d.probes.get_mut(&target) {
             slot.1 = Some(probe);
+            d.probe_done.insert(target, Instant::now());
         }
     });
 }
@@ -531,9 +566,16 @@ fn hurry_election(
     det: &Mutex<Detector>,
     last: &mut Option<Instant>,
     known: &mut Option<(NodeId, Instant)>,
+    timer_held: &mut Option<Instant>,
 ) {
     let me = node.id();
+    let release = |held: &mut Option<Instant>| {
+        if held.take().is_some() {
+            node.db.raft().runtime_config().elect(true);
+        }
+    };
     let Some(leader) = node.db.leader().filter(|l| *l != me) else {
+        release(timer_held);
         return;
     };
     let now = Instant::now();
@@ -554,25 +596,49 @@ fn hurry_election(
         .voter_ids()
         .collect();
     if !voters.contains(&me) {
+        release(timer_held);
         return;
     }
     let rank = voters.iter().filter(|v| **v != leader && **v < me).count() as u64;
     let lease = node.db.raft().config().election_timeout_max;
-    let wait = Duration::from_millis(lease + 10 + 40 * rank);
+    let wait = Duration::from_millis(lease + 15 + 40 * rank);
     let silent = node
         .tracker
         .silent_all(leader, now)
         .min(now.duration_since(known_since));
-    if silent < wait || last.is_some_and(|t| t.elapsed() < wait) {
-        return;
+    // Only the first in line keeps its own random election timer while the leader is
+    // silent: the others hold theirs for a while, so that the vote is not split by a
+    // rival candidacy at the same moment. They campaign after it, in turn.
+    let suspect = Duration::from_millis(node.cfg.timings.suspect_after_ms);
+    if rank > 0 && silent >= suspect && timer_held.is_none() {
+        node.db.raft().runtime_config().elect(false);
+        *timer_held = Some(now + Duration::from_millis(lease + 400 + 40 * rank));
     }
-    let probe = det
+    if timer_held.is_some_and(|until| now >= until) || silent < suspect {
+        release(timer_held);
+    }
+    // The other followers refuse to vote until their Raft leader lease, counted from
+    // the leader's last append, has run out; appends are what this node can time.
+    let since_append = node
+        .last_append
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .probes
-        .get(&leader)
-        .and_then(|(_, p)| *p);
-    if !matches!(probe, Some(Probe::Refused | Probe::NoAnswer)) {
+        .map_or(silent, |t| now.duration_since(t));
+    if silent < wait || since_append < wait || last.is_some_and(|t| t.elapsed() < wait) {
+        return;
+    }
+    // Followers go one after another from the moment the probe told them the leader is
+    // gone, not all at once when it did (which would split the vote).
+    let (probe, done) = {
+        let d = det.lock().unwrap_or_else(|e| e.into_inner());
+        (
+            d.probes.get(&leader).and_then(|(_, p)| *p),
+            d.probe_done.get(&leader).copied(),
+        )
+    };
+    if !matches!(probe, Some(Probe::Refused | Probe::NoAnswer))
+        || done.is_none_or(|t| now < t + Duration::from_millis(40 * rank))
+    {
         return;
     }
     *last = Some(Instant::now());

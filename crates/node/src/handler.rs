@@ -34,7 +34,10 @@ impl Handler for NodeHandler {
     async fn on_call(&self, m: &str, link: &str, body: Vec<u8>) -> Result<Vec<u8>, String> {
         let node = self.node.get().ok_or("node is starting")?;
         match m {
-            method::RAFT_APPEND => node.db.handle_raft("append", &body).await,
+            method::RAFT_APPEND => {
+                *node.last_append.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+                node.db.handle_raft("append", &body).await
+            }
             method::RAFT_VOTE => node.db.handle_raft("vote", &body).await,
             method::RAFT_SNAPSHOT => node.db.handle_raft("snapshot", &body).await,
             method::PING => Ok(b"pong".to_vec()),

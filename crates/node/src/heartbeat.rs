@@ -117,6 +117,8 @@ async fn beat(node: &Arc<NodeShared>) -> Vec<(keel_core::SetId, keel_core::Epoch
     let hb = Heartbeat {
         cluster: node.cfg.cluster.clone(),
         from: me,
+        pid: node.pid,
+        boot: node.boot,
         seq,
         health,
         lease_requests: lease_requests.clone(),
@@ -157,7 +159,8 @@ pub fn on_datagram(node: &Arc<NodeShared>, link: &str, from: SocketAddr, payload
             if hb.cluster != node.cfg.cluster || hb.from == node.id() {
                 return;
             }
-            node.tracker.heard(hb.from, link, hb.health, Instant::now());
+            node.tracker
+                .heard(hb.from, link, hb.health, (hb.pid, hb.boot), Instant::now());
             node.metrics
                 .heartbeats_received
                 .get_or_create(&LinkLabel {

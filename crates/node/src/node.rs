@@ -36,6 +36,9 @@ pub struct NodeShared {
     /// When this node first saw each set's current epoch (see `LeaseTable::request`).
     epoch_seen:
         Mutex<std::collections::HashMap<keel_core::SetId, (keel_core::Epoch, std::time::Instant)>>,
+    /// When this node last received a Raft append (a leader's heartbeat or entries):
+    /// followers' Raft leader lease counts from it.
+    pub last_append: Mutex<Option<std::time::Instant>>,
     /// When a quorum last confirmed this node's leadership, and in which term.
     confirmed: Mutex<Option<(std::time::Instant, u64)>>,
     /// Present while this node is the arbiter (configuration database leader).
@@ -68,7 +71,7 @@ pub const ARBITER_QUORUM_FRESH_MS: u64 = 100;
 /// How long a newly elected arbiter waits before granting leases, beyond one lease:
 /// the longest Raft election timeout, covering grants its predecessor made while it
 /// still believed it led.
-pub const ARBITER_GRACE_EXTRA_MS: u64 = 200;
+pub const ARBITER_GRACE_EXTRA_MS: u64 = 350;
 
 pub fn now_ms() -> UnixMillis {
     chrono::Utc::now().timestamp_millis()
@@ -97,6 +100,7 @@ impl NodeShared {
             holder: Mutex::new(LeaseHolder::new(lease)),
             released: Mutex::new(vec![]),
             confirmed: Mutex::new(None),
+            last_append: Mutex::new(None),
             epoch_seen: Mutex::new(Default::default()),
             arbiter: Mutex::new(None),
             fence: EpochFence::default(),

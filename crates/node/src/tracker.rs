@@ -4,7 +4,7 @@
 //! Must never decide anything: it only records and answers "how long silent".
 
 use crate::wire::Health;
-use keel_core::{LinkName, NodeId};
+use keel_core::{BootType, LinkName, NodeId};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -16,6 +16,7 @@ const GRACE: &str = "(grace)";
 struct Seen {
     links: HashMap<LinkName, Instant>,
     health: Health,
+    incarnation: Option<(u32, BootType)>,
 }
 
 #[derive(Debug)]
@@ -32,13 +33,22 @@ impl PeerTracker {
         }
     }
 
-    pub fn heard(&self, node: NodeId, link: &str, health: Health, at: Instant) {
+    pub fn heard(
+        &self,
+        node: NodeId,
+        link: &str,
+        health: Health,
+        incarnation: (u32, BootType),
+        at: Instant,
+    ) {
         let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
         let seen = peers.entry(node).or_insert_with(|| Seen {
             links: HashMap::new(),
             health,
+            incarnation: None,
         });
         seen.health = health;
+        seen.incarnation = Some(incarnation);
         seen.links.insert(link.to_string(), at);
     }
 
@@ -70,6 +80,7 @@ impl PeerTracker {
         let seen = peers.entry(node).or_insert_with(|| Seen {
             links: HashMap::new(),
             health: Health::default(),
+            incarnation: None,
         });
         let last = seen.links.entry(GRACE.to_string()).or_insert(until);
         *last = (*last).max(until);
@@ -81,6 +92,12 @@ impl PeerTracker {
         peers
             .get(&node)
             .is_some_and(|s| s.links.keys().any(|l| l != GRACE))
+    }
+
+    /// The process id and boot type of `node`'s latest heartbeat.
+    pub fn incarnation(&self, node: NodeId) -> Option<(u32, BootType)> {
+        let peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+        peers.get(&node).and_then(|s| s.incarnation)
     }
 
     pub fn health(&self, node: NodeId) -> Option<Health> {
@@ -108,8 +125,16 @@ mod tests {
     fn silence_is_per_link_and_overall() {
         let t = PeerTracker::new();
         let t0 = Instant::now();
-        t.heard(2, "a", Health::default(), t0);
-        t.heard(2, "b", Health::default(), t0 + Duration::from_millis(50));
+        let inc = (7, BootType::FirstBoot);
+        t.heard(2, "a", Health::default(), inc, t0);
+        t.heard(
+            2,
+            "b",
+            Health::default(),
+            inc,
+            t0 + Duration::from_millis(50),
+        );
+        assert_eq!(t.incarnation(2), Some(inc));
         let now = t0 + Duration::from_millis(300);
         assert_eq!(t.silent_all(2, now), Duration::from_millis(250));
         assert_eq!(t.silent_on(2, "a", now), Duration::from_millis(300));

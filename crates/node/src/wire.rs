@@ -43,6 +43,10 @@ impl Default for Health {
 pub struct Heartbeat {
     pub cluster: String,
     pub from: NodeId,
+    /// The sender's process (incarnation) and how it booted: a new process is a
+    /// member that came back, whether or not its failure was noticed.
+    pub pid: u32,
+    pub boot: BootType,
     pub seq: u64,
     pub health: Health,
     /// Sets for which the sender's replica says it is Primary, with that epoch: a

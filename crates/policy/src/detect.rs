@@ -56,7 +56,7 @@ pub(crate) fn heard(b: &mut Batch, node: NodeId, health: &HealthReport) -> Resul
             if !characterize::fit_to_return(&b.state, node, health) {
                 return Ok(());
             }
-            come_back(b, node, BootType::ReturnAfterFailure)
+            come_back(b, node, BootType::ReturnAfterFailure, None)
         }
         state @ (MemberState::Up | MemberState::Suspect) => {
             if let Some((fault, reason)) = characterize::health_failure(&b.state, node, health) {
@@ -172,20 +172,30 @@ pub(crate) fn back(
             ),
         )?;
     }
+    let pid = (pid != 0).then_some(pid);
     if b.member(node)?.state == MemberState::Quarantined {
         return b.push(ClusterCommand::MemberBack {
             node,
             boot,
+            pid,
             at: b.now,
         });
     }
-    come_back(b, node, boot)
+    come_back(b, node, boot, pid)
 }
 
-fn come_back(b: &mut Batch, node: NodeId, boot: BootType) -> Result<(), PolicyError> {
+/// `pid`: the process that came back, if it is a new one; `None` when the process
+/// that failed is running again (a paused process resumed).
+fn come_back(
+    b: &mut Batch,
+    node: NodeId,
+    boot: BootType,
+    pid: Option<u32>,
+) -> Result<(), PolicyError> {
     b.push(ClusterCommand::MemberBack {
         node,
         boot,
+        pid,
         at: b.now,
     })?;
     b.rearbitrate_around(node, true, None)

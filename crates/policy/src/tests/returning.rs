@@ -146,20 +146,53 @@ fn a_death_noticed_by_silence_is_not_counted_again_by_the_boot_report() {
         "--- silence fails process 100; heartbeats of process 101 bring the member back"
     );
     c.decide(crash(1));
+    let back = Input::Back {
+        node: 1,
+        boot: BootType::ReturnAfterFailure,
+        pid: 101,
+    };
+    let cmds = c.decide(back.clone());
+    assert!(
+        !recorded(&cmds).contains(&keel_core::EventKind::FailureDetected),
+        "{cmds:?}"
+    );
+    assert_eq!(c.member_state(1), MemberState::Up);
+
+    tracing::info!("--- then process 101's own boot report arrives: no second failure");
+    let cmds = c.decide(back);
+    assert!(
+        !recorded(&cmds).contains(&keel_core::EventKind::FailureDetected),
+        "{cmds:?}"
+    );
+    assert_eq!(c.state.members[&1].failures.len(), 1);
+}
+
+#[test]
+fn a_process_that_failed_resumed_and_then_died_fails_again() {
+    let mut c = Cluster::new(&[1, 2, 3]);
+    c.nway("a", &[1, 2, 3]);
+    c.apply(keel_core::ClusterCommand::AddMember {
+        member: pid(member(1), 100),
+        at: 0,
+    });
+
+    tracing::info!("--- process 100 hangs (failed), then resumes (heard again)");
+    c.decide(crash(1));
     c.decide(heard(1));
     assert_eq!(c.member_state(1), MemberState::Up);
 
-    tracing::info!("--- then process 101's boot report arrives: no second failure");
+    tracing::info!("--- then it dies and process 101 reports before the silence is noticed");
     let cmds = c.decide(Input::Back {
         node: 1,
         boot: BootType::ReturnAfterFailure,
         pid: 101,
     });
     assert!(
-        !recorded(&cmds).contains(&keel_core::EventKind::FailureDetected),
+        recorded(&cmds).contains(&keel_core::EventKind::FailureDetected),
         "{cmds:?}"
     );
-    assert_eq!(c.state.members[&1].failures.len(), 1);
+    assert_eq!(c.state.members[&1].failures.len(), 2);
+    assert_eq!(c.state.members[&1].pid, 101);
 }
 
 fn pid(mut m: keel_core::Member, pid: u32) -> keel_core::Member {
