@@ -239,39 +239,54 @@ fn percentile(sorted: &[i64], p: f64) -> i64 {
 
 /// Reads one duration of a trial.
 type Measure = fn(&Trial) -> i64;
+/// Selects the trials of a group.
+type Select = fn(&Trial) -> bool;
 
 fn report(trials: &[Trial], dir: &Path) -> Result<()> {
     let floor = keel_config::TimingsConfig::default().fail_after_ms as f64;
     println!();
     println!(
-        "{:<6} {:<12} {:>4} {:>7} {:>7} {:>7}  {:>13}",
-        "FAULT", "MEASURE", "N", "P50", "P99", "MAX", "P99/fail_after"
+        "{:<6} {:<11} {:<12} {:>4} {:>7} {:>7} {:>7}  {:>13}",
+        "FAULT", "PRIMARY WAS", "MEASURE", "N", "P50", "P99", "MAX", "P99/fail_after"
     );
+    let rows: [(&str, Measure); 3] = [
+        ("detected", |t| t.detected_ms),
+        ("decided", |t| t.decided_ms),
+        ("taken over", |t| t.taken_over_ms),
+    ];
+    // All trials of a fault, then split by whether the Primary was also the Raft leader
+    // (its loss then needs an election first).
+    let groups: [(&str, Select); 3] = [
+        ("any", |_| true),
+        ("leader", |t| t.primary_was_leader),
+        ("not leader", |t| !t.primary_was_leader),
+    ];
     for fault in [Fault::Kill, Fault::Pause] {
-        let rows: [(&str, Measure); 3] = [
-            ("detected", |t| t.detected_ms),
-            ("decided", |t| t.decided_ms),
-            ("taken over", |t| t.taken_over_ms),
-        ];
-        for (name, f) in rows {
-            let mut v: Vec<i64> = trials
-                .iter()
-                .filter(|t| t.fault == fault)
-                .map(f)
-                .filter(|x| *x >= 0)
-                .collect();
-            v.sort_unstable();
-            let p99 = percentile(&v, 99.0);
-            println!(
-                "{:<6} {:<12} {:>4} {:>5}ms {:>5}ms {:>5}ms  {:>13.2}",
-                format!("{fault:?}").to_lowercase(),
-                name,
-                v.len(),
-                percentile(&v, 50.0),
-                p99,
-                v.last().copied().unwrap_or(-1),
-                p99 as f64 / floor
-            );
+        for (group, keep) in groups {
+            for (name, f) in rows {
+                let mut v: Vec<i64> = trials
+                    .iter()
+                    .filter(|t| t.fault == fault && keep(t))
+                    .map(f)
+                    .filter(|x| *x >= 0)
+                    .collect();
+                if v.is_empty() {
+                    continue;
+                }
+                v.sort_unstable();
+                let p99 = percentile(&v, 99.0);
+                println!(
+                    "{:<6} {:<11} {:<12} {:>4} {:>5}ms {:>5}ms {:>5}ms  {:>13.2}",
+                    format!("{fault:?}").to_lowercase(),
+                    group,
+                    name,
+                    v.len(),
+                    percentile(&v, 50.0),
+                    p99,
+                    v.last().copied().unwrap_or(-1),
+                    p99 as f64 / floor
+                );
+            }
         }
     }
     println!("(fail_after_ms = {floor} is the configured floor for detection; times are from the fault to the event)");
