@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use keel_core::{ClusterCommand, Event, EventKind, MemberRef};
+use keel_core::{ClusterCommand, Event, MemberRef};
 use keel_net::PeerAddrs;
 use keel_policy::Input;
 use serde::Deserialize;
@@ -271,7 +271,6 @@ async fn fault_link(
     }
     let what = if req.up { "restored" } else { "cut" };
     tracing::warn!(link = req.link, "dev fault: link {what}");
-    let _ = EventKind::LinkDown;
     Json(AdminReply {
         message: format!("node {}: link {} {what}", node.id(), req.link),
         epoch: None,

@@ -11,7 +11,6 @@ pub mod method {
     pub const RAFT_VOTE: &str = "raft-vote";
     pub const RAFT_SNAPSHOT: &str = "raft-snapshot";
     pub const JOIN: &str = "join";
-    pub const HELLO: &str = "hello";
     pub const PING: &str = "ping";
     pub const SELF_TEST: &str = "self-test";
     pub const ADMIN: &str = "admin";
@@ -109,14 +108,6 @@ pub struct Revoke {
     pub term: u64,
     pub set: SetId,
     pub keep: Option<(NodeId, Epoch)>,
-}
-
-/// A member reports its boot to the arbiter (boot service).
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-pub struct Hello {
-    pub node: NodeId,
-    pub boot: BootType,
-    pub pid: u32,
 }
 
 /// Answer to a self-test: the member checks itself and its view of a link.
