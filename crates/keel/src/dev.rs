@@ -246,9 +246,14 @@ pub async fn up(args: DevUpArgs) -> Result<()> {
     let startup = async {
         wait_ready(&client, nodes.len()).await?;
         ensure_default_set(&client, &nodes).await?;
-        let status = client.status().await?;
+        let status = wait_acting(&client).await?;
         println!();
         print!("{}", crate::output::status_table(&status));
+        if let Some(set) = status.sets.iter().find(|s| s.id == "default") {
+            if let (Some(p), Some(h)) = (&set.primary, set.lease_holder) {
+                println!("[dev] set default: node {p} is Primary at epoch {} and acts under its lease (holder {h})", set.epoch);
+            }
+        }
         println!();
         println!("[dev] cluster is up. In another terminal:");
         println!(
@@ -302,6 +307,21 @@ async fn wait_ready(client: &Client, want: usize) -> Result<()> {
             bail!("the cluster did not come up in 90 s ({last}); see the node logs");
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Waits (up to 15 s) until the Primary of `default` holds its lease: the cluster works.
+async fn wait_acting(client: &Client) -> Result<keel_node::admin_api::StatusView> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let status = client.status().await?;
+        let acting = status.sets.iter().any(|s| {
+            s.id == "default" && s.lease_holder.is_some() && s.lease_holder == s.primary_node()
+        });
+        if acting || Instant::now() > deadline {
+            return Ok(status);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

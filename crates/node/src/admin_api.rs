@@ -93,6 +93,16 @@ pub struct SetView {
     pub lease_holder: Option<NodeId>,
 }
 
+impl SetView {
+    /// The Primary if it is a node.
+    pub fn primary_node(&self) -> Option<NodeId> {
+        match self.primary {
+            Some(MemberRef::Node(n)) => Some(n),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct StatusView {
     pub cluster: String,
