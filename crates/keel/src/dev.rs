@@ -242,10 +242,12 @@ pub async fn up(args: DevUpArgs) -> Result<()> {
     cluster_file(dir, &nodes).save(dir)?;
 
     let client = Client::open(dir)?;
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let startup = async {
-        wait_ready(&client, nodes.len()).await?;
-        ensure_default_set(&client, &nodes).await?;
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let (count, members) = (nodes.len(), default_members(&nodes));
+    // Startup runs while the supervisor already restarts nodes that die.
+    let startup = async move {
+        wait_ready(&client, count).await?;
+        ensure_default_set(&client, members).await?;
         let status = wait_acting(&client).await?;
         println!();
         print!("{}", crate::output::status_table(&status));
@@ -268,17 +270,7 @@ pub async fn up(args: DevUpArgs) -> Result<()> {
         println!("[dev] Ctrl-C stops every node.");
         Ok::<(), anyhow::Error>(())
     };
-    // A stop requested while the cluster is still coming up stops it too.
-    let result = tokio::select! {
-        r = startup => r,
-        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted while starting")),
-        _ = term.recv() => Err(anyhow::anyhow!("terminated while starting")),
-    };
-    if let Err(e) = result {
-        stop_all(&mut nodes);
-        return Err(e);
-    }
-    supervise(dir, &mut nodes, &args, term).await
+    supervise(dir, &mut nodes, &args, term, startup).await
 }
 
 async fn wait_ready(client: &Client, want: usize) -> Result<()> {
@@ -311,26 +303,46 @@ async fn wait_ready(client: &Client, want: usize) -> Result<()> {
 }
 
 /// Waits (up to 15 s) until the Primary of `default` holds its lease: the cluster works.
+/// A member that does not answer meanwhile (it may be restarting) is no error.
 async fn wait_acting(client: &Client) -> Result<keel_node::admin_api::StatusView> {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let status = client.status().await?;
-        let acting = status.sets.iter().any(|s| {
-            s.id == "default" && s.lease_holder.is_some() && s.lease_holder == s.primary_node()
+        let status = client.status().await;
+        let acting = status.as_ref().is_ok_and(|st| {
+            st.sets.iter().any(|s| {
+                s.id == "default" && s.lease_holder.is_some() && s.lease_holder == s.primary_node()
+            })
         });
         if acting || Instant::now() > deadline {
-            return Ok(status);
+            return Ok(status?);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
-async fn ensure_default_set(client: &Client, nodes: &[Supervised]) -> Result<()> {
-    let members: Vec<MemberRef> = nodes
+/// The `default` set: every node but the control-only tiebreaker, in id order.
+fn default_members(nodes: &[Supervised]) -> Vec<MemberRef> {
+    nodes
         .iter()
         .filter(|s| s.cfg.roles.len() > 1)
         .map(|s| MemberRef::Node(s.cfg.id))
-        .collect();
+        .collect()
+}
+
+/// Creates the `default` set unless it exists, retrying (up to 30 s) while members
+/// restart.
+async fn ensure_default_set(client: &Client, members: Vec<MemberRef>) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match create_default_set(client, members.clone()).await {
+            Ok(()) => return Ok(()),
+            Err(e) if Instant::now() > deadline => return Err(e),
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+async fn create_default_set(client: &Client, members: Vec<MemberRef>) -> Result<()> {
     let composition = if members.len() >= 2 {
         Composition::NWay
     } else {
@@ -376,17 +388,29 @@ fn stop_all(nodes: &mut [Supervised]) {
     }
 }
 
+/// Restarts nodes that die until Ctrl-C or SIGTERM. `startup` (waiting for the
+/// cluster, creating the default set) runs meanwhile; if it fails, every node stops.
 async fn supervise(
     dir: &Path,
     nodes: &mut [Supervised],
     args: &DevUpArgs,
     mut term: tokio::signal::unix::Signal,
+    startup: impl std::future::Future<Output = Result<()>>,
 ) -> Result<()> {
     let mut tick = tokio::time::interval(Duration::from_millis(100));
+    tokio::pin!(startup);
+    let mut starting = true;
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
             _ = term.recv() => break,
+            r = &mut startup, if starting => {
+                starting = false;
+                if let Err(e) = r {
+                    stop_all(nodes);
+                    return Err(e);
+                }
+            }
             _ = tick.tick() => {}
         }
         let mut changed = false;
