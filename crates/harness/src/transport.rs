@@ -9,7 +9,7 @@
 use crate::net::{CallRoute, MemNet};
 use async_trait::async_trait;
 use keel_core::{LinkName, NodeId};
-use keel_net::{LinkFaults, NetError, PeerAddrs, Transport, CONNECT_TIMEOUT};
+use keel_net::{Failure, LinkFaults, NetError, PeerAddrs, Transport, CONNECT_TIMEOUT};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -23,13 +23,6 @@ pub struct MemTransport {
     incarnation: u64,
     links: Vec<LinkName>,
     faults: LinkFaults,
-}
-
-/// How one attempt on one link ended, when it did not succeed.
-struct Failure {
-    error: NetError,
-    /// Whether trying the next link makes sense.
-    fall_back: bool,
 }
 
 impl MemTransport {
@@ -136,36 +129,11 @@ impl Transport for MemTransport {
         timeout: Duration,
     ) -> Result<(LinkName, Vec<u8>), NetError> {
         let deadline = Instant::now() + timeout;
-        let mut first_down: Option<NetError> = None;
-        let mut last: Option<NetError> = None;
-        let mut all_refused = true;
-        for (link, addr) in &to.0 {
-            match self
-                .attempt(link, *addr, method, body.clone(), deadline)
-                .await
-            {
-                Ok(answer) => return Ok((link.clone(), answer)),
-                Err(Failure { error, fall_back }) => {
-                    tracing::trace!(from = self.me, %link, %addr, method, %error, "call attempt failed");
-                    if !fall_back {
-                        return Err(error);
-                    }
-                    if let NetError::LinkDown(_) = error {
-                        first_down.get_or_insert(error);
-                        continue;
-                    }
-                    all_refused &= error == NetError::Refused;
-                    if last != Some(NetError::Timeout) {
-                        last = Some(error);
-                    }
-                }
-            }
-        }
-        match last {
-            Some(_) if all_refused => Err(NetError::Refused),
-            Some(error) => Err(error),
-            None => Err(first_down.unwrap_or(NetError::Io("peer has no address".into()))),
-        }
+        keel_net::over_links(to, |link, addr| {
+            let body = body.clone();
+            async move { self.attempt(&link, addr, method, body, deadline).await }
+        })
+        .await
     }
 
     async fn call_on_link(

@@ -19,6 +19,7 @@ use reqwest::StatusCode;
 use tokio::time::Instant;
 
 use crate::error::NetError;
+use crate::fallback::Failure;
 use crate::faults::LinkFaults;
 use crate::tls::NodeIdentity;
 use crate::transport::{LinkName, PeerAddrs, Transport};
@@ -34,13 +35,6 @@ pub struct HttpsTransport {
     clients: HashMap<LinkName, reqwest::Client>,
     udp: Option<UdpLinks>,
     faults: LinkFaults,
-}
-
-/// How one attempt on one link ended, when it did not succeed.
-struct Failure {
-    error: NetError,
-    /// Whether trying the next link makes sense.
-    fall_back: bool,
 }
 
 impl HttpsTransport {
@@ -146,37 +140,11 @@ impl Transport for HttpsTransport {
     ) -> Result<(LinkName, Vec<u8>), NetError> {
         let deadline = Instant::now() + timeout;
         let body = Bytes::from(body);
-        let mut first_down: Option<NetError> = None;
-        let mut last: Option<NetError> = None;
-        let mut all_refused = true;
-        for (link, addr) in &to.0 {
-            match self
-                .attempt(link, *addr, method, body.clone(), deadline)
-                .await
-            {
-                Ok(answer) => return Ok((link.clone(), answer)),
-                Err(Failure { error, fall_back }) => {
-                    tracing::debug!(%link, %addr, method, %error, "call attempt failed");
-                    if !fall_back {
-                        return Err(error);
-                    }
-                    if let NetError::LinkDown(_) = error {
-                        first_down.get_or_insert(error);
-                        continue;
-                    }
-                    all_refused &= error == NetError::Refused;
-                    // A timeout on one link (unreachable) says more than a later error.
-                    if last != Some(NetError::Timeout) {
-                        last = Some(error);
-                    }
-                }
-            }
-        }
-        match last {
-            Some(_) if all_refused => Err(NetError::Refused),
-            Some(error) => Err(error),
-            None => Err(first_down.unwrap_or(NetError::Io("peer has no address".into()))),
-        }
+        crate::fallback::over_links(to, |link, addr| {
+            let body = body.clone();
+            async move { self.attempt(&link, addr, method, body, deadline).await }
+        })
+        .await
     }
 
     async fn call_on_link(

@@ -12,6 +12,7 @@
 //! provider, or accept an unauthenticated peer or datagram.
 
 pub mod error;
+pub mod fallback;
 pub mod faults;
 pub mod https;
 pub mod https_server;
@@ -23,6 +24,7 @@ pub mod transport;
 pub mod udp;
 
 pub use error::{NetError, TlsError};
+pub use fallback::{over_links, Failure};
 pub use faults::LinkFaults;
 pub use https::{HttpsTransport, CONNECT_TIMEOUT};
 pub use https_server::{serve_rpc, RpcServer, MAX_BODY_BYTES};
