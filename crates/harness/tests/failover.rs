@@ -6,8 +6,8 @@ mod common;
 
 use anyhow::{ensure, Context};
 use common::*;
-use keel_core::{EventKind, MemberState};
-use keel_harness::{holds_for, wait_until, Cluster};
+use keel_core::EventKind;
+use keel_harness::holds_for;
 use std::time::Duration;
 use tracing::info;
 
@@ -16,13 +16,7 @@ async fn a_crashed_primary_is_failed_over_and_returns_as_an_alternate() -> anyho
     init_tracing();
     let _one = serial().await;
     info!("--- start 3 nodes and a set whose Primary is not the leader");
-    let mut c = Cluster::start(3).await?;
-    let p = not_the_leader(&c)?;
-    let (first, e1) = c.create_set("s", &members_with_first(&c, p)).await?;
-    ensure!(
-        first == p,
-        "node {p} should be the first Primary, not {first}"
-    );
+    let (mut c, p, e1) = three_nodes_and_a_set(PrimaryIs::NotLeader).await?;
     let checker = c.checker()?;
     let since = c.next_event_seq();
 
@@ -54,10 +48,7 @@ async fn a_crashed_primary_is_failed_over_and_returns_as_an_alternate() -> anyho
 
     info!("--- restart node {p}: it comes back as an Alternate, never as Primary");
     c.restart(p).await?;
-    wait_until("node back up as an Alternate", STEP, || {
-        c.member_state(p) == Some(MemberState::Up) && is_alternate(&c, "s", p)
-    })
-    .await?;
+    wait_back_as_alternate(&c, "s", p).await?;
     holds_for("node stays an Alternate", Duration::from_secs(1), || {
         c.primary("s") == Some(q) && c.acting("s") == [(q, e2)]
     })
@@ -70,9 +61,7 @@ async fn a_paused_primary_is_failed_over_and_does_not_act_when_resumed() -> anyh
     init_tracing();
     let _one = serial().await;
     info!("--- start 3 nodes and a set whose Primary is not the leader");
-    let mut c = Cluster::start(3).await?;
-    let p = not_the_leader(&c)?;
-    let (_, e1) = c.create_set("s", &members_with_first(&c, p)).await?;
+    let (mut c, p, e1) = three_nodes_and_a_set(PrimaryIs::NotLeader).await?;
     let checker = c.checker()?;
     let since = c.next_event_seq();
 
@@ -89,10 +78,7 @@ async fn a_paused_primary_is_failed_over_and_does_not_act_when_resumed() -> anyh
 
     info!("--- resume node {p}: its lease has run out, it does not act, it is an Alternate");
     c.resume(p)?;
-    wait_until("node back up as an Alternate", STEP, || {
-        c.member_state(p) == Some(MemberState::Up) && is_alternate(&c, "s", p)
-    })
-    .await?;
+    wait_back_as_alternate(&c, "s", p).await?;
     holds_for("only the new Primary acts", Duration::from_secs(1), || {
         c.acting("s") == [(q, e2)]
     })
@@ -106,10 +92,7 @@ async fn a_crashed_leader_that_is_primary_is_failed_over() -> anyhow::Result<()>
     init_tracing();
     let _one = serial().await;
     info!("--- start 3 nodes and a set whose Primary is the leader");
-    let mut c = Cluster::start(3).await?;
-    let l = c.leader().context("a leader")?;
-    let (first, e1) = c.create_set("s", &members_with_first(&c, l)).await?;
-    ensure!(first == l);
+    let (mut c, l, e1) = three_nodes_and_a_set(PrimaryIs::Leader).await?;
     let checker = c.checker()?;
     let since = c.next_event_seq();
 
@@ -125,10 +108,7 @@ async fn a_crashed_leader_that_is_primary_is_failed_over() -> anyhow::Result<()>
 
     info!("--- restart node {l}: it comes back as an Alternate");
     c.restart(l).await?;
-    wait_until("node back up as an Alternate", STEP, || {
-        c.member_state(l) == Some(MemberState::Up) && is_alternate(&c, "s", l)
-    })
-    .await?;
+    wait_back_as_alternate(&c, "s", l).await?;
     c.log_events(since);
     finish(c, checker).await
 }
@@ -138,9 +118,7 @@ async fn a_paused_leader_that_is_primary_does_not_act_when_resumed() -> anyhow::
     init_tracing();
     let _one = serial().await;
     info!("--- start 3 nodes and a set whose Primary is the leader");
-    let mut c = Cluster::start(3).await?;
-    let l = c.leader().context("a leader")?;
-    let (_, e1) = c.create_set("s", &members_with_first(&c, l)).await?;
+    let (mut c, l, e1) = three_nodes_and_a_set(PrimaryIs::Leader).await?;
     let checker = c.checker()?;
     let since = c.next_event_seq();
 
@@ -151,10 +129,7 @@ async fn a_paused_leader_that_is_primary_does_not_act_when_resumed() -> anyhow::
 
     info!("--- resume node {l}: deposed as leader and Primary, it must not act");
     c.resume(l)?;
-    wait_until("node back up as an Alternate", STEP, || {
-        c.member_state(l) == Some(MemberState::Up) && is_alternate(&c, "s", l)
-    })
-    .await?;
+    wait_back_as_alternate(&c, "s", l).await?;
     holds_for("only the new Primary acts", Duration::from_secs(1), || {
         c.acting("s") == [(q, e2)]
     })

@@ -6,8 +6,8 @@ mod common;
 
 use anyhow::{ensure, Context};
 use common::*;
-use keel_core::{EventKind, MemberState};
-use keel_harness::{holds_for, wait_until, Cluster, Traffic, Way};
+use keel_core::EventKind;
+use keel_harness::{holds_for, Cluster, Traffic, Way};
 use std::time::Duration;
 use tracing::info;
 
@@ -16,9 +16,7 @@ async fn an_isolated_primary_lets_its_lease_lapse_before_another_acts() -> anyho
     init_tracing();
     let _one = serial().await;
     info!("--- start 3 nodes and a set whose Primary is not the leader");
-    let c = Cluster::start(3).await?;
-    let p = not_the_leader(&c)?;
-    let (_, e1) = c.create_set("s", &members_with_first(&c, p)).await?;
+    let (c, p, e1) = three_nodes_and_a_set(PrimaryIs::NotLeader).await?;
     let checker = c.checker()?;
     let since = c.next_event_seq();
 
@@ -36,10 +34,7 @@ async fn an_isolated_primary_lets_its_lease_lapse_before_another_acts() -> anyho
 
     info!("--- heal: node {p} comes back as an Alternate");
     c.heal();
-    wait_until("node back up as an Alternate", STEP, || {
-        c.member_state(p) == Some(MemberState::Up) && is_alternate(&c, "s", p)
-    })
-    .await?;
+    wait_back_as_alternate(&c, "s", p).await?;
     c.log_events(since);
     finish(c, checker).await
 }
@@ -49,9 +44,7 @@ async fn an_isolated_leader_that_is_primary_lets_its_lease_lapse() -> anyhow::Re
     init_tracing();
     let _one = serial().await;
     info!("--- start 3 nodes and a set whose Primary is the leader");
-    let c = Cluster::start(3).await?;
-    let l = c.leader().context("a leader")?;
-    let (_, e1) = c.create_set("s", &members_with_first(&c, l)).await?;
+    let (c, l, e1) = three_nodes_and_a_set(PrimaryIs::Leader).await?;
     let checker = c.checker()?;
     let since = c.next_event_seq();
 
@@ -62,10 +55,7 @@ async fn an_isolated_leader_that_is_primary_lets_its_lease_lapse() -> anyhow::Re
 
     info!("--- heal: node {l} comes back as an Alternate");
     c.heal();
-    wait_until("node back up as an Alternate", STEP, || {
-        c.member_state(l) == Some(MemberState::Up) && is_alternate(&c, "s", l)
-    })
-    .await?;
+    wait_back_as_alternate(&c, "s", l).await?;
     c.log_events(since);
     finish(c, checker).await
 }
@@ -75,9 +65,7 @@ async fn a_link_failure_never_fails_a_member_over() -> anyhow::Result<()> {
     init_tracing();
     let _one = serial().await;
     info!("--- start 3 nodes and a set whose Primary is not the leader");
-    let c = Cluster::start(3).await?;
-    let p = not_the_leader(&c)?;
-    let (_, e1) = c.create_set("s", &members_with_first(&c, p)).await?;
+    let (c, p, e1) = three_nodes_and_a_set(PrimaryIs::NotLeader).await?;
     let checker = c.checker()?;
     let since = c.next_event_seq();
 
@@ -119,10 +107,7 @@ async fn a_link_failure_never_fails_a_member_over() -> anyhow::Result<()> {
     info!("--- restore both links: node {p} comes back as an Alternate");
     c.restore_link(p, "a");
     c.restore_link(p, "b");
-    wait_until("node back up as an Alternate", STEP, || {
-        c.member_state(p) == Some(MemberState::Up) && is_alternate(&c, "s", p)
-    })
-    .await?;
+    wait_back_as_alternate(&c, "s", p).await?;
     c.log_events(since);
     finish(c, checker).await
 }

@@ -65,3 +65,44 @@ pub fn is_alternate(cluster: &Cluster, set: &str, node: keel_core::NodeId) -> bo
         .set(set)
         .is_some_and(|s| s.alternates.contains(&keel_core::MemberRef::Node(node)))
 }
+
+/// Whether the test set's first Primary is the configuration database leader.
+#[allow(dead_code)] // Each test binary uses part of this module.
+pub enum PrimaryIs {
+    Leader,
+    NotLeader,
+}
+
+/// Starts 3 nodes and set `s` whose first Primary is (or is not) the leader; returns
+/// the cluster, that Primary and the set's epoch.
+#[allow(dead_code)]
+pub async fn three_nodes_and_a_set(
+    primary: PrimaryIs,
+) -> anyhow::Result<(Cluster, keel_core::NodeId, keel_core::Epoch)> {
+    let c = Cluster::start(3).await?;
+    let want = match primary {
+        PrimaryIs::Leader => c.leader().ok_or_else(|| anyhow::anyhow!("no leader"))?,
+        PrimaryIs::NotLeader => not_the_leader(&c)?,
+    };
+    let (first, epoch) = c.create_set("s", &members_with_first(&c, want)).await?;
+    anyhow::ensure!(
+        first == want,
+        "node {want} should be the first Primary, not {first}"
+    );
+    Ok((c, want, epoch))
+}
+
+/// Waits until `node` is up again and an Alternate of `set`.
+#[allow(dead_code)]
+pub async fn wait_back_as_alternate(
+    cluster: &Cluster,
+    set: &str,
+    node: keel_core::NodeId,
+) -> anyhow::Result<()> {
+    keel_harness::wait_until("node back up as an Alternate", STEP, || {
+        cluster.member_state(node) == Some(keel_core::MemberState::Up)
+            && is_alternate(cluster, set, node)
+    })
+    .await?;
+    Ok(())
+}
