@@ -71,7 +71,7 @@ pub async fn decide_and_write_fenced(
         .map_err(|e| AdminError::bad(e.to_string()))?;
     let mut out = vec![];
     for cmd in commands {
-        count(node, &cmd);
+        count(node, &state, &cmd);
         let r = node.db.write(cmd).await.map_err(|e| AdminError::NoLeader {
             message: e.to_string(),
         })?;
@@ -86,16 +86,24 @@ pub async fn decide_and_write_fenced(
     Ok(out)
 }
 
-fn count(node: &NodeShared, cmd: &ClusterCommand) {
-    match cmd {
+/// Counts a decision in the metrics: failures, changes of Primary (compared with the
+/// state the decision was taken on), link events.
+fn count(node: &NodeShared, state: &keel_core::ClusterState, cmd: &ClusterCommand) {
+    let m = &node.metrics;
+    let counter = match cmd {
         ClusterCommand::SetMemberState {
             state: MemberState::Failed,
             ..
-        } => node.metrics.failures_detected.inc(),
-        ClusterCommand::AssignRoles { .. } => node.metrics.failovers_decided.inc(),
-        ClusterCommand::LinkState { .. } => node.metrics.link_events.inc(),
-        _ => 0,
+        } => &m.failures_detected,
+        ClusterCommand::AssignRoles { set, primary, .. }
+            if state.sets.get(set).map(|s| &s.primary) != Some(primary) =>
+        {
+            &m.failovers_decided
+        }
+        ClusterCommand::LinkState { .. } => &m.link_events,
+        _ => return,
     };
+    counter.inc();
 }
 
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
