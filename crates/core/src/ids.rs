@@ -34,3 +34,83 @@ impl fmt::Display for Epoch {
         f.pad(&self.0.to_string())
     }
 }
+
+/// A stored object's identity (a chunk of a file): 128 random bits, written as 32 hex
+/// digits. Placement hashes it onto a storage failover set.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectId(pub u128);
+
+impl ObjectId {
+    /// A new random id (from the OS's randomness via the std hasher seed plus a clock
+    /// and a counter, so two calls never collide within a process).
+    pub fn random() -> ObjectId {
+        use std::collections::hash_map::RandomState;
+        use std::hash::{BuildHasher, Hasher};
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let word = || {
+            let mut h = RandomState::new().build_hasher();
+            h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+            h.write_u128(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos()),
+            );
+            h.finish()
+        };
+        ObjectId(((word() as u128) << 64) | word() as u128)
+    }
+
+    /// A 64-bit hash of the id, for placement (the id is random, so its bits are).
+    pub fn placement_hash(self) -> u64 {
+        (self.0 as u64) ^ ((self.0 >> 64) as u64)
+    }
+}
+
+impl fmt::Display for ObjectId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
+
+impl std::str::FromStr for ObjectId {
+    type Err = String;
+    fn from_str(s: &str) -> Result<ObjectId, String> {
+        if s.len() != 32 {
+            return Err(format!("an object id is 32 hex digits, not {s:?}"));
+        }
+        u128::from_str_radix(s, 16)
+            .map(ObjectId)
+            .map_err(|_| format!("an object id is 32 hex digits, not {s:?}"))
+    }
+}
+
+impl Serialize for ObjectId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for ObjectId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ObjectId, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// An object's version: the epoch of the Primary that wrote it, then a counter the
+/// Primary bumps on every write of the object. Ordered: a newer Primary's writes are
+/// newer than anything an older one wrote.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord,
+)]
+pub struct Version {
+    pub epoch: Epoch,
+    pub seq: u64,
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.epoch.0, self.seq)
+    }
+}

@@ -21,7 +21,7 @@ pub use command::{ClusterCommand, ClusterResponse};
 pub use error::ClusterError;
 pub use event::{Event, EventKind};
 pub use fence::{EpochFence, FenceError};
-pub use ids::{Epoch, LinkName, NodeId, SetId, UnixMillis};
+pub use ids::{Epoch, LinkName, NodeId, ObjectId, SetId, UnixMillis, Version};
 pub use member::{BootType, FaultKind, LinkAddr, Member, MemberState, NodeRole};
 pub use set::{Composition, FailoverSet, MemberRef, SetKind, SetSpec};
 pub use state::{ClusterSettings, ClusterState};
