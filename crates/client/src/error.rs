@@ -18,4 +18,21 @@ pub enum ClientError {
     Unreachable(String),
     #[error("http: {0}")]
     Http(String),
+    /// The cluster refused a data operation (a typed error with a stable code).
+    #[error("{message}")]
+    Data { code: String, message: String },
+    #[error("{what}: no member could serve it ({tried})")]
+    Unavailable { what: String, tried: String },
+    #[error("{path}: {reason}")]
+    Local { path: String, reason: String },
+}
+
+impl ClientError {
+    /// The stable code of a data error (`not_found`, `no_space`, ...), if it is one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ClientError::Data { code, .. } => Some(code),
+            _ => None,
+        }
+    }
 }

@@ -6,9 +6,11 @@
 
 mod cluster_file;
 mod error;
+mod files;
 
 pub use cluster_file::{ClusterFile, LinkEntry, NodeEntry};
 pub use error::ClientError;
+pub use files::GetOutcome;
 
 use keel_node::admin_api::{AdminReply, AdminRequest, EventsPage, LinkFaultRequest, StatusView};
 use keel_node::AdminError;
@@ -24,6 +26,8 @@ pub struct Client {
     token: Option<String>,
     /// The leader as last reported by a member.
     leader: std::sync::Arc<std::sync::Mutex<Option<u64>>>,
+    /// Which data-serving member answered last (tried first next time).
+    data_start: std::sync::Arc<std::sync::Mutex<usize>>,
 }
 
 impl Client {
@@ -46,6 +50,7 @@ impl Client {
             http,
             token,
             leader: Default::default(),
+            data_start: Default::default(),
         })
     }
 
@@ -214,7 +219,7 @@ impl Client {
     }
 }
 
-fn short(e: &reqwest::Error) -> String {
+pub(crate) fn short(e: &reqwest::Error) -> String {
     if e.is_connect() {
         "connection refused or unreachable".into()
     } else if e.is_timeout() {

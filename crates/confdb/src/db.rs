@@ -11,8 +11,9 @@ use crate::error::{ConfDbError, WriteError};
 use crate::log_store::LogStore;
 use crate::network::{NetworkFactory, RaftTransport};
 use crate::state_machine::{SharedApplied, StateMachineStore};
-use crate::types::{Raft, RaftPeer};
+use crate::types::{Command, Raft, RaftPeer, Reply};
 use keel_core::{ClusterCommand, ClusterResponse, ClusterState, NodeId};
+use keel_dir::{DirCommand, DirResult, Namespace};
 use openraft::error::{
     CheckIsLeaderError, ClientWriteError, ForwardToLeader, InitializeError, RaftError,
 };
@@ -132,10 +133,37 @@ impl ConfDb {
         let response = self
             .inner
             .raft
-            .client_write(cmd)
+            .client_write(Command::Cluster(cmd))
             .await
             .map_err(|e| self.write_error(e))?;
-        Ok(response.data)
+        Ok(response.data.into_cluster())
+    }
+
+    /// Proposes a directory command and waits until it is applied here (the leader).
+    pub async fn write_dir(&self, cmd: DirCommand) -> Result<DirResult, WriteError> {
+        let response = self
+            .inner
+            .raft
+            .client_write(Command::Dir(cmd))
+            .await
+            .map_err(|e| self.write_error(e))?;
+        match response.data {
+            Reply::Dir(r) => Ok(r),
+            Reply::Cluster(r) => Err(WriteError::Other(format!(
+                "a directory command got a cluster reply: {r:?}"
+            ))),
+        }
+    }
+
+    /// Reads the local replica of the directory. It may lag the leader (and, with the
+    /// control plane out of reach, be stale).
+    pub fn read_dir<R>(&self, f: impl FnOnce(&Namespace) -> R) -> R {
+        let applied = self
+            .inner
+            .applied
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(&applied.namespace)
     }
 
     /// Makes `members` the first voters of a new group. Succeeds without change if the

@@ -17,9 +17,11 @@ use std::sync::Arc;
 /// File name of the configuration database inside its directory.
 pub const DB_FILE: &str = "raft.redb";
 
-/// On-disk format written by this build. Bump it, and add a migration step in
+/// On-disk format written by this build (2: the directory's `ns_*` tables and
+/// commands wrapped in [`crate::Command`]; there is no migration from 1, which was
+/// never released). Bump it, and add a migration step in
 /// [`open_database`], whenever a table or a record changes shape.
-pub const FORMAT_VERSION: u64 = 1;
+pub const FORMAT_VERSION: u64 = 2;
 
 /// `"format"` → format version (u64 as JSON).
 pub(crate) const FORMAT: TableDefinition<&str, &[u8]> = TableDefinition::new("format");
@@ -32,6 +34,14 @@ pub(crate) const LOG_META: TableDefinition<&str, &[u8]> = TableDefinition::new("
 pub(crate) const SM_META: TableDefinition<&str, &[u8]> = TableDefinition::new("sm_meta");
 /// The replicated event log: event seq → JSON `Event`.
 pub(crate) const SM_EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("sm_events");
+/// The directory (namespace), stored incrementally: volume name → JSON `Volume`.
+pub(crate) const NS_VOLUMES: TableDefinition<&str, &[u8]> = TableDefinition::new("ns_volumes");
+/// Inode number → JSON `Inode`.
+pub(crate) const NS_INODES: TableDefinition<u64, &[u8]> = TableDefinition::new("ns_inodes");
+/// `(directory inode, name)` → inode number.
+pub(crate) const NS_ENTRIES: TableDefinition<(u64, &str), u64> = TableDefinition::new("ns_entries");
+/// Idempotency token → JSON `Remembered` reply.
+pub(crate) const NS_TOKENS: TableDefinition<u128, &[u8]> = TableDefinition::new("ns_tokens");
 /// The current snapshot: `meta` → JSON `SnapshotMeta`, `data` → snapshot bytes.
 pub(crate) const SNAPSHOT: TableDefinition<&str, &[u8]> = TableDefinition::new("sm_snapshot");
 
@@ -68,6 +78,10 @@ pub fn open_database(dir: &Path) -> Result<Arc<Database>, ConfDbError> {
         txn.open_table(SM_META)?;
         txn.open_table(SM_EVENTS)?;
         txn.open_table(SNAPSHOT)?;
+        txn.open_table(NS_VOLUMES)?;
+        txn.open_table(NS_INODES)?;
+        txn.open_table(NS_ENTRIES)?;
+        txn.open_table(NS_TOKENS)?;
     }
     txn.commit()?;
     Ok(Arc::new(db))

@@ -2,16 +2,19 @@
 //! state, storing the current one in redb so it survives a restart, and installing one
 //! received from the leader.
 //!
-//! Format: the JSON of `{ "meta": SnapshotMeta, "state": ClusterState }`.
+//! Format: the JSON of `{ "meta": SnapshotMeta, "state": ClusterState, "namespace":
+//! Namespace }`.
 //!
 //! Must never: change the in-memory replica (the state machine does that after
 //! [`install`] returns), or let an older snapshot replace a newer stored one.
 
 use crate::disk::{begin_durable, get_json, SM_EVENTS, SM_META, SNAPSHOT};
 use crate::error::ConfDbError;
+use crate::namespace_store::EncodedChanges;
 use crate::state_machine::{encode_state_without_events, Applied};
 use crate::types::{Snapshot, SnapshotMeta, StorageError, TypeConfig};
 use keel_core::ClusterState;
+use keel_dir::Namespace;
 use openraft::{ErrorSubject, ErrorVerb, RaftSnapshotBuilder};
 use redb::Database;
 use serde::{Deserialize, Serialize};
@@ -23,11 +26,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 struct PayloadRef<'a> {
     meta: &'a SnapshotMeta,
     state: &'a ClusterState,
+    namespace: &'a Namespace,
 }
 
 #[derive(Deserialize)]
 struct Payload {
     state: ClusterState,
+    #[serde(default)]
+    namespace: Namespace,
 }
 
 /// Builds a snapshot from a copy of the state taken when openraft asked for a builder.
@@ -60,6 +66,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         let data = serde_json::to_vec(&PayloadRef {
             meta: &meta,
             state: &self.applied.state,
+            namespace: &self.applied.namespace,
         })
         .map_err(|e| {
             ConfDbError::from(e).into_storage(
@@ -107,8 +114,11 @@ pub(crate) fn install(
     db: &Database,
     meta: &SnapshotMeta,
     data: Vec<u8>,
-) -> Result<ClusterState, ConfDbError> {
-    let mut state = serde_json::from_slice::<Payload>(&data)?.state;
+) -> Result<(ClusterState, Namespace), ConfDbError> {
+    let payload = serde_json::from_slice::<Payload>(&data)?;
+    let mut state = payload.state;
+    let mut namespace = payload.namespace;
+    let rows = EncodedChanges::encode(namespace.all_as_changes(), namespace.meta(), true)?;
     let txn = begin_durable(db)?;
     {
         let mut events = txn.open_table(SM_EVENTS)?;
@@ -130,8 +140,9 @@ pub(crate) fn install(
         snapshot.insert("meta", serde_json::to_vec(meta)?.as_slice())?;
         snapshot.insert("data", data.as_slice())?;
     }
+    rows.write(&txn)?;
     txn.commit()?;
-    Ok(state)
+    Ok((state, namespace))
 }
 
 /// The current snapshot, if one was built or installed.

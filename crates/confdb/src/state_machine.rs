@@ -2,7 +2,8 @@
 //! `RaftStateMachine`): applies committed [`ClusterCommand`]s to the [`ClusterState`]
 //! and persists the result durably, once per apply batch.
 //!
-//! On disk: the cluster state without its event log as one JSON record, the event log
+//! On disk: the cluster state without its event log as one JSON record, the directory
+//! one row per volume, inode, entry and token (see `namespace_store.rs`), the event log
 //! one record per event (keyed by seq: a batch inserts its new events and deletes the
 //! evicted ones, so a write never rewrites 10 000 events), the last applied log id and
 //! the last membership. In memory: a copy of all of it behind a std `RwLock`, shared
@@ -13,11 +14,14 @@
 
 use crate::disk::{begin_durable, blocking, get_json, SM_EVENTS, SM_META};
 use crate::error::ConfDbError;
+use crate::namespace_store::{self, EncodedChanges};
 use crate::snapshot::{self, SnapshotBuilder};
 use crate::types::{
-    Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
+    Command, Entry, LogId, Reply, Snapshot, SnapshotMeta, StorageError, StoredMembership,
+    TypeConfig,
 };
 use keel_core::{ClusterResponse, ClusterState};
+use keel_dir::Namespace;
 use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, ErrorSubject, ErrorVerb, OptionalSend};
 use redb::{Database, ReadableTable};
@@ -29,6 +33,8 @@ use tokio::sync::watch;
 #[derive(Clone, Debug, Default)]
 pub struct Applied {
     pub state: ClusterState,
+    /// The directory: volumes, directories and files.
+    pub namespace: Namespace,
     pub last_applied: Option<LogId>,
     pub membership: StoredMembership,
 }
@@ -102,6 +108,7 @@ fn load(db: &Database) -> Result<Applied, ConfDbError> {
     }
     Ok(Applied {
         state,
+        namespace: namespace_store::load(&txn)?,
         last_applied: get_json(&meta, "last_applied")?,
         membership: get_json(&meta, "membership")?.unwrap_or_default(),
     })
@@ -115,6 +122,7 @@ struct ApplyBatch {
     first_kept_event: u64,
     last_applied: Vec<u8>,
     membership: Vec<u8>,
+    namespace: EncodedChanges,
 }
 
 impl ApplyBatch {
@@ -133,6 +141,9 @@ impl ApplyBatch {
             }
             events.retain_in(..self.first_kept_event, |_, _| false)?;
         }
+        if !self.namespace.is_empty() {
+            self.namespace.write(&txn)?;
+        }
         txn.commit()?;
         Ok(())
     }
@@ -149,7 +160,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         Ok((applied.last_applied, applied.membership.clone()))
     }
 
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<ClusterResponse>, StorageError>
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Reply>, StorageError>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -166,14 +177,17 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             for entry in entries {
                 applied.last_applied = Some(entry.log_id);
                 let response = match entry.payload {
-                    EntryPayload::Blank => ClusterResponse::Ok,
-                    EntryPayload::Normal(cmd) => {
+                    EntryPayload::Blank => Reply::Cluster(ClusterResponse::Ok),
+                    EntryPayload::Normal(Command::Cluster(cmd)) => {
                         state_changed = true;
-                        applied.state.apply(cmd)
+                        Reply::Cluster(applied.state.apply(cmd))
+                    }
+                    EntryPayload::Normal(Command::Dir(cmd)) => {
+                        Reply::Dir(applied.namespace.apply(cmd))
                     }
                     EntryPayload::Membership(m) => {
                         applied.membership = StoredMembership::new(Some(entry.log_id), m);
-                        ClusterResponse::Ok
+                        Reply::Cluster(ClusterResponse::Ok)
                     }
                 };
                 responses.push(response);
@@ -205,6 +219,12 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 first_kept_event: state.events.front().map_or(state.next_event_seq, |e| e.seq),
                 last_applied: serde_json::to_vec(&applied.last_applied).map_err(encode)?,
                 membership: serde_json::to_vec(&applied.membership).map_err(encode)?,
+                namespace: EncodedChanges::encode(
+                    applied.namespace.take_changes(),
+                    applied.namespace.meta(),
+                    false,
+                )
+                .map_err(encode)?,
             };
             (batch, last.index)
         };
@@ -239,7 +259,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let data = snapshot.into_inner();
         let db = self.db.clone();
         let install_meta = meta.clone();
-        let state = blocking(move || snapshot::install(&db, &install_meta, data))
+        let (state, namespace) = blocking(move || snapshot::install(&db, &install_meta, data))
             .await
             .map_err(|e| {
                 e.into_storage(
@@ -254,6 +274,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 .map_err(|_| Self::lock_err(ErrorSubject::StateMachine))?;
             *guard = Applied {
                 state,
+                namespace,
                 last_applied: meta.last_log_id,
                 membership: meta.last_membership.clone(),
             };

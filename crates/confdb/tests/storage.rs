@@ -43,7 +43,7 @@ fn entry(term: u64, index: u64, payload: EntryPayload<TypeConfig>) -> Entry {
 }
 
 fn normal(term: u64, index: u64, cmd: ClusterCommand) -> Entry {
-    entry(term, index, EntryPayload::Normal(cmd))
+    entry(term, index, EntryPayload::Normal(cmd.into()))
 }
 
 async fn open(dir: &TempDir) -> anyhow::Result<(LogStore, StateMachineStore)> {
@@ -89,7 +89,9 @@ async fn log_state_and_snapshot_survive_reopen() -> anyhow::Result<()> {
         log.save_committed(Some(log_id(2, 1, 12))).await?;
         let responses = sm.apply(entries[..8].to_vec()).await?;
         assert!(
-            responses.iter().all(|r| *r == ClusterResponse::Ok),
+            responses
+                .iter()
+                .all(|r| *r == keel_confdb::Reply::Cluster(ClusterResponse::Ok)),
             "{responses:?}"
         );
         let snapshot = sm.get_snapshot_builder().await.build_snapshot().await?;

@@ -9,7 +9,9 @@ mod node;
 mod validate;
 
 pub use error::ConfigError;
-pub use node::{DevConfig, DiscoveryConfig, LinkConfig, NodeConfig, PortsConfig, TimingsConfig};
+pub use node::{
+    DevConfig, DiscoveryConfig, LinkConfig, LocatorConfig, NodeConfig, PortsConfig, TimingsConfig,
+};
 
 use std::path::Path;
 

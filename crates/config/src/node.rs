@@ -35,7 +35,40 @@ pub struct NodeConfig {
     #[serde(default)]
     pub timings: TimingsConfig,
     #[serde(default)]
+    pub locator: LocatorConfig,
+    #[serde(default)]
     pub dev: DevConfig,
+}
+
+/// How the locator (the object storage manager of seed 001) finds the duplicate of
+/// an object when the storage node that should hold it stops answering: first the
+/// refreshed placement map, then the site mapping rule, then a search.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LocatorConfig {
+    /// Use the site mapping rule: in a mirrored layout node i of one site pairs with
+    /// node i of the other, and their addresses differ only in the subnet part. Works
+    /// without the control plane.
+    pub site_mapping: bool,
+    /// Which octet of an IPv4 address is that subnet part (0-based): 2 for
+    /// `127.0.S.N` or `198.18.S.N`.
+    pub subnet_octet: u8,
+    /// Ask the cluster network by UDP multicast ("who has object X at version v or
+    /// newer") before asking storage nodes one by one.
+    pub multicast_search: bool,
+    /// How long a search waits for answers, per step.
+    pub search_timeout_ms: u64,
+}
+
+impl Default for LocatorConfig {
+    fn default() -> Self {
+        LocatorConfig {
+            site_mapping: true,
+            subnet_octet: 2,
+            multicast_search: true,
+            search_timeout_ms: 300,
+        }
+    }
 }
 
 /// One network link of a node.

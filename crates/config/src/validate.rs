@@ -37,6 +37,12 @@ impl NodeConfig {
         if self.links.is_empty() {
             return Err(f("links", "at least one link is needed"));
         }
+        if self.locator.subnet_octet > 3 {
+            return Err(f("locator.subnet_octet", "an IPv4 octet index, 0 to 3"));
+        }
+        if self.locator.search_timeout_ms == 0 {
+            return Err(f("locator.search_timeout_ms", "must be positive"));
+        }
         let mut names = BTreeSet::new();
         let mut addrs = BTreeSet::new();
         for (i, l) in self.links.iter().enumerate() {

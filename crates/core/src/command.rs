@@ -87,6 +87,13 @@ pub enum ClusterCommand {
     UpdateSettings {
         settings: ClusterSettings,
     },
+    /// Replace the placement map (placement groups to storage sets). Refused unless
+    /// the map is still at `expected_version`.
+    SetPlacement {
+        expected_version: u64,
+        groups: Vec<SetId>,
+        at: UnixMillis,
+    },
     /// Append an event observed outside the state machine (a takeover, a refused join).
     RecordEvent {
         event: Event,

@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 pub enum ClusterError {
     #[error("unknown node {node}")]
     UnknownNode { node: NodeId },
+    #[error("placement map is at version {current}, not {presented}: reload and retry")]
+    StalePlacement { presented: u64, current: u64 },
     #[error("unknown failover set {set:?}")]
     UnknownSet { set: SetId },
     #[error("failover set {set:?} already exists")]

@@ -38,6 +38,22 @@ pub enum EventKind {
     LeaseLost,
     StaleEpochRefused,
     LeaderElected,
+    /// Storage: the placement map changed (a layout was applied).
+    PlacementChanged,
+    /// Storage: a replica left or rejoined a set's in-sync list.
+    InSyncChanged,
+    /// Storage: a returning replica copies what changed while it was away.
+    CatchUpStarted,
+    CatchUpDone,
+    /// Storage: a checksum mismatch was found on read and repaired from a replica.
+    ObjectRepaired,
+    /// Locator: a node stopped answering; the locator looks for duplicates elsewhere.
+    LocatorFailover,
+    /// Locator: where the duplicate was found (map, site mapping rule, or search).
+    LocatorFound,
+    /// Storage: objects moved to the set the new placement map names.
+    RebalanceProgress,
+    RebalanceDone,
 }
 
 impl EventKind {

@@ -14,6 +14,7 @@ pub mod event;
 pub mod fence;
 pub mod ids;
 pub mod member;
+pub mod placement;
 pub mod set;
 pub mod state;
 
@@ -23,6 +24,7 @@ pub use event::{Event, EventKind};
 pub use fence::{EpochFence, FenceError};
 pub use ids::{Epoch, LinkName, NodeId, ObjectId, SetId, UnixMillis, Version};
 pub use member::{BootType, FaultKind, LinkAddr, Member, MemberState, NodeRole};
+pub use placement::{PlacementMap, PLACEMENT_GROUPS};
 pub use set::{Composition, FailoverSet, MemberRef, SetKind, SetSpec};
 pub use state::{ClusterSettings, ClusterState};
 

@@ -118,4 +118,25 @@ impl FailoverSet {
     pub fn has_member(&self, m: &MemberRef) -> bool {
         self.members.contains(m)
     }
+
+    /// May `r` become Primary as far as the data is concerned? For a storage set with
+    /// an in-sync list, only a member on it holds every acknowledged write; other sets
+    /// (and a storage set that has no list yet) put no condition.
+    pub fn in_sync_allows(&self, r: &MemberRef) -> bool {
+        if self.kind != SetKind::Storage || self.in_sync.is_empty() {
+            return true;
+        }
+        matches!(r, MemberRef::Node(n) if self.in_sync.contains(n))
+    }
+
+    /// The nodes of this set (its members that are nodes), in preference order.
+    pub fn member_nodes(&self) -> Vec<NodeId> {
+        self.members
+            .iter()
+            .filter_map(|m| match m {
+                MemberRef::Node(n) => Some(*n),
+                MemberRef::Set(_) => None,
+            })
+            .collect()
+    }
 }

@@ -2,7 +2,7 @@
 
 use crate::{
     ClusterCommand, ClusterError, ClusterResponse, Composition, Epoch, Event, EventKind,
-    FailoverSet, Member, MemberRef, MemberState, NodeId, SetId, UnixMillis,
+    FailoverSet, Member, MemberRef, MemberState, NodeId, PlacementMap, SetId, UnixMillis,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
@@ -16,6 +16,8 @@ pub struct ClusterSettings {
     pub failure_window_ms: u64,
     /// Events kept in the replicated log (oldest dropped first).
     pub event_log_capacity: usize,
+    /// Members of each storage set a layout creates (the replication factor).
+    pub storage_replicas: usize,
 }
 
 impl Default for ClusterSettings {
@@ -24,6 +26,7 @@ impl Default for ClusterSettings {
             failure_limit: 3,
             failure_window_ms: 10 * 60 * 1000,
             event_log_capacity: 10_000,
+            storage_replicas: 2,
         }
     }
 }
@@ -35,6 +38,9 @@ pub struct ClusterState {
     pub events: VecDeque<Event>,
     pub next_event_seq: u64,
     pub settings: ClusterSettings,
+    /// Where storage objects live (see [`PlacementMap`]).
+    #[serde(default)]
+    pub placement: PlacementMap,
 }
 
 impl ClusterState {
@@ -52,6 +58,7 @@ impl ClusterState {
             events: VecDeque::new(),
             next_event_seq: self.next_event_seq,
             settings: self.settings.clone(),
+            placement: self.placement.clone(),
         }
     }
 
@@ -342,9 +349,71 @@ impl ClusterState {
                         current: s.epoch,
                     });
                 }
+                if let Some(p) = s.primary_node().filter(|p| !in_sync.contains(p)) {
+                    return Err(ClusterError::InvalidSet {
+                        set,
+                        reason: format!("the in-sync list must keep the Primary ({p})"),
+                    });
+                }
+                if let Some(n) = in_sync
+                    .iter()
+                    .find(|n| !s.has_member(&MemberRef::Node(**n)))
+                {
+                    return Err(ClusterError::UnknownMember {
+                        set,
+                        member: n.to_string(),
+                    });
+                }
+                let removed: Vec<NodeId> = s
+                    .in_sync
+                    .iter()
+                    .copied()
+                    .filter(|n| !in_sync.contains(n))
+                    .collect();
+                let added: Vec<NodeId> = in_sync
+                    .iter()
+                    .copied()
+                    .filter(|n| !s.in_sync.contains(n))
+                    .collect();
                 s.in_sync = in_sync;
                 s.changed_at = at;
-                Ok(Some(s.epoch))
+                let epoch = s.epoch;
+                if !removed.is_empty() || !added.is_empty() {
+                    let list = s.in_sync.clone();
+                    self.push_event(
+                        Event::new(at, EventKind::InSyncChanged)
+                            .set(set)
+                            .epoch(epoch)
+                            .detail(format!(
+                                "in-sync {list:?} (removed {removed:?}, added {added:?})"
+                            )),
+                    );
+                }
+                Ok(Some(epoch))
+            }
+            ClusterCommand::SetPlacement {
+                expected_version,
+                groups,
+                at,
+            } => {
+                if self.placement.version != expected_version {
+                    return Err(ClusterError::StalePlacement {
+                        presented: expected_version,
+                        current: self.placement.version,
+                    });
+                }
+                if let Some(bad) = groups.iter().find(|s| !self.sets.contains_key(*s)) {
+                    return Err(ClusterError::UnknownSet { set: bad.clone() });
+                }
+                let previous = std::mem::replace(&mut self.placement.groups, groups);
+                self.placement.previous = previous;
+                self.placement.version += 1;
+                let version = self.placement.version;
+                self.push_event(Event::new(at, EventKind::PlacementChanged).detail(format!(
+                    "placement map version {version}: {} storage sets",
+                    self.placement.sets().len()
+                )));
+                Ok(None)
             }
             ClusterCommand::UpdateSettings { settings } => {
                 self.settings = settings;
@@ -433,6 +502,18 @@ impl ClusterState {
         } else {
             Epoch(0)
         };
+        // A new storage set holds nothing yet: every member is in sync.
+        let in_sync = if spec.kind == crate::SetKind::Storage {
+            spec.members
+                .iter()
+                .filter_map(|m| match m {
+                    MemberRef::Node(n) => Some(*n),
+                    MemberRef::Set(_) => None,
+                })
+                .collect()
+        } else {
+            vec![]
+        };
         let set = FailoverSet {
             id: id.clone(),
             kind: spec.kind,
@@ -444,7 +525,7 @@ impl ClusterState {
             epoch,
             health_threshold: spec.health_threshold,
             auto_giveback_ms: spec.auto_giveback_ms,
-            in_sync: vec![],
+            in_sync,
             failovers: 0,
             changed_at: at,
         };
@@ -513,6 +594,21 @@ impl ClusterState {
                 return Err(ClusterError::NotEligible {
                     node,
                     reason: format!("{r} is not up, or is drained or quarantined"),
+                });
+            }
+        }
+        if s.primary != primary {
+            if let Some(p) = primary.as_ref().filter(|p| !s.in_sync_allows(p)) {
+                return Err(ClusterError::NotEligible {
+                    node: match p {
+                        MemberRef::Node(n) => *n,
+                        MemberRef::Set(_) => 0,
+                    },
+                    reason: format!(
+                        "{p} is not on the in-sync list of storage set {set:?} ({:?}): \
+                         it may lack acknowledged writes",
+                        s.in_sync
+                    ),
                 });
             }
         }

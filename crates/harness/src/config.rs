@@ -55,6 +55,7 @@ pub fn node_config(dir: &Path, id: NodeId, nodes: NodeId, timings: &TimingsConfi
             ..Default::default()
         },
         timings: timings.clone(),
+        locator: Default::default(),
         dev: DevConfig {
             faults: true,
             protocol_override: None,

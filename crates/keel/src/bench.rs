@@ -229,7 +229,7 @@ fn chrono_now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-fn percentile(sorted: &[i64], p: f64) -> i64 {
+pub fn percentile(sorted: &[i64], p: f64) -> i64 {
     if sorted.is_empty() {
         return -1;
     }

@@ -61,6 +61,79 @@ pub enum Command {
     /// Benchmarks (measure, report p50/p99/max; never pass/fail on time).
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// The storage layout: storage sets and the placement map.
+    #[command(subcommand)]
+    Layout(LayoutCommand),
+    /// Write a local file into the cluster at PATH (exits 0 only once it is durable on
+    /// every in-sync replica and committed in the directory).
+    Put {
+        local: PathBuf,
+        path: String,
+        #[command(flatten)]
+        volume: VolumeArg,
+    },
+    /// Read PATH from the cluster into a local file.
+    Get {
+        path: String,
+        local: PathBuf,
+        #[command(flatten)]
+        volume: VolumeArg,
+    },
+    /// List a directory.
+    Ls {
+        #[arg(default_value = "/")]
+        path: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        volume: VolumeArg,
+    },
+    /// Create a directory.
+    Mkdir {
+        path: String,
+        #[command(flatten)]
+        volume: VolumeArg,
+    },
+    /// Rename (move) a file or directory, atomically.
+    Mv {
+        from: String,
+        to: String,
+        #[command(flatten)]
+        volume: VolumeArg,
+    },
+    /// Remove a file or an empty directory.
+    Rm {
+        path: String,
+        #[command(flatten)]
+        volume: VolumeArg,
+    },
+    /// A file's or directory's attributes.
+    Stat {
+        path: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        volume: VolumeArg,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct VolumeArg {
+    /// The volume (default: `default`).
+    #[arg(long)]
+    pub volume: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LayoutCommand {
+    /// Create a storage set for each storage node that has none, and spread the
+    /// placement groups over the sets (run again after adding storage nodes).
+    Apply {
+        /// Members per new storage set (the replication factor). Default: the
+        /// cluster's setting (2).
+        #[arg(long)]
+        replicas: Option<usize>,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -110,6 +183,9 @@ pub struct DevUpArgs {
     /// dev clusters on one machine.
     #[arg(long, default_value_t = 7100)]
     pub base_port: u16,
+    /// Members per storage set (the replication factor).
+    #[arg(long, default_value_t = 2)]
+    pub replicas: usize,
 }
 
 #[derive(Subcommand, Debug)]
@@ -202,6 +278,26 @@ pub enum BenchCommand {
         #[arg(long)]
         dir: Option<PathBuf>,
         #[arg(long, default_value_t = 7300)]
+        base_port: u16,
+    },
+    /// Write then read N files of SIZE bytes through the native API, on fresh local
+    /// clusters with replication factor 2 and 3; report MB/s, ops/s and latency, and
+    /// the raw throughput of the same disk (write+fsync, then read) as a baseline.
+    Io {
+        #[arg(long, default_value_t = 64)]
+        files: u32,
+        /// File size in bytes (suffixes k, m: 4m).
+        #[arg(long, default_value = "1m")]
+        size: String,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 4)]
+        parallel: usize,
+        #[arg(long, default_value_t = 3)]
+        nodes: u8,
+        /// Where to put the benchmark's clusters (default: a temporary directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        #[arg(long, default_value_t = 7400)]
         base_port: u16,
     },
 }

@@ -82,6 +82,54 @@ pub async fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
+        Command::Layout(LayoutCommand::Apply { replicas }) => {
+            admin(cli.cluster, AdminRequest::ApplyLayout { replicas }).await
+        }
+        Command::Put {
+            local,
+            path,
+            volume,
+        } => crate::files_cmd::put(&client(cli.cluster)?, &local, &path, &volume).await,
+        Command::Get {
+            path,
+            local,
+            volume,
+        } => crate::files_cmd::get(&client(cli.cluster)?, &path, &local, &volume).await,
+        Command::Ls { path, json, volume } => {
+            crate::files_cmd::ls(&client(cli.cluster)?, &path, json, &volume).await
+        }
+        Command::Stat { path, json, volume } => {
+            crate::files_cmd::stat(&client(cli.cluster)?, &path, json, &volume).await
+        }
+        Command::Mkdir { path, volume } => {
+            let f = client(cli.cluster)?
+                .mkdir(&path, volume.volume.as_deref())
+                .await?;
+            println!("{}: directory created (inode {})", f.path, f.ino);
+            Ok(())
+        }
+        Command::Mv { from, to, volume } => {
+            let f = client(cli.cluster)?
+                .rename(&from, &to, volume.volume.as_deref())
+                .await?;
+            println!("{from} -> {}", f.path);
+            Ok(())
+        }
+        Command::Rm { path, volume } => {
+            client(cli.cluster)?
+                .remove(&path, volume.volume.as_deref())
+                .await?;
+            println!("{path}: removed");
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Io {
+            files,
+            size,
+            parallel,
+            nodes,
+            dir,
+            base_port,
+        }) => crate::bench_io::run(files, &size, parallel, nodes, dir, base_port).await,
         Command::Bench(BenchCommand::Failover {
             trials,
             nodes,

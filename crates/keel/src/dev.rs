@@ -94,6 +94,7 @@ fn node_config(
             ..Default::default()
         },
         timings: TimingsConfig::default(),
+        locator: Default::default(),
         dev: DevConfig {
             faults: true,
             protocol_override: None,
@@ -244,11 +245,14 @@ pub async fn up(args: DevUpArgs) -> Result<()> {
     let client = Client::open(dir)?;
     let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let (count, members) = (nodes.len(), default_members(&nodes));
+    let replicas = args.replicas;
     // Startup runs while the supervisor already restarts nodes that die.
     let startup = async move {
         wait_ready(&client, count).await?;
         ensure_default_set(&client, members).await?;
+        apply_layout(&client, replicas).await?;
         let status = wait_acting(&client).await?;
+        demo_put_get(&client, dir).await;
         println!();
         print!("{}", crate::output::status_table(&status));
         if let Some(set) = status.sets.iter().find(|s| s.id == "default") {
@@ -264,6 +268,14 @@ pub async fn up(args: DevUpArgs) -> Result<()> {
         );
         println!(
             "    keel --cluster {0} events --follow   # failover timelines",
+            dir.display()
+        );
+        println!(
+            "    keel --cluster {0} put FILE /path     # store a file (durable on every in-sync replica)",
+            dir.display()
+        );
+        println!(
+            "    keel --cluster {0} get /path FILE     # read it back",
             dir.display()
         );
         println!("    kill -9 <pid of the Primary>          # watch another member take over");
@@ -302,16 +314,61 @@ async fn wait_ready(client: &Client, want: usize) -> Result<()> {
     }
 }
 
-/// Waits (up to 15 s) until the Primary of `default` holds its lease: the cluster works.
+/// Applies the storage layout (a storage set per storage node), retrying (up to 30 s)
+/// while members restart.
+async fn apply_layout(client: &Client, replicas: usize) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let req = AdminRequest::ApplyLayout {
+            replicas: Some(replicas),
+        };
+        match client.admin(&req).await {
+            Ok(r) => {
+                println!("[dev] {}", r.message);
+                return Ok(());
+            }
+            Err(e) if Instant::now() > deadline => return Err(e.into()),
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+/// Shows the cluster working: a small file written and read back.
+async fn demo_put_get(client: &Client, dir: &Path) {
+    let text = format!("hello from keel, {}\n", chrono::Utc::now().to_rfc3339());
+    let put = client
+        .put_bytes("/hello.txt", text.clone().into_bytes(), None)
+        .await;
+    let got = match put {
+        Ok(_) => client
+            .get_bytes("/hello.txt", None, None)
+            .await
+            .map(|(b, _)| b),
+        Err(e) => Err(e),
+    };
+    match got {
+        Ok(b) if b == text.as_bytes() => println!(
+            "[dev] wrote and read back /hello.txt ({} bytes): keel --cluster {} get /hello.txt -",
+            b.len(),
+            dir.display()
+        ),
+        Ok(_) => println!("[dev] /hello.txt read back different bytes"),
+        Err(e) => println!("[dev] demo put/get of /hello.txt failed: {e}"),
+    }
+}
+
+/// Waits (up to 15 s) until the Primary of `default` and of every storage set holds
+/// its lease: the cluster works.
 /// A member that does not answer meanwhile (it may be restarting) is no error.
 async fn wait_acting(client: &Client) -> Result<keel_node::admin_api::StatusView> {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let status = client.status().await;
         let acting = status.as_ref().is_ok_and(|st| {
-            st.sets.iter().any(|s| {
-                s.id == "default" && s.lease_holder.is_some() && s.lease_holder == s.primary_node()
-            })
+            st.sets
+                .iter()
+                .filter(|s| s.id == "default" || s.kind == "storage")
+                .all(|s| s.lease_holder.is_some() && s.lease_holder == s.primary_node())
         });
         if acting || Instant::now() > deadline {
             return Ok(status?);

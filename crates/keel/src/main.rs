@@ -4,9 +4,11 @@
 //! Must never panic on bad input: every error is one line on stderr and a non-zero exit.
 
 mod bench;
+mod bench_io;
 mod cli;
 mod commands;
 mod dev;
+mod files_cmd;
 mod output;
 
 use clap::Parser;

@@ -123,3 +123,10 @@ pub fn event_line(e: &Event) -> String {
     }
     line
 }
+
+/// A time in milliseconds since the Unix epoch, as RFC 3339 UTC (seconds).
+pub fn time(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_else(|| ms.to_string())
+}

@@ -54,6 +54,40 @@ pub async fn execute(node: &Arc<NodeShared>, req: AdminRequest) -> Result<AdminR
     };
     let reply = |message: String, epoch| Ok(AdminReply { message, epoch });
     match req {
+        AdminRequest::ApplyLayout { replicas } => {
+            let replicas = replicas.unwrap_or(node.db.read(|s| s.settings.storage_replicas));
+            if !(1..=8).contains(&replicas) {
+                return Err(AdminError::bad("replicas is 1 to 8"));
+            }
+            let _serial = node.decide_lock.lock().await;
+            let state = node.snapshot();
+            if state.settings.storage_replicas != replicas {
+                let mut settings = state.settings.clone();
+                settings.storage_replicas = replicas;
+                write(ClusterCommand::UpdateSettings { settings }).await?;
+            }
+            let cmds = keel_policy::layout::plan(&state, replicas, at);
+            let n = cmds.len();
+            for cmd in cmds {
+                write(cmd)
+                    .await?
+                    .into_result()
+                    .map_err(|error| AdminError::Refused { error })?;
+            }
+            let (sets, version) = node
+                .db
+                .read(|s| (s.placement.sets().len(), s.placement.version));
+            reply(
+                if n == 0 {
+                    format!(
+                        "layout unchanged: {sets} storage sets, placement map version {version}"
+                    )
+                } else {
+                    format!("layout applied: {sets} storage sets, placement map version {version}")
+                },
+                None,
+            )
+        }
         AdminRequest::CreateSet { spec } => {
             let id = spec.id.clone();
             let epoch = write(ClusterCommand::CreateSet { spec, at })

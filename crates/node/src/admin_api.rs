@@ -36,6 +36,14 @@ pub enum AdminRequest {
     Remove {
         node: NodeId,
     },
+    /// Apply the storage layout: a storage set led by each storage node, and the
+    /// placement groups spread over them (see `keel_policy::layout`).
+    ApplyLayout {
+        /// Members per new storage set (the replication factor); default: the
+        /// cluster's setting (2).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        replicas: Option<usize>,
+    },
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]

@@ -101,6 +101,18 @@ impl Handler for NodeHandler {
                 let r = node.db.write(fw.command).await.map_err(|e| e.to_string())?;
                 Ok(wire::encode(&r))
             }
+            method::WRITE_DIR => {
+                let cmd: keel_dir::DirCommand = wire::decode(&body)?;
+                let r = node.db.write_dir(cmd).await.map_err(|e| e.to_string());
+                Ok(wire::encode(&r))
+            }
+            crate::storage::wire::METHOD => {
+                let reply = match crate::storage::wire::decode(&body) {
+                    Ok(req) => crate::storage::handle(node, req).await,
+                    Err(e) => Err(e),
+                };
+                Ok(crate::storage::wire::encode_reply(reply))
+            }
             other => Err(format!("unknown method {other:?}")),
         }
     }

@@ -13,15 +13,18 @@ pub mod admin_api;
 pub mod arbiter;
 pub mod boot;
 pub mod error;
+pub mod gateway;
 pub mod handler;
 pub mod health;
 pub mod heartbeat;
 pub mod lease;
+pub mod locator;
 pub mod membership;
 pub mod metrics;
 pub mod node;
 pub mod raft_net;
 pub mod runtime;
+pub mod storage;
 pub mod tracker;
 pub mod wire;
 

@@ -59,6 +59,10 @@ pub struct NodeShared {
     /// Join refusals already recorded (node, reason), so a retrying candidate does not
     /// flood the event log.
     pub refusals: Mutex<std::collections::BTreeSet<(NodeId, String)>>,
+    /// The storage role (objects on this node's disk), if the node has it.
+    pub storage: Option<crate::storage::StorageService>,
+    /// Routes object operations to storage sets and finds duplicates on failure.
+    pub locator: crate::locator::Locator,
     seq: AtomicU64,
 }
 
@@ -88,6 +92,7 @@ impl NodeShared {
         admin_token: String,
         datagram_key: [u8; 32],
         pid: u32,
+        storage: Option<crate::storage::StorageService>,
     ) -> NodeShared {
         let lease = Duration::from_millis(cfg.timings.lease_ms);
         NodeShared {
@@ -112,6 +117,8 @@ impl NodeShared {
             membership_lock: tokio::sync::Mutex::new(()),
             discovered: Mutex::new(Default::default()),
             refusals: Mutex::new(Default::default()),
+            storage,
+            locator: Default::default(),
             seq: AtomicU64::new(1),
             cfg,
         }
@@ -234,6 +241,51 @@ impl NodeShared {
             }
             Err(e) => Err(e.to_string()),
         }
+    }
+
+    /// Writes a directory command through the leader (locally or forwarded).
+    pub async fn write_dir(
+        &self,
+        cmd: keel_dir::DirCommand,
+    ) -> Result<keel_dir::DirResult, crate::storage::DataError> {
+        let unreachable = |what: String| crate::storage::DataError::NoControlPlane { what };
+        match self.db.write_dir(cmd.clone()).await {
+            Ok(r) => Ok(r),
+            Err(WriteError::ForwardToLeader { leader }) => {
+                let (_, peer) =
+                    leader.ok_or_else(|| unreachable("a directory change".to_string()))?;
+                let addrs = PeerAddrs(peer.rpc.clone());
+                let (_, reply) = self
+                    .net
+                    .call(
+                        &addrs,
+                        method::WRITE_DIR,
+                        wire::encode(&cmd),
+                        Duration::from_secs(5),
+                    )
+                    .await
+                    .map_err(|e| unreachable(format!("a directory change ({e})")))?;
+                let r: Result<keel_dir::DirResult, String> = wire::decode(&reply)
+                    .map_err(|e| crate::storage::DataError::Internal { reason: e })?;
+                r.map_err(|e| unreachable(format!("a directory change ({e})")))
+            }
+            Err(e) => Err(unreachable(format!("a directory change ({e})"))),
+        }
+    }
+
+    /// Is this node's replica of the configuration database (and the directory)
+    /// current? True while a leader is known and was heard within a second (or this
+    /// node leads with a fresh quorum). Reads served otherwise are marked stale.
+    pub fn control_plane_fresh(&self) -> bool {
+        if self.is_leader() {
+            return self.is_arbiter();
+        }
+        self.db.leader().is_some()
+            && self
+                .last_append
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
     }
 
     /// Appends an event to the replicated log, best effort.

@@ -53,6 +53,17 @@ impl Node {
         )
         .await
         .map_err(|e| NodeError::ConfDb(e.to_string()))?;
+        let storage = if cfg.roles.contains(&keel_core::NodeRole::Storage) {
+            let dir = cfg.data_dir.join("objects");
+            Some(
+                crate::storage::StorageService::open(&dir).map_err(|e| NodeError::DataDir {
+                    path: dir.display().to_string(),
+                    reason: e.to_string(),
+                })?,
+            )
+        } else {
+            None
+        };
         let shared = Arc::new(NodeShared::new(
             cfg,
             boot,
@@ -62,6 +73,7 @@ impl Node {
             io.admin_token,
             io.datagram_key,
             io.pid,
+            storage,
         ));
         io.handler.install(shared.clone());
         let (fatal_tx, fatal) = tokio::sync::mpsc::channel(4);
@@ -75,6 +87,9 @@ impl Node {
             tokio::spawn(heartbeat::run(shared.clone())),
             tokio::spawn(arbiter::run(shared.clone())),
         ];
+        if shared.storage.is_some() {
+            tasks.push(tokio::spawn(crate::storage::catchup::run(shared.clone())));
+        }
         let joiner = shared.clone();
         let tx = fatal_tx.clone();
         tasks.push(tokio::spawn(async move {
@@ -175,7 +190,8 @@ pub async fn run(
     let mut node = Node::start(cfg, io).await?;
     let mut admin_tasks = vec![];
     for l in admin_listeners {
-        let app = admin::router(node.shared.clone());
+        let app = admin::router(node.shared.clone())
+            .merge(crate::gateway::api::router(node.shared.clone()));
         admin_tasks.push(tokio::spawn(async move {
             let _ = axum::serve(l, app).await;
         }));

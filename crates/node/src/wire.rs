@@ -16,6 +16,7 @@ pub mod method {
     pub const ADMIN: &str = "admin";
     pub const WRITE: &str = "write";
     pub const REVOKE: &str = "revoke";
+    pub const WRITE_DIR: &str = "write-dir";
 }
 
 /// The node's own view of its health, carried in every heartbeat.

@@ -63,13 +63,21 @@ pub(crate) fn rearbitrate(
         return None;
     }
     let eligible = |r: Option<&MemberRef>| r.is_some_and(|r| state.ref_eligible(r));
+    // A storage set's new Primary must hold every acknowledged write: in sync.
+    let can_lead = |r: Option<&MemberRef>| eligible(r) && r.is_some_and(|r| set.in_sync_allows(r));
     if !eligible(roles.primary.as_ref()) {
         let old = roles.primary.take();
-        let new = if eligible(roles.secondary.as_ref()) {
+        let new = if can_lead(roles.secondary.as_ref()) {
             roles.secondary.take()
         } else {
-            roles.take_first_eligible(state)
+            roles.take_first(|a| state.ref_eligible(a) && set.in_sync_allows(a))
         };
+        if new.is_none() && !set.in_sync.is_empty() && set.kind == keel_core::SetKind::Storage {
+            why.push(format!(
+                "no eligible member is in sync ({:?}): the set waits for one",
+                set.in_sync
+            ));
+        }
         if let Some(old) = old {
             why.push(format!("primary {old} {}", describe(state, &old, cause)));
             if new.is_none() {
@@ -107,6 +115,7 @@ pub(crate) fn giveback(state: &ClusterState, set: &FailoverSet, now: UnixMillis)
     if set.composition == Composition::Single
         || current == home
         || !state.ref_eligible(home)
+        || !set.in_sync_allows(home)
         || !state.ref_eligible(current)
     {
         return None;

@@ -47,6 +47,7 @@ mod decide;
 mod detect;
 mod error;
 mod input;
+pub mod layout;
 mod operator;
 mod roles;
 

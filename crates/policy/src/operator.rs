@@ -33,6 +33,16 @@ pub(crate) fn takeover(b: &mut Batch, set_id: &SetId, to: &MemberRef) -> Result<
             reason: describe(&b.state, to, None),
         });
     }
+    if !set.in_sync_allows(to) {
+        return Err(PolicyError::NotEligible {
+            set: set_id.clone(),
+            member: to.clone(),
+            reason: format!(
+                "not in sync (in-sync list {:?}): it may lack acknowledged writes",
+                set.in_sync
+            ),
+        });
+    }
     if set.primary.as_ref() == Some(to) {
         return Ok(());
     }

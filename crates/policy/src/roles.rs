@@ -82,7 +82,12 @@ impl Roles {
 
     /// Takes the first eligible Alternate out of the Alternates.
     pub fn take_first_eligible(&mut self, state: &ClusterState) -> Option<MemberRef> {
-        let i = self.alternates.iter().position(|a| state.ref_eligible(a))?;
+        self.take_first(|a| state.ref_eligible(a))
+    }
+
+    /// Takes the first Alternate that passes `ok` out of the Alternates.
+    pub fn take_first(&mut self, ok: impl Fn(&MemberRef) -> bool) -> Option<MemberRef> {
+        let i = self.alternates.iter().position(ok)?;
         Some(self.alternates.remove(i))
     }
 

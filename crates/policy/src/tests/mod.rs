@@ -3,7 +3,7 @@
 //! after every batch (see `fixture.rs`).
 
 mod failover;
-mod fixture;
+pub mod fixture;
 mod giveback;
 mod health;
 mod hierarchical;

@@ -1,0 +1,117 @@
+//! The file commands: put, get, ls, mkdir, mv, rm, stat, with a progress bar for
+//! transfers (shown only on a terminal).
+//!
+//! Must never: exit 0 for a put the cluster did not acknowledge, or leave a partial
+//! local file after a failed get.
+
+use crate::cli::VolumeArg;
+use anyhow::Result;
+use indicatif::{ProgressBar, ProgressStyle};
+use keel_client::Client;
+use std::path::Path;
+
+fn bar(len: Option<u64>) -> ProgressBar {
+    let pb = match len {
+        Some(n) => ProgressBar::new(n),
+        None => ProgressBar::new_spinner(),
+    };
+    if let Ok(style) = ProgressStyle::with_template(
+        "{spinner} {bytes}/{total_bytes} {wide_bar} {bytes_per_sec} eta {eta}",
+    ) {
+        pb.set_style(style);
+    }
+    pb
+}
+
+pub async fn put(c: &Client, local: &Path, path: &str, v: &VolumeArg) -> Result<()> {
+    let len = std::fs::metadata(local).ok().map(|m| m.len());
+    let pb = bar(len);
+    let progress = {
+        let pb = pb.clone();
+        move |n: u64| pb.set_position(n)
+    };
+    let r = c.put_file(local, path, v.volume.as_deref(), progress).await;
+    pb.finish_and_clear();
+    let f = r?;
+    println!(
+        "{}: {} bytes in {} chunks, durable on every in-sync replica (generation {})",
+        f.path, f.size, f.chunks, f.generation
+    );
+    Ok(())
+}
+
+pub async fn get(c: &Client, path: &str, local: &Path, v: &VolumeArg) -> Result<()> {
+    if local == Path::new("-") {
+        let (bytes, o) = c.get_bytes(path, None, v.volume.as_deref()).await?;
+        if o.stale {
+            eprintln!("warning: served from a directory replica while the control plane is out of reach: it may be stale");
+        }
+        use std::io::Write;
+        std::io::stdout().write_all(&bytes)?;
+        return Ok(());
+    }
+    let pb = bar(None);
+    let progress = {
+        let pb = pb.clone();
+        move |n: u64, total: Option<u64>| {
+            if let Some(t) = total {
+                pb.set_length(t);
+            }
+            pb.set_position(n);
+        }
+    };
+    let r = c.get_file(path, local, v.volume.as_deref(), progress).await;
+    pb.finish_and_clear();
+    let o = r?;
+    if o.stale {
+        eprintln!(
+            "warning: served from a directory replica while the control plane is out of reach: it may be stale"
+        );
+    }
+    println!("{path}: {} bytes written to {}", o.bytes, local.display());
+    Ok(())
+}
+
+pub async fn ls(c: &Client, path: &str, json: bool, v: &VolumeArg) -> Result<()> {
+    let (entries, stale) = c.list(path, v.volume.as_deref()).await?;
+    if stale {
+        eprintln!("warning: listed from a directory replica that may be stale (control plane out of reach)");
+    }
+    if json {
+        println!("{}", serde_json::to_string(&entries)?);
+        return Ok(());
+    }
+    for e in entries {
+        let name = if e.kind == "dir" {
+            format!("{}/", e.name)
+        } else {
+            e.name
+        };
+        println!("{:>12}  {}  {name}", e.size, crate::output::time(e.mtime));
+    }
+    Ok(())
+}
+
+pub async fn stat(c: &Client, path: &str, json: bool, v: &VolumeArg) -> Result<()> {
+    let f = c.stat(path, v.volume.as_deref()).await?;
+    if json {
+        println!("{}", serde_json::to_string(&f)?);
+        return Ok(());
+    }
+    if f.stale {
+        eprintln!(
+            "warning: from a directory replica that may be stale (control plane out of reach)"
+        );
+    }
+    println!("path:       {}", f.path);
+    println!("kind:       {}", f.kind);
+    println!("inode:      {}", f.ino);
+    println!("size:       {}", f.size);
+    println!("mode:       {:o}", f.mode);
+    println!("owner:      {}:{}", f.uid, f.gid);
+    println!("links:      {}", f.nlink);
+    println!("chunks:     {}", f.chunks);
+    println!("generation: {}", f.generation);
+    println!("modified:   {}", crate::output::time(f.mtime));
+    Ok(())
+}

@@ -1,0 +1,501 @@
+//! The native HTTP API, on the node's HTTP port next to the admin API. Every call
+//! needs the cluster's bearer token.
+//!
+//! - `PUT /v1/fs/{path}`: write a file (body = content). `Idempotency-Key: <32 hex>`
+//!   makes a retried put apply once. Missing parent directories are created.
+//! - `GET /v1/fs/{path}`: read a file; `Range: bytes=a-b` gives a 206.
+//! - `DELETE /v1/fs/{path}`: remove a file or an empty directory.
+//! - `GET /v1/stat/{path}`, `GET /v1/list/{path}?after=&limit=`,
+//!   `POST /v1/mkdir/{path}`, `POST /v1/rename/{path}?to=/new/path`.
+//! - `?volume=NAME` on any of them (default `default`).
+//!
+//! Errors are `{"code": "...", "message": "..."}` with the status of
+//! [`DataError::http_status`]. A read answered from a directory replica that may lag
+//! (the control plane is out of reach) carries `x-keel-stale: true`.
+//!
+//! Must never: answer 2xx for a write that is not durable and committed.
+
+use super::files::{self, DEFAULT_VOLUME};
+use crate::node::{now_ms, NodeShared};
+use crate::storage::DataError;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures::StreamExt;
+use keel_dir::{DirCommand, DirReply, FileKind, Inode};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+pub const STALE_HEADER: &str = "x-keel-stale";
+
+pub fn router(node: Arc<NodeShared>) -> Router {
+    Router::new()
+        .route("/v1/fs/*path", get(get_file).put(put_file).delete(delete))
+        .route("/v1/stat/*path", get(stat))
+        .route("/v1/stat/", get(stat_root))
+        .route("/v1/list/*path", get(list))
+        .route("/v1/list/", get(list_root))
+        .route("/v1/mkdir/*path", post(mkdir))
+        .route("/v1/rename/*path", post(rename))
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(node)
+}
+
+#[derive(Deserialize, Default)]
+pub struct FsQuery {
+    #[serde(default)]
+    volume: Option<String>,
+    #[serde(default)]
+    after: Option<String>,
+    #[serde(default)]
+    limit: Option<usize>,
+    #[serde(default)]
+    to: Option<String>,
+    #[serde(default)]
+    mode: Option<u32>,
+}
+
+impl FsQuery {
+    fn volume(&self) -> &str {
+        self.volume.as_deref().unwrap_or(DEFAULT_VOLUME)
+    }
+}
+
+/// What the API says about a file or directory.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct FileView {
+    pub path: String,
+    pub ino: u64,
+    pub kind: String,
+    pub size: u64,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub mtime: i64,
+    pub ctime: i64,
+    pub nlink: u32,
+    pub chunks: usize,
+    pub generation: u64,
+    /// The directory replica that answered may lag (control plane out of reach).
+    #[serde(default)]
+    pub stale: bool,
+}
+
+impl FileView {
+    fn of(path: &str, i: &Inode, stale: bool) -> FileView {
+        FileView {
+            path: path.to_string(),
+            ino: i.ino,
+            kind: if i.kind == FileKind::Dir {
+                "dir"
+            } else {
+                "file"
+            }
+            .into(),
+            size: i.size,
+            mode: i.mode,
+            uid: i.uid,
+            gid: i.gid,
+            mtime: i.mtime,
+            ctime: i.ctime,
+            nlink: i.nlink,
+            chunks: i.chunks.len(),
+            generation: i.generation,
+            stale,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct ListView {
+    pub entries: Vec<EntryView>,
+    pub next: Option<String>,
+    #[serde(default)]
+    pub stale: bool,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct EntryView {
+    pub name: String,
+    pub kind: String,
+    pub size: u64,
+    pub mtime: i64,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct ErrorView {
+    pub code: String,
+    pub message: String,
+}
+
+pub fn error_response(e: DataError) -> Response {
+    let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (
+        status,
+        Json(ErrorView {
+            code: e.code(),
+            message: e.to_string(),
+        }),
+    )
+        .into_response()
+}
+
+fn authorized(node: &NodeShared, headers: &HeaderMap) -> Result<(), DataError> {
+    let want = format!("Bearer {}", node.admin_token);
+    let ok = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == want);
+    if ok {
+        Ok(())
+    } else {
+        Err(DataError::Forbidden)
+    }
+}
+
+fn abs(path: &str) -> String {
+    format!("/{}", path.trim_start_matches('/'))
+}
+
+fn stale_header(mut r: Response, stale: bool) -> Response {
+    if stale {
+        r.headers_mut()
+            .insert(STALE_HEADER, HeaderValue::from_static("true"));
+    }
+    r
+}
+
+async fn put_file(
+    State(node): State<Arc<NodeShared>>,
+    Path(path): Path<String>,
+    Query(q): Query<FsQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let run = async {
+        authorized(&node, &headers)?;
+        let token = match headers.get("idempotency-key") {
+            None => None,
+            Some(v) => Some(
+                v.to_str()
+                    .ok()
+                    .and_then(|s| u128::from_str_radix(s, 16).ok())
+                    .ok_or_else(|| DataError::BadRequest {
+                        reason: "Idempotency-Key must be up to 32 hex digits".into(),
+                    })?,
+            ),
+        };
+        let path = abs(&path);
+        let stream = body.into_data_stream().boxed();
+        let inode = files::put(
+            &node,
+            q.volume(),
+            &path,
+            stream,
+            token,
+            q.mode.unwrap_or(0o644),
+        )
+        .await?;
+        Ok::<_, DataError>(FileView::of(&path, &inode, false))
+    };
+    match run.await {
+        Ok(v) => (StatusCode::CREATED, Json(v)).into_response(),
+        Err(e) => error_response(e),
+    }
+}
+
+/// Parses `bytes=a-b`, `bytes=a-` or `bytes=-n` against a file of `size` bytes.
+pub fn parse_range(h: &str, size: u64) -> Result<(u64, u64), DataError> {
+    let bad = || DataError::BadRequest {
+        reason: format!("unsupported Range {h:?} (one range: bytes=a-b, bytes=a- or bytes=-n)"),
+    };
+    let spec = h.strip_prefix("bytes=").ok_or_else(bad)?;
+    let (a, b) = spec.split_once('-').ok_or_else(bad)?;
+    let (start, end) = match (a.trim(), b.trim()) {
+        ("", n) => {
+            let n: u64 = n.parse().map_err(|_| bad())?;
+            (size.saturating_sub(n), size)
+        }
+        (a, "") => (a.parse().map_err(|_| bad())?, size),
+        (a, b) => {
+            let a: u64 = a.parse().map_err(|_| bad())?;
+            let b: u64 = b.parse().map_err(|_| bad())?;
+            if b < a {
+                return Err(bad());
+            }
+            (a, (b + 1).min(size))
+        }
+    };
+    if start >= size && size > 0 || (size == 0 && start > 0) {
+        return Err(DataError::Store {
+            error: keel_store::StoreError::PastEnd {
+                id: keel_core::ObjectId(0),
+                offset: start,
+                size,
+            },
+        });
+    }
+    Ok((start, end))
+}
+
+async fn get_file(
+    State(node): State<Arc<NodeShared>>,
+    Path(path): Path<String>,
+    Query(q): Query<FsQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let stale = !node.control_plane_fresh();
+    let run = || {
+        authorized(&node, &headers)?;
+        let path = abs(&path);
+        let (inode, chunk_size) = node.db.read_dir(|ns| {
+            let inode = ns.lookup(q.volume(), &path)?;
+            let cs = ns
+                .volume(q.volume())
+                .map_or(keel_dir::DEFAULT_CHUNK_SIZE, |v| v.chunk_size);
+            Ok::<_, keel_dir::DirError>((inode, cs))
+        })?;
+        if inode.kind == FileKind::Dir {
+            return Err(DataError::Dir {
+                error: keel_dir::DirError::IsDir { path },
+            });
+        }
+        let range = match headers.get("range").and_then(|v| v.to_str().ok()) {
+            Some(h) => Some(parse_range(h, inode.size)?),
+            None => None,
+        };
+        Ok::<_, DataError>((inode, chunk_size, range))
+    };
+    let (inode, chunk_size, range) = match run() {
+        Ok(x) => x,
+        Err(e) => return stale_header(error_response(e), stale),
+    };
+    let (start, end) = range.unwrap_or((0, inode.size));
+    let size = inode.size;
+    let mut stream = Box::pin(files::read_range(
+        node.clone(),
+        inode,
+        chunk_size,
+        start,
+        end,
+    ));
+    // Read the first piece before answering, so a read that cannot be served gets an
+    // error status rather than a broken body.
+    let first = match stream.next().await {
+        Some(Ok(b)) => Some(b),
+        Some(Err(e)) => return stale_header(error_response(e), stale),
+        None => None,
+    };
+    let rest = stream.map(|r| r.map_err(std::io::Error::other));
+    let body = Body::from_stream(futures::stream::iter(first.map(Ok)).chain(rest));
+    let mut r = Response::new(body);
+    let h = r.headers_mut();
+    h.insert("content-length", HeaderValue::from(end - start));
+    h.insert("accept-ranges", HeaderValue::from_static("bytes"));
+    if range.is_some() {
+        if let Ok(v) =
+            HeaderValue::from_str(&format!("bytes {start}-{}/{size}", end.saturating_sub(1)))
+        {
+            h.insert("content-range", v);
+        }
+        *r.status_mut() = StatusCode::PARTIAL_CONTENT;
+    }
+    stale_header(r, stale)
+}
+
+async fn delete(
+    State(node): State<Arc<NodeShared>>,
+    Path(path): Path<String>,
+    Query(q): Query<FsQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let run = async {
+        authorized(&node, &headers)?;
+        files::require_control_plane(&node, "delete")?;
+        let path = abs(&path);
+        let is_dir = node
+            .db
+            .read_dir(|ns| ns.lookup(q.volume(), &path).map(|i| i.is_dir()))?;
+        let cmd = if is_dir {
+            DirCommand::Rmdir {
+                volume: q.volume().to_string(),
+                path: path.clone(),
+                at: now_ms(),
+                token: None,
+            }
+        } else {
+            DirCommand::Unlink {
+                volume: q.volume().to_string(),
+                path: path.clone(),
+                at: now_ms(),
+                token: None,
+            }
+        };
+        if let DirReply::Freed { freed, .. } = node.write_dir(cmd).await?? {
+            files::delete_objects(&node, freed);
+        }
+        Ok::<_, DataError>(())
+    };
+    match run.await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => error_response(e),
+    }
+}
+
+async fn stat_root(
+    node: State<Arc<NodeShared>>,
+    q: Query<FsQuery>,
+    headers: HeaderMap,
+) -> Response {
+    stat(node, Path(String::new()), q, headers).await
+}
+
+async fn stat(
+    State(node): State<Arc<NodeShared>>,
+    Path(path): Path<String>,
+    Query(q): Query<FsQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let stale = !node.control_plane_fresh();
+    let run = || {
+        authorized(&node, &headers)?;
+        let path = abs(&path);
+        let inode = node.db.read_dir(|ns| ns.lookup(q.volume(), &path))?;
+        Ok::<_, DataError>(FileView::of(&path, &inode, stale))
+    };
+    match run() {
+        Ok(v) => stale_header(Json(v).into_response(), stale),
+        Err(e) => stale_header(error_response(e), stale),
+    }
+}
+
+async fn list_root(
+    node: State<Arc<NodeShared>>,
+    q: Query<FsQuery>,
+    headers: HeaderMap,
+) -> Response {
+    list(node, Path(String::new()), q, headers).await
+}
+
+async fn list(
+    State(node): State<Arc<NodeShared>>,
+    Path(path): Path<String>,
+    Query(q): Query<FsQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let stale = !node.control_plane_fresh();
+    let run = || {
+        authorized(&node, &headers)?;
+        let path = abs(&path);
+        let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
+        let page = node
+            .db
+            .read_dir(|ns| ns.readdir(q.volume(), &path, q.after.as_deref(), limit))?;
+        Ok::<_, DataError>(ListView {
+            entries: page
+                .entries
+                .into_iter()
+                .map(|e| EntryView {
+                    name: e.name,
+                    kind: if e.kind == FileKind::Dir {
+                        "dir"
+                    } else {
+                        "file"
+                    }
+                    .into(),
+                    size: e.size,
+                    mtime: e.mtime,
+                })
+                .collect(),
+            next: page.next,
+            stale,
+        })
+    };
+    match run() {
+        Ok(v) => stale_header(Json(v).into_response(), stale),
+        Err(e) => stale_header(error_response(e), stale),
+    }
+}
+
+async fn mkdir(
+    State(node): State<Arc<NodeShared>>,
+    Path(path): Path<String>,
+    Query(q): Query<FsQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let run = async {
+        authorized(&node, &headers)?;
+        files::require_control_plane(&node, "mkdir")?;
+        let path = abs(&path);
+        if node.db.read_dir(|ns| ns.volume(q.volume()).is_none()) {
+            files::ensure_volume(&node, q.volume()).await?;
+        }
+        let reply = node
+            .write_dir(DirCommand::Mkdir {
+                volume: q.volume().to_string(),
+                path: path.clone(),
+                mode: q.mode.unwrap_or(0o755),
+                uid: 0,
+                gid: 0,
+                parents: false,
+                at: now_ms(),
+                token: None,
+            })
+            .await??;
+        match reply {
+            DirReply::Inode(i) => Ok(FileView::of(&path, &i, false)),
+            other => Err(DataError::Internal {
+                reason: format!("unexpected directory reply {other:?}"),
+            }),
+        }
+    };
+    match run.await {
+        Ok(v) => (StatusCode::CREATED, Json(v)).into_response(),
+        Err(e) => error_response(e),
+    }
+}
+
+async fn rename(
+    State(node): State<Arc<NodeShared>>,
+    Path(path): Path<String>,
+    Query(q): Query<FsQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let run = async {
+        authorized(&node, &headers)?;
+        files::require_control_plane(&node, "rename")?;
+        let from = abs(&path);
+        let to = q.to.clone().ok_or_else(|| DataError::BadRequest {
+            reason: "rename needs ?to=/new/path".into(),
+        })?;
+        let reply = node
+            .write_dir(DirCommand::Rename {
+                volume: q.volume().to_string(),
+                from,
+                to: to.clone(),
+                at: now_ms(),
+                token: None,
+            })
+            .await??;
+        match reply {
+            DirReply::Freed { inode, freed } => {
+                files::delete_objects(&node, freed);
+                inode
+                    .map(|i| FileView::of(&to, &i, false))
+                    .ok_or_else(|| DataError::Internal {
+                        reason: "rename returned no inode".into(),
+                    })
+            }
+            other => Err(DataError::Internal {
+                reason: format!("unexpected directory reply {other:?}"),
+            }),
+        }
+    };
+    match run.await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => error_response(e),
+    }
+}

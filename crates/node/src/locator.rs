@@ -1,0 +1,374 @@
+//! The locator: seed 001's object storage manager. It routes each object operation
+//! to the Primary of the object's storage set, from this node's replica of the
+//! placement map. When a storage node stops answering, the locator enters a failover
+//! condition for that node (an event), stops using it, and finds the duplicate:
+//!
+//! 1. from the map: the set's other in-sync replicas (and, for writes, the new
+//!    Primary once the arbiter has named one);
+//! 2. by the site mapping rule: in a mirrored layout node i of one site pairs with
+//!    node i of the other and their addresses differ only in the subnet part, so the
+//!    counterpart's address is computed, not looked up (works with the control plane
+//!    out of reach);
+//! 3. by a search: "who has object X", asked of the storage nodes of the other sites
+//!    first, then of the failed node's own site.
+//!
+//! Each failover condition, and where the duplicate was found, is an event.
+//!
+//! Must never: write anywhere but the set's Primary at its current epoch (a replica
+//! found by the rule or the search serves reads only).
+
+use crate::node::{now_ms, NodeShared};
+use crate::storage::wire::{
+    Durability, ReadRequest, StoreReply, StoreRequest, WriteOp, WriteRequest,
+};
+use crate::storage::{self, CallError, DataError};
+use keel_core::{ClusterState, Event, EventKind, NodeId, NodeRole, ObjectId, Version};
+use keel_net::PeerAddrs;
+use keel_store::ObjectStat;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a write keeps looking for a Primary that takes it (a failover is well
+/// under this).
+const WRITE_DEADLINE: Duration = Duration::from_secs(15);
+/// A node stays in the failover condition this long after it last failed a call.
+const FAILOVER_HOLD: Duration = Duration::from_secs(2);
+
+/// How the duplicate of an object was found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FoundBy {
+    Primary,
+    Map,
+    SiteMapping,
+    Search,
+}
+
+impl FoundBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FoundBy::Primary => "the primary",
+            FoundBy::Map => "the placement map (an in-sync replica)",
+            FoundBy::SiteMapping => "the site mapping rule",
+            FoundBy::Search => "a search",
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct Locator {
+    /// Nodes in the failover condition, with when they last failed a call.
+    failed: Mutex<HashMap<NodeId, Instant>>,
+    /// (failed node, how) already reported as an event in this failover condition.
+    reported: Mutex<std::collections::HashSet<(NodeId, FoundBy)>>,
+}
+
+impl Locator {
+    fn in_failover(&self, n: NodeId) -> bool {
+        let failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
+        failed.get(&n).is_some_and(|t| t.elapsed() < FAILOVER_HOLD)
+    }
+
+    /// Enters the failover condition for `n` (an event the first time).
+    fn enter_failover(&self, node: &Arc<NodeShared>, n: NodeId, why: &str) {
+        let fresh = {
+            let mut failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
+            let fresh = failed.get(&n).is_none_or(|t| t.elapsed() >= FAILOVER_HOLD);
+            failed.insert(n, Instant::now());
+            fresh
+        };
+        if fresh {
+            self.reported
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|(f, _)| *f != n);
+            tracing::warn!(
+                failed = n,
+                "locator: failover condition for node {n}: {why}"
+            );
+            record(
+                node,
+                Event::new(now_ms(), EventKind::LocatorFailover)
+                    .node(n)
+                    .detail(format!("node {} stops using node {n}: {why}", node.id())),
+            );
+        }
+    }
+
+    fn found(&self, node: &Arc<NodeShared>, failed: NodeId, by: FoundBy, at: NodeId, id: ObjectId) {
+        let first = self
+            .reported
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((failed, by));
+        if first {
+            tracing::info!(failed, at, "locator: duplicate found by {}", by.as_str());
+            record(
+                node,
+                Event::new(now_ms(), EventKind::LocatorFound)
+                    .node(at)
+                    .detail(format!(
+                        "node {} found object {id} (of failed node {failed}) on node {at} by {}",
+                        node.id(),
+                        by.as_str()
+                    )),
+            );
+        }
+    }
+}
+
+/// Records an event without waiting (and without failing when the control plane is
+/// out of reach: the log line stays).
+fn record(node: &Arc<NodeShared>, event: Event) {
+    let node = node.clone();
+    tokio::spawn(async move { node.record(event).await });
+}
+
+/// Where `id` lives: its set, the set's epoch, Primary and in-sync list.
+fn route(
+    s: &ClusterState,
+    id: ObjectId,
+) -> Result<(String, keel_core::Epoch, Option<NodeId>, Vec<NodeId>), DataError> {
+    let set = s.placement.set_for(id).ok_or(DataError::NoLayout)?;
+    let x = s.sets.get(set).ok_or(DataError::NoLayout)?;
+    Ok((set.clone(), x.epoch, x.primary_node(), x.in_sync.clone()))
+}
+
+/// Writes to the Primary of `id`'s set; follows failovers until the deadline.
+pub async fn write(
+    node: &Arc<NodeShared>,
+    id: ObjectId,
+    op: WriteOp,
+    durability: Durability,
+) -> Result<ObjectStat, DataError> {
+    let deadline = Instant::now() + WRITE_DEADLINE;
+    let mut applied = node.db.applied_watch();
+    let timeout = storage::primary::replicate_timeout(op.len()) * 3;
+    loop {
+        let (set, epoch, primary, _) = node.db.read(|s| route(s, id))?;
+        let err = match primary {
+            None => DataError::Unavailable {
+                what: format!("object {id}"),
+                tried: format!("storage set {set:?} has no Primary right now"),
+            },
+            Some(p) => {
+                let req = StoreRequest::Write(WriteRequest {
+                    set: set.clone(),
+                    epoch,
+                    id,
+                    op: op.clone(),
+                    durability,
+                });
+                match storage::call(node, p, req, timeout).await {
+                    Ok(StoreReply::Written(stat)) => return Ok(stat),
+                    Ok(_) => {
+                        return Err(DataError::Internal {
+                            reason: "unexpected reply to a write".into(),
+                        })
+                    }
+                    Err(CallError::Data(e)) if e.is_transient() => e,
+                    Err(CallError::Data(e)) => return Err(e),
+                    Err(e @ CallError::Unreachable { .. }) => {
+                        node.locator.enter_failover(node, p, &e.to_string());
+                        DataError::Unavailable {
+                            what: format!("object {id}"),
+                            tried: e.to_string(),
+                        }
+                    }
+                }
+            }
+        };
+        if Instant::now() >= deadline {
+            return Err(err);
+        }
+        // Wait for the map to change (a new Primary), or retry shortly.
+        let _ = tokio::time::timeout(Duration::from_millis(100), applied.changed()).await;
+    }
+}
+
+/// Reads a range of `id`: from the Primary, or from a duplicate found by the map,
+/// the site mapping rule or a search.
+pub async fn read(
+    node: &Arc<NodeShared>,
+    id: ObjectId,
+    offset: u64,
+    len: u64,
+) -> Result<(Vec<u8>, Version, FoundBy), DataError> {
+    let (set, _, primary, in_sync) = node.db.read(|s| route(s, id))?;
+    let req = |set: &str| {
+        StoreRequest::Read(ReadRequest {
+            set: set.to_string(),
+            id,
+            offset,
+            len,
+        })
+    };
+    let timeout = storage::primary::replicate_timeout(len as usize);
+    let mut tried = vec![];
+    let mut failed_node = None;
+    if let Some(p) = primary.filter(|p| !node.locator.in_failover(*p)) {
+        match storage::call(node, p, req(&set), timeout).await {
+            Ok(StoreReply::Data { version, data }) => return Ok((data, version, FoundBy::Primary)),
+            Ok(_) => tried.push(format!("node {p}: unexpected reply")),
+            Err(CallError::Data(e)) if !e.is_transient() && e.code() != "not_found" => {
+                return Err(e)
+            }
+            Err(e) => {
+                if matches!(e, CallError::Unreachable { .. }) {
+                    node.locator.enter_failover(node, p, &e.to_string());
+                }
+                tried.push(e.to_string());
+            }
+        }
+    }
+    if let Some(p) = primary {
+        failed_node = Some(p);
+    }
+    let failed = failed_node.unwrap_or(0);
+    // 1. The map: the set's other in-sync replicas.
+    for r in in_sync.iter().copied().filter(|r| Some(*r) != primary) {
+        if node.locator.in_failover(r) {
+            continue;
+        }
+        match storage::call(node, r, req(&set), timeout).await {
+            Ok(StoreReply::Data { version, data }) => {
+                node.locator.found(node, failed, FoundBy::Map, r, id);
+                return Ok((data, version, FoundBy::Map));
+            }
+            Ok(_) => {}
+            Err(e) => {
+                if matches!(e, CallError::Unreachable { .. }) {
+                    node.locator.enter_failover(node, r, &e.to_string());
+                }
+                tried.push(e.to_string());
+            }
+        }
+    }
+    // 2. The site mapping rule.
+    if node.cfg.locator.site_mapping {
+        if let Some(p) = failed_node {
+            for (to, addrs) in counterparts(node, p) {
+                match storage::call_addrs(node, to, &addrs, req(&set), timeout).await {
+                    Ok(StoreReply::Data { version, data }) => {
+                        node.locator.found(node, p, FoundBy::SiteMapping, to, id);
+                        return Ok((data, version, FoundBy::SiteMapping));
+                    }
+                    Ok(_) => {}
+                    Err(e) => tried.push(format!("site mapping rule {addrs:?}: {e}")),
+                }
+            }
+        }
+    }
+    // 3. A search: the other sites first, then the failed node's own.
+    if let Some((at, _)) = search(node, id, failed_node).await {
+        match storage::call(node, at, req(&set), timeout).await {
+            Ok(StoreReply::Data { version, data }) => {
+                node.locator.found(node, failed, FoundBy::Search, at, id);
+                return Ok((data, version, FoundBy::Search));
+            }
+            Ok(_) => {}
+            Err(e) => tried.push(e.to_string()),
+        }
+    }
+    Err(DataError::Unavailable {
+        what: format!("object {id}"),
+        tried: tried.join("; "),
+    })
+}
+
+/// The site mapping rule: the addresses of `failed`'s counterparts in the other
+/// sites — its own addresses with the subnet octet of each other site — with the
+/// member found there (0 if the member list does not know it).
+fn counterparts(node: &NodeShared, failed: NodeId) -> Vec<(NodeId, PeerAddrs)> {
+    let k = node.cfg.locator.subnet_octet as usize;
+    node.db.read(|s| {
+        let Some(m) = s.members.get(&failed) else {
+            return vec![];
+        };
+        let octet = |ip: &IpAddr| match ip {
+            IpAddr::V4(v4) => Some(v4.octets()[k]),
+            IpAddr::V6(_) => None,
+        };
+        let mine = m.links.first().and_then(|l| octet(&l.ip));
+        let mut subnets: Vec<u8> = s
+            .members
+            .values()
+            .filter(|o| o.site != m.site)
+            .filter_map(|o| o.links.first().and_then(|l| octet(&l.ip)))
+            .filter(|o| Some(*o) != mine)
+            .collect();
+        subnets.sort();
+        subnets.dedup();
+        subnets
+            .into_iter()
+            .map(|sub| {
+                let addrs: Vec<(String, SocketAddr)> = m
+                    .links
+                    .iter()
+                    .filter_map(|l| match l.ip {
+                        IpAddr::V4(v4) => {
+                            let mut o = v4.octets();
+                            o[k] = sub;
+                            Some((l.name.clone(), SocketAddr::new(IpAddr::from(o), m.rpc_port)))
+                        }
+                        IpAddr::V6(_) => None,
+                    })
+                    .collect();
+                let to = s
+                    .members
+                    .values()
+                    .find(|o| {
+                        o.links
+                            .iter()
+                            .any(|l| addrs.iter().any(|(_, a)| a.ip() == l.ip))
+                    })
+                    .map_or(0, |o| o.id);
+                (to, PeerAddrs(addrs))
+            })
+            .filter(|(_, a)| !a.0.is_empty())
+            .collect()
+    })
+}
+
+/// Asks storage nodes who has `id`: those of the other sites than `failed`'s first,
+/// then those of its own site. Returns the first that has it.
+async fn search(
+    node: &Arc<NodeShared>,
+    id: ObjectId,
+    failed: Option<NodeId>,
+) -> Option<(NodeId, ObjectStat)> {
+    let (other_sites, same_site) = node.db.read(|s| {
+        let failed_site = failed
+            .and_then(|f| s.members.get(&f))
+            .map(|m| m.site.clone());
+        let storage: Vec<_> = s
+            .members
+            .values()
+            .filter(|m| m.roles.contains(&NodeRole::Storage) && Some(m.id) != failed)
+            .collect();
+        let (same, other): (Vec<_>, Vec<_>) = storage
+            .into_iter()
+            .partition(|m| Some(&m.site) == failed_site.as_ref());
+        (
+            other.iter().map(|m| m.id).collect::<Vec<_>>(),
+            same.iter().map(|m| m.id).collect::<Vec<_>>(),
+        )
+    });
+    let timeout = Duration::from_millis(node.cfg.locator.search_timeout_ms);
+    for group in [other_sites, same_site] {
+        let asks = group.iter().map(|n| {
+            let req = StoreRequest::WhoHas {
+                id,
+                min_version: None,
+            };
+            async move { (*n, storage::call(node, *n, req, timeout).await) }
+        });
+        for (n, r) in futures::future::join_all(asks).await {
+            if let Ok(StoreReply::Stat(Some(stat))) = r {
+                return Some((n, stat));
+            }
+        }
+    }
+    None
+}

@@ -1,0 +1,284 @@
+//! Catch-up and re-integration: a storage node that is a member of a set but not on
+//! its in-sync list (it was away, or it is new) copies what differs from the
+//! Primary's copy, compared by version (so only what changed while it was away moves),
+//! showing progress; then it asks the Primary to put it back on the list. The Primary
+//! does a last pass with the set's writes held, then writes the new list through Raft.
+//!
+//! Must never: put a replica back on the in-sync list while a write it has not seen
+//! can still be acknowledged.
+
+use super::primary::{is_primary, replicate_timeout};
+use super::wire::{ReplicateRequest, StoreReply, StoreRequest, WriteOp};
+use super::{call, DataError, StorageService};
+use crate::node::{now_ms, NodeShared};
+use keel_core::{ClusterCommand, Event, EventKind, MemberRef, NodeId, ObjectId, SetId, SetKind};
+use keel_store::ObjectStat;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+const LIST_PAGE: u32 = 1000;
+const PERIOD: Duration = Duration::from_millis(500);
+
+/// Runs for the life of the node: catches up every set this node has fallen out of.
+pub async fn run(node: Arc<NodeShared>) {
+    let mut tick = tokio::time::interval(PERIOD);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let me = node.id();
+        let behind: Vec<(SetId, NodeId)> = node.db.read(|s| {
+            if !s.members.get(&me).is_some_and(|m| m.eligible()) {
+                return vec![];
+            }
+            s.sets
+                .values()
+                .filter(|x| x.kind == SetKind::Storage && x.has_member(&MemberRef::Node(me)))
+                .filter(|x| !x.in_sync.contains(&me))
+                .filter_map(|x| {
+                    x.primary_node()
+                        .filter(|p| *p != me)
+                        .map(|p| (x.id.clone(), p))
+                })
+                .collect()
+        });
+        for (set, primary) in behind {
+            if let Err(e) = catch_up(&node, &set, primary).await {
+                tracing::warn!(set, primary, "catch-up: {e}");
+            }
+        }
+    }
+}
+
+/// Every object and tombstone of `set` on `from`, by id.
+async fn list_all(
+    node: &Arc<NodeShared>,
+    from: NodeId,
+    set: &SetId,
+) -> Result<BTreeMap<ObjectId, ObjectStat>, DataError> {
+    let mut out = BTreeMap::new();
+    let mut after = None;
+    loop {
+        let req = StoreRequest::List {
+            set: set.clone(),
+            after,
+            limit: LIST_PAGE,
+        };
+        let page = match call(node, from, req, Duration::from_secs(10)).await {
+            Ok(StoreReply::List(page)) => page,
+            Ok(_) => return Err(unexpected()),
+            Err(e) => {
+                return Err(DataError::Unavailable {
+                    what: format!("the object list of {set:?}"),
+                    tried: e.to_string(),
+                })
+            }
+        };
+        let full = page.len() == LIST_PAGE as usize;
+        after = page.last().map(|s| s.id);
+        out.extend(page.into_iter().map(|s| (s.id, s)));
+        if !full {
+            return Ok(out);
+        }
+    }
+}
+
+fn unexpected() -> DataError {
+    DataError::Internal {
+        reason: "unexpected storage reply".into(),
+    }
+}
+
+/// What must move from `source` to `target` for them to match: ids whose version or
+/// deletion differ, or that only `target` has.
+fn differences(
+    source: &BTreeMap<ObjectId, ObjectStat>,
+    target: &BTreeMap<ObjectId, ObjectStat>,
+) -> Vec<(ObjectId, Option<ObjectStat>)> {
+    let mut out = vec![];
+    for (id, s) in source {
+        let same = target
+            .get(id)
+            .is_some_and(|t| t.version == s.version && t.deleted == s.deleted);
+        if !same {
+            out.push((*id, Some(s.clone())));
+        }
+    }
+    for id in target.keys() {
+        if !source.contains_key(id) {
+            out.push((*id, None));
+        }
+    }
+    out
+}
+
+/// Pulls from the Primary what differs, then asks to rejoin the in-sync list.
+async fn catch_up(node: &Arc<NodeShared>, set: &SetId, primary: NodeId) -> Result<(), DataError> {
+    let svc = node.storage.as_ref().ok_or_else(unexpected)?;
+    let theirs = list_all(node, primary, set).await?;
+    let mine = list_all(node, node.id(), set).await?;
+    let todo = differences(&theirs, &mine);
+    if !todo.is_empty() {
+        let total = todo.len();
+        tracing::info!(
+            set,
+            primary,
+            total,
+            "catch-up: copying what changed while away"
+        );
+        let mut bytes = 0u64;
+        for (i, (id, stat)) in todo.into_iter().enumerate() {
+            bytes += pull(node, svc, set, primary, id, stat).await?;
+            if (i + 1) % 100 == 0 || i + 1 == total {
+                tracing::info!(set, "catch-up: {}/{total} objects, {bytes} bytes", i + 1);
+            }
+        }
+        let detail = format!(
+            "node {} copied {total} changed objects ({bytes} bytes) from node {primary}",
+            node.id()
+        );
+        node.record(
+            Event::new(now_ms(), EventKind::CatchUpStarted)
+                .set(set.clone())
+                .node(node.id())
+                .detail(detail),
+        )
+        .await;
+    }
+    let req = StoreRequest::JoinInSync {
+        set: set.clone(),
+        node: node.id(),
+    };
+    call(node, primary, req, Duration::from_secs(60))
+        .await
+        .map_err(|e| DataError::Unavailable {
+            what: format!("rejoining the in-sync list of {set:?}"),
+            tried: e.to_string(),
+        })?;
+    Ok(())
+}
+
+/// Makes the local copy of `id` match the Primary's (`stat`; `None`: it has none).
+async fn pull(
+    node: &Arc<NodeShared>,
+    svc: &StorageService,
+    set: &SetId,
+    primary: NodeId,
+    id: ObjectId,
+    stat: Option<ObjectStat>,
+) -> Result<u64, DataError> {
+    let Some(stat) = stat else {
+        svc.blocking(move |s| s.forget(id)).await?;
+        return Ok(0);
+    };
+    let (version, op) = if stat.deleted {
+        (stat.version, WriteOp::Delete)
+    } else {
+        match call(
+            node,
+            primary,
+            StoreRequest::Fetch { id },
+            Duration::from_secs(30),
+        )
+        .await
+        {
+            Ok(StoreReply::Object { stat, data }) => (stat.version, WriteOp::Put(data)),
+            Ok(_) => return Err(unexpected()),
+            Err(e) => {
+                return Err(DataError::Unavailable {
+                    what: format!("object {id}"),
+                    tried: e.to_string(),
+                })
+            }
+        }
+    };
+    let n = op.len() as u64;
+    let set = set.clone();
+    svc.blocking(move |s| super::primary::apply_local(s, &set, id, &op, version, true))
+        .await?;
+    Ok(n)
+}
+
+/// The Primary's side: with the set's writes held, push to `joiner` whatever still
+/// differs, then put it on the in-sync list through Raft.
+pub async fn admit(
+    node: &Arc<NodeShared>,
+    svc: &StorageService,
+    set: &SetId,
+    joiner: NodeId,
+) -> Result<StoreReply, DataError> {
+    if !is_primary(node, set) {
+        return Err(DataError::BadRequest {
+            reason: format!("node {} is not the Primary of {set:?}", node.id()),
+        });
+    }
+    let gate = svc.gate(set);
+    let _held = gate.write().await;
+    let epoch = node
+        .db
+        .read(|s| s.sets.get(set).map(|x| x.epoch))
+        .ok_or_else(unexpected)?;
+    let mine = list_all(node, node.id(), set).await?;
+    let theirs = list_all(node, joiner, set).await?;
+    let todo = differences(&mine, &theirs);
+    let moved = todo.len();
+    for (id, stat) in todo {
+        let (version, op) = match stat {
+            None => (Default::default(), WriteOp::Forget),
+            Some(st) if st.deleted => (st.version, WriteOp::Delete),
+            Some(st) => {
+                let data = svc.blocking(move |s| s.read(id, 0, st.size)).await?;
+                (st.version, WriteOp::Put(data))
+            }
+        };
+        let timeout = replicate_timeout(op.len());
+        let req = StoreRequest::Replicate(ReplicateRequest {
+            set: set.clone(),
+            epoch,
+            id,
+            version,
+            op,
+            force: true,
+        });
+        call(node, joiner, req, timeout)
+            .await
+            .map_err(|e| DataError::Unavailable {
+                what: format!("the last catch-up pass to node {joiner}"),
+                tried: e.to_string(),
+            })?;
+    }
+    let in_sync = node
+        .db
+        .read(|s| s.sets.get(set).map(|x| x.in_sync.clone()))
+        .unwrap_or_default();
+    if in_sync.contains(&joiner) {
+        return Ok(StoreReply::Done);
+    }
+    let mut list = in_sync;
+    list.push(joiner);
+    let cmd = ClusterCommand::SetInSync {
+        set: set.clone(),
+        expected_epoch: epoch,
+        in_sync: list,
+        at: now_ms(),
+    };
+    node.write(cmd)
+        .await
+        .map_err(|what| DataError::NoControlPlane { what })?
+        .into_result()
+        .map_err(|e| DataError::Internal {
+            reason: e.to_string(),
+        })?;
+    tracing::info!(set, joiner, moved, "replica back on the in-sync list");
+    node.record(
+        Event::new(now_ms(), EventKind::CatchUpDone)
+            .set(set.clone())
+            .node(joiner)
+            .epoch(epoch)
+            .detail(format!(
+                "node {joiner} caught up ({moved} objects in the last pass) and is in sync again"
+            )),
+    )
+    .await;
+    Ok(StoreReply::Done)
+}

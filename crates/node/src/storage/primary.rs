@@ -1,0 +1,250 @@
+//! The Primary's write path: check the epoch and the lease, apply locally (fsynced),
+//! replicate to every other in-sync replica in parallel, take the replicas that did
+//! not answer off the in-sync list through Raft, and only then acknowledge.
+//!
+//! Must never: acknowledge when a replica neither took the write nor left the list
+//! (the Raft write failing means a Primary cut off from the control plane blocks and
+//! then refuses, it never acknowledges alone).
+
+use super::wire::{Durability, ReplicateRequest, StoreReply, StoreRequest, WriteOp, WriteRequest};
+use super::{call, CallError, DataError, StorageService};
+use crate::node::{now_ms, NodeShared};
+use keel_core::{ClusterCommand, Epoch, MemberRef, NodeId, ObjectId, SetId, Version};
+use keel_store::{ObjectStat, ObjectStore, StoreError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long the Primary keeps trying to shrink the in-sync list through Raft before it
+/// gives up on the write (a leader election takes well under this).
+const SHRINK_DEADLINE: Duration = Duration::from_secs(5);
+
+/// How long a replica has to take a write: a base plus time for the bytes.
+pub(crate) fn replicate_timeout(bytes: usize) -> Duration {
+    Duration::from_millis(1500) + Duration::from_millis((bytes / (20 * 1024)) as u64)
+}
+
+/// Checks that this node acts as Primary of `set` at `epoch` (its replica of the
+/// configuration database says so, and it holds the lease); returns the in-sync list.
+fn check_primary(node: &NodeShared, set: &SetId, epoch: Epoch) -> Result<Vec<NodeId>, DataError> {
+    let (current, primary, in_sync) = node
+        .db
+        .read(|s| {
+            s.sets
+                .get(set)
+                .map(|x| (x.epoch, x.primary_node(), x.in_sync.clone()))
+        })
+        .ok_or_else(|| DataError::BadRequest {
+            reason: format!("unknown storage set {set:?}"),
+        })?;
+    if current != epoch || primary != Some(node.id()) {
+        return Err(DataError::NotPrimary {
+            set: set.clone(),
+            presented: epoch,
+            current,
+            primary,
+        });
+    }
+    let holder = node.holder.lock().unwrap_or_else(|e| e.into_inner());
+    if holder.acting(set, Instant::now()) != Some(epoch) {
+        return Err(DataError::NoLease { set: set.clone() });
+    }
+    Ok(in_sync)
+}
+
+/// Applies `op` to the local store at `version`.
+pub(crate) fn apply_local(
+    store: &ObjectStore,
+    set: &str,
+    id: ObjectId,
+    op: &WriteOp,
+    version: Version,
+    force: bool,
+) -> Result<ObjectStat, StoreError> {
+    if force {
+        store.forget(id)?;
+    }
+    match op {
+        WriteOp::Put(data) => store.put(set, id, data, version),
+        WriteOp::WriteAt { offset, data } => store.write(set, id, *offset, data, version),
+        WriteOp::Truncate { size } => store.truncate(set, id, *size, version),
+        WriteOp::Forget => {
+            store.forget(id)?;
+            Ok(ObjectStat {
+                id,
+                set: set.to_string(),
+                size: 0,
+                version,
+                deleted: true,
+            })
+        }
+        WriteOp::Delete => {
+            store.delete(set, id, version)?;
+            Ok(ObjectStat {
+                id,
+                set: set.to_string(),
+                size: 0,
+                version,
+                deleted: true,
+            })
+        }
+    }
+}
+
+pub async fn write(
+    node: &Arc<NodeShared>,
+    svc: &StorageService,
+    req: WriteRequest,
+) -> Result<StoreReply, DataError> {
+    check_primary(node, &req.set, req.epoch)?;
+    let gate = svc.gate(&req.set);
+    let _shared = gate.read().await;
+    let _object = svc.object_lock(req.id).lock().await;
+    // The list may have changed while this write waited for the locks.
+    let in_sync = check_primary(node, &req.set, req.epoch)?;
+    let (set, epoch, id) = (req.set.clone(), req.epoch, req.id);
+    svc.blocking({
+        let set = set.clone();
+        move |s| s.check_epoch(&set, epoch)
+    })
+    .await?;
+    let version = Version {
+        epoch,
+        seq: svc.next_seq(),
+    };
+    let op = Arc::new(req.op);
+    let stat = svc
+        .blocking({
+            let (set, op) = (set.clone(), op.clone());
+            move |s| apply_local(s, &set, id, &op, version, false)
+        })
+        .await?;
+    let me = node.id();
+    let my_site = node.cfg.site.clone();
+    let site_of = |n: NodeId| node.db.read(|s| s.members.get(&n).map(|m| m.site.clone()));
+    let (now, later): (Vec<NodeId>, Vec<NodeId>) =
+        in_sync.iter().copied().filter(|n| *n != me).partition(|n| {
+            req.durability == Durability::AllInSync || site_of(*n).as_deref() == Some(&my_site)
+        });
+    let failed = replicate(node, &set, epoch, id, version, &op, &now).await;
+    if !failed.is_empty() {
+        shrink_in_sync(node, &set, epoch, &failed).await?;
+    }
+    if !later.is_empty() {
+        let (node, set, op) = (node.clone(), set.clone(), op.clone());
+        tokio::spawn(async move {
+            let failed = replicate(&node, &set, epoch, id, version, &op, &later).await;
+            if !failed.is_empty() {
+                if let Err(e) = shrink_in_sync(&node, &set, epoch, &failed).await {
+                    tracing::error!(set, "asynchronous replication: {e}");
+                }
+            }
+        });
+    }
+    Ok(StoreReply::Written(stat))
+}
+
+/// Sends the write to each of `to` in parallel; returns those that did not take it.
+async fn replicate(
+    node: &Arc<NodeShared>,
+    set: &SetId,
+    epoch: Epoch,
+    id: ObjectId,
+    version: Version,
+    op: &WriteOp,
+    to: &[NodeId],
+) -> Vec<(NodeId, String)> {
+    let timeout = replicate_timeout(op.len());
+    let calls = to.iter().map(|n| {
+        let req = StoreRequest::Replicate(ReplicateRequest {
+            set: set.clone(),
+            epoch,
+            id,
+            version,
+            op: op.clone(),
+            force: false,
+        });
+        async move { (*n, call(node, *n, req, timeout).await) }
+    });
+    futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .filter_map(|(n, r)| match r {
+            Ok(_) => None,
+            Err(CallError::Data(e)) => Some((n, e.to_string())),
+            Err(e) => Some((n, e.to_string())),
+        })
+        .collect()
+}
+
+/// Takes `failed` off the set's in-sync list through Raft, retrying until the
+/// deadline; an error means the write must not be acknowledged.
+pub(crate) async fn shrink_in_sync(
+    node: &Arc<NodeShared>,
+    set: &SetId,
+    epoch: Epoch,
+    failed: &[(NodeId, String)],
+) -> Result<(), DataError> {
+    let deadline = Instant::now() + SHRINK_DEADLINE;
+    let (first, why) = failed[0].clone();
+    loop {
+        let current = node
+            .db
+            .read(|s| s.sets.get(set).map(|x| (x.epoch, x.in_sync.clone())));
+        let Some((current_epoch, list)) = current else {
+            return Err(DataError::BadRequest {
+                reason: format!("storage set {set:?} is gone"),
+            });
+        };
+        if current_epoch != epoch {
+            return Err(DataError::NotPrimary {
+                set: set.clone(),
+                presented: epoch,
+                current: current_epoch,
+                primary: None,
+            });
+        }
+        let keep: Vec<NodeId> = list
+            .iter()
+            .copied()
+            .filter(|n| !failed.iter().any(|(f, _)| f == n))
+            .collect();
+        if keep == list {
+            return Ok(());
+        }
+        tracing::warn!(
+            set,
+            ?failed,
+            "replica missed a write: leaving the in-sync list"
+        );
+        let cmd = ClusterCommand::SetInSync {
+            set: set.clone(),
+            expected_epoch: epoch,
+            in_sync: keep,
+            at: now_ms(),
+        };
+        let reason = match node.write(cmd).await {
+            Ok(r) => match r.into_result() {
+                Ok(_) => return Ok(()),
+                Err(e) => e.to_string(),
+            },
+            Err(e) => e,
+        };
+        if Instant::now() >= deadline {
+            return Err(DataError::InSyncShrinkFailed {
+                set: set.clone(),
+                node: first,
+                reason: format!("{why}; then {reason}"),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Is `node` the Primary of `set` in this replica's view?
+pub(crate) fn is_primary(node: &NodeShared, set: &str) -> bool {
+    node.db.read(|s| {
+        s.sets
+            .get(set)
+            .is_some_and(|x| x.primary == Some(MemberRef::Node(node.id())))
+    })
+}

@@ -1,0 +1,145 @@
+//! A replica's side: apply a Primary's write at the Primary's version (after the epoch
+//! check), serve reads, hand out whole objects for catch-up, and repair an object
+//! whose checksum does not match from another in-sync replica.
+//!
+//! Must never: apply a write from an older epoch than this node has seen for the set,
+//! or serve bytes whose checksum failed.
+
+use super::primary::apply_local;
+use super::wire::{ReadRequest, ReplicateRequest, StoreReply, StoreRequest};
+use super::{call, DataError, StorageService};
+use crate::node::{now_ms, NodeShared};
+use keel_core::{Event, EventKind, NodeId, ObjectId};
+use keel_store::StoreError;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub async fn apply(
+    _node: &Arc<NodeShared>,
+    svc: &StorageService,
+    r: ReplicateRequest,
+) -> Result<StoreReply, DataError> {
+    let _object = svc.object_lock(r.id).lock().await;
+    let stat = svc
+        .blocking(move |s| {
+            s.check_epoch(&r.set, r.epoch)?;
+            match apply_local(s, &r.set, r.id, &r.op, r.version, r.force) {
+                // A write delivered twice (a retried call) is already here.
+                Err(StoreError::OlderVersion { .. })
+                    if s.stat(r.id)?.is_some_and(|st| st.version >= r.version) =>
+                {
+                    s.stat(r.id)?.ok_or(StoreError::NotFound { id: r.id })
+                }
+                other => other,
+            }
+        })
+        .await?;
+    Ok(StoreReply::Written(stat))
+}
+
+pub async fn read(
+    node: &Arc<NodeShared>,
+    svc: &StorageService,
+    r: ReadRequest,
+) -> Result<StoreReply, DataError> {
+    let (id, offset, len) = (r.id, r.offset, r.len);
+    let attempt = || async {
+        svc.blocking(move |s| {
+            let stat = s.stat(id)?.filter(|st| !st.deleted);
+            let stat = stat.ok_or(StoreError::NotFound { id })?;
+            let data = s.read(id, offset, len)?;
+            Ok((stat.version, data))
+        })
+        .await
+    };
+    match attempt().await {
+        Err(DataError::Store {
+            error: StoreError::Corrupt { block, .. },
+        }) => {
+            repair(node, svc, &r.set, id, block).await?;
+            let (version, data) = attempt().await?;
+            Ok(StoreReply::Data { version, data })
+        }
+        Ok((version, data)) => Ok(StoreReply::Data { version, data }),
+        Err(e) => Err(e),
+    }
+}
+
+pub async fn fetch(svc: &StorageService, id: ObjectId) -> Result<StoreReply, DataError> {
+    svc.blocking(move |s| {
+        let stat = s.stat(id)?.ok_or(StoreError::NotFound { id })?;
+        let data = if stat.deleted {
+            vec![]
+        } else {
+            s.read(id, 0, stat.size)?
+        };
+        Ok(StoreReply::Object { stat, data })
+    })
+    .await
+}
+
+/// Replaces a corrupt local copy of `id` with a good one from another member of the
+/// set, and records the repair as an event.
+async fn repair(
+    node: &Arc<NodeShared>,
+    svc: &StorageService,
+    set: &str,
+    id: ObjectId,
+    block: u64,
+) -> Result<(), DataError> {
+    tracing::error!(%id, block, "checksum mismatch: repairing from a replica");
+    let others: Vec<NodeId> = node.db.read(|s| {
+        s.sets
+            .get(set)
+            .map(|x| {
+                let mut v: Vec<NodeId> = x.in_sync.clone();
+                v.extend(x.member_nodes());
+                v.dedup();
+                v
+            })
+            .unwrap_or_default()
+    });
+    let mut tried = vec![];
+    for other in others.into_iter().filter(|n| *n != node.id()) {
+        match call(
+            node,
+            other,
+            StoreRequest::Fetch { id },
+            Duration::from_secs(10),
+        )
+        .await
+        {
+            Ok(StoreReply::Object { stat, data }) if !stat.deleted => {
+                let set_owned = set.to_string();
+                svc.blocking(move |s| {
+                    s.forget(id)?;
+                    s.put(&set_owned, id, &data, stat.version)
+                })
+                .await?;
+                let detail = format!(
+                    "object {id}: checksum mismatch in block {block}, repaired from node {other} (version {})",
+                    stat.version
+                );
+                let node2 = node.clone();
+                let set = set.to_string();
+                tokio::spawn(async move {
+                    node2
+                        .record(
+                            Event::new(now_ms(), EventKind::ObjectRepaired)
+                                .set(set)
+                                .node(node2.id())
+                                .detail(detail),
+                        )
+                        .await
+                });
+                return Ok(());
+            }
+            Ok(_) => tried.push(format!("node {other}: no copy")),
+            Err(e) => tried.push(e.to_string()),
+        }
+    }
+    Err(DataError::Store {
+        error: StoreError::Corrupt { id, block },
+    })
+    .inspect_err(|_| tracing::error!(%id, "no replica could repair: {}", tried.join("; ")))
+}
