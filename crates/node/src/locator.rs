@@ -226,6 +226,16 @@ pub async fn read(
         failed_node = Some(p);
     }
     let failed = failed_node.unwrap_or(0);
+    // With the control plane out of reach the map may be stale: the site mapping
+    // rule, which needs no map, goes first then.
+    let fresh = node.control_plane_fresh();
+    if !fresh {
+        if let Some(found) =
+            by_site_mapping(node, failed_node, &set, id, offset, len, &mut tried).await
+        {
+            return Ok(found);
+        }
+    }
     // 1. The map: the set's other in-sync replicas.
     for r in in_sync.iter().copied().filter(|r| Some(*r) != primary) {
         if node.locator.in_failover(r) {
@@ -246,18 +256,11 @@ pub async fn read(
         }
     }
     // 2. The site mapping rule.
-    if node.cfg.locator.site_mapping {
-        if let Some(p) = failed_node {
-            for (to, addrs) in counterparts(node, p) {
-                match storage::call_addrs(node, to, &addrs, req(&set), timeout).await {
-                    Ok(StoreReply::Data { version, data }) => {
-                        node.locator.found(node, p, FoundBy::SiteMapping, to, id);
-                        return Ok((data, version, FoundBy::SiteMapping));
-                    }
-                    Ok(_) => {}
-                    Err(e) => tried.push(format!("site mapping rule {addrs:?}: {e}")),
-                }
-            }
+    if fresh {
+        if let Some(found) =
+            by_site_mapping(node, failed_node, &set, id, offset, len, &mut tried).await
+        {
+            return Ok(found);
         }
     }
     // 3. A search: the other sites first, then the failed node's own.
@@ -275,6 +278,42 @@ pub async fn read(
         what: format!("object {id}"),
         tried: tried.join("; "),
     })
+}
+
+/// Reads from the counterparts of `failed` that the site mapping rule names.
+async fn by_site_mapping(
+    node: &Arc<NodeShared>,
+    failed: Option<NodeId>,
+    set: &str,
+    id: ObjectId,
+    offset: u64,
+    len: u64,
+    tried: &mut Vec<String>,
+) -> Option<(Vec<u8>, Version, FoundBy)> {
+    let p = failed.filter(|_| node.cfg.locator.site_mapping)?;
+    let timeout = storage::primary::replicate_timeout(len as usize);
+    for (to, addrs) in counterparts(node, p) {
+        let req = StoreRequest::Read(ReadRequest {
+            set: set.to_string(),
+            id,
+            offset,
+            len,
+        });
+        let result = if to == node.id() {
+            storage::call(node, to, req, timeout).await
+        } else {
+            storage::call_addrs(node, to, &addrs, req, timeout).await
+        };
+        match result {
+            Ok(StoreReply::Data { version, data }) => {
+                node.locator.found(node, p, FoundBy::SiteMapping, to, id);
+                return Some((data, version, FoundBy::SiteMapping));
+            }
+            Ok(_) => {}
+            Err(e) => tried.push(format!("site mapping rule {addrs:?}: {e}")),
+        }
+    }
+    None
 }
 
 /// The site mapping rule: the addresses of `failed`'s counterparts in the other

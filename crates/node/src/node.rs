@@ -77,6 +77,11 @@ pub const ARBITER_QUORUM_FRESH_MS: u64 = 100;
 /// still believed it led.
 pub const ARBITER_GRACE_EXTRA_MS: u64 = 350;
 
+/// How long a directory change may take to commit before it is reported as refused
+/// for want of a control plane (its fate is then unknown: a retry with the same
+/// idempotency token finds out).
+pub const DIR_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
 pub fn now_ms() -> UnixMillis {
     chrono::Utc::now().timestamp_millis()
 }
@@ -249,7 +254,14 @@ impl NodeShared {
         cmd: keel_dir::DirCommand,
     ) -> Result<keel_dir::DirResult, crate::storage::DataError> {
         let unreachable = |what: String| crate::storage::DataError::NoControlPlane { what };
-        match self.db.write_dir(cmd.clone()).await {
+        // A leader that lost its quorum would wait for ever: bound the wait.
+        let local = tokio::time::timeout(DIR_WRITE_TIMEOUT, self.db.write_dir(cmd.clone()));
+        let Ok(local) = local.await else {
+            return Err(unreachable(format!(
+                "a directory change (not committed within {DIR_WRITE_TIMEOUT:?})"
+            )));
+        };
+        match local {
             Ok(r) => Ok(r),
             Err(WriteError::ForwardToLeader { leader }) => {
                 let (_, peer) =

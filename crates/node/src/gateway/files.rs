@@ -26,7 +26,7 @@ const PARALLEL_CHUNKS: usize = 4;
 /// Refuses writes while the control plane is out of reach: neither the directory
 /// commit nor a Primary's lease could be had.
 pub fn require_control_plane(node: &NodeShared, what: &str) -> Result<(), DataError> {
-    if node.db.leader().is_none() {
+    if !node.control_plane_fresh() {
         return Err(DataError::NoControlPlane {
             what: what.to_string(),
         });
