@@ -101,6 +101,11 @@ impl Handler for NodeHandler {
                 let r = node.db.write(fw.command).await.map_err(|e| e.to_string())?;
                 Ok(wire::encode(&r))
             }
+            method::FOUND => {
+                let found: crate::locator::Found = wire::decode(&body)?;
+                node.locator.deliver(found);
+                Ok(b"ok".to_vec())
+            }
             method::WRITE_DIR => {
                 let cmd: keel_dir::DirCommand = wire::decode(&body)?;
                 let r = node.db.write_dir(cmd).await.map_err(|e| e.to_string());

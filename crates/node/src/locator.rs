@@ -25,6 +25,7 @@ use crate::storage::{self, CallError, DataError};
 use keel_core::{ClusterState, Event, EventKind, NodeId, NodeRole, ObjectId, Version};
 use keel_net::PeerAddrs;
 use keel_store::ObjectStat;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -56,15 +57,46 @@ impl FoundBy {
     }
 }
 
+/// A multicast search: "who has object `id` at `min_version` or newer?" Holders
+/// answer point-to-point (RPC `found`) to `reply_to`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct WhoHasQuery {
+    pub cluster: String,
+    pub query: u64,
+    pub from: NodeId,
+    pub reply_to: Vec<(String, SocketAddr)>,
+    pub id: ObjectId,
+    pub min_version: Option<Version>,
+}
+
+/// A holder's answer to a [`WhoHasQuery`].
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Found {
+    pub query: u64,
+    pub node: NodeId,
+    pub stat: ObjectStat,
+}
+
 #[derive(Default)]
 pub struct Locator {
     /// Nodes in the failover condition, with when they last failed a call.
     failed: Mutex<HashMap<NodeId, Instant>>,
+    /// Multicast searches waiting for answers.
+    searches: Mutex<HashMap<u64, tokio::sync::mpsc::UnboundedSender<Found>>>,
+    next_query: std::sync::atomic::AtomicU64,
     /// (failed node, how) already reported as an event in this failover condition.
     reported: Mutex<std::collections::HashSet<(NodeId, FoundBy)>>,
 }
 
 impl Locator {
+    /// Hands an answer to the search waiting for it (late answers are dropped).
+    pub fn deliver(&self, found: Found) {
+        let searches = self.searches.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(tx) = searches.get(&found.query) {
+            let _ = tx.send(found);
+        }
+    }
+
     fn in_failover(&self, n: NodeId) -> bool {
         let failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
         failed.get(&n).is_some_and(|t| t.elapsed() < FAILOVER_HOLD)
@@ -195,7 +227,34 @@ pub async fn read(
     offset: u64,
     len: u64,
 ) -> Result<(Vec<u8>, Version, FoundBy), DataError> {
-    let (set, _, primary, in_sync) = node.db.read(|s| route(s, id))?;
+    let route_now = node.db.read(|s| route(s, id))?;
+    match read_in(node, id, offset, len, route_now).await {
+        Err(e) if e.code() == "not_found" || e.code() == "unavailable" => {
+            // Not moved yet by a rebalance: the set of the previous map has it.
+            let previous = node.db.read(|s| {
+                let set = s.placement.previous_set_for(id)?;
+                let x = s.sets.get(set)?;
+                Some((set.clone(), x.epoch, x.primary_node(), x.in_sync.clone()))
+            });
+            match previous {
+                Some(r) => read_in(node, id, offset, len, r).await.map_err(|_| e),
+                None => Err(e),
+            }
+        }
+        other => other,
+    }
+}
+
+type Route = (String, keel_core::Epoch, Option<NodeId>, Vec<NodeId>);
+
+async fn read_in(
+    node: &Arc<NodeShared>,
+    id: ObjectId,
+    offset: u64,
+    len: u64,
+    route: Route,
+) -> Result<(Vec<u8>, Version, FoundBy), DataError> {
+    let (set, _, primary, in_sync) = route;
     let req = |set: &str| {
         StoreRequest::Read(ReadRequest {
             set: set.to_string(),
@@ -370,13 +429,121 @@ fn counterparts(node: &NodeShared, failed: NodeId) -> Vec<(NodeId, PeerAddrs)> {
     })
 }
 
-/// Asks storage nodes who has `id`: those of the other sites than `failed`'s first,
-/// then those of its own site. Returns the first that has it.
+/// Answers a multicast search heard on the group (from the listening task: the
+/// store lookup and the answer run on their own task).
+pub fn answer_search(node: &Arc<NodeShared>, q: WhoHasQuery) {
+    if q.cluster != node.cfg.cluster || node.storage.is_none() {
+        return;
+    }
+    let node = node.clone();
+    tokio::spawn(async move {
+        let Some(svc) = node.storage.as_ref() else {
+            return;
+        };
+        let id = q.id;
+        let Ok(Some(stat)) = svc.blocking(move |s| s.stat(id)).await else {
+            return;
+        };
+        if stat.deleted || q.min_version.is_some_and(|v| stat.version < v) {
+            return;
+        }
+        let found = Found {
+            query: q.query,
+            node: node.id(),
+            stat,
+        };
+        let body = crate::wire::encode(&found);
+        let to = PeerAddrs(q.reply_to.clone());
+        if let Err(e) = node
+            .net
+            .call(
+                &to,
+                crate::wire::method::FOUND,
+                body,
+                Duration::from_millis(500),
+            )
+            .await
+        {
+            tracing::debug!(asker = q.from, "could not answer a search: {e}");
+        }
+    });
+}
+
+/// Asks the cluster network by multicast who has `id`; waits up to the search
+/// timeout, preferring a holder in another site than `failed_site`.
+async fn multicast_search(
+    node: &Arc<NodeShared>,
+    id: ObjectId,
+    failed: Option<NodeId>,
+    failed_site: Option<String>,
+) -> Option<(NodeId, ObjectStat)> {
+    let mc = node.multicast.get()?;
+    if !node.cfg.locator.multicast_search {
+        return None;
+    }
+    let query = node
+        .locator
+        .next_query
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ^ ((node.id() as u64) << 48);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    node.locator
+        .searches
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(query, tx);
+    let q = WhoHasQuery {
+        cluster: node.cfg.cluster.clone(),
+        query,
+        from: node.id(),
+        reply_to: crate::node::rpc_addrs(&node.member_record()).0,
+        id,
+        min_version: None,
+    };
+    let msg = crate::membership::MulticastMessage::WhoHas(q);
+    let mut best: Option<(NodeId, ObjectStat)> = None;
+    if mc.announce(&crate::wire::encode(&msg)).is_ok() {
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_millis(node.cfg.locator.search_timeout_ms);
+        while let Ok(Some(f)) = tokio::time::timeout_at(deadline, rx.recv()).await {
+            if Some(f.node) == failed {
+                continue;
+            }
+            let site = node
+                .db
+                .read(|s| s.members.get(&f.node).map(|m| m.site.clone()));
+            let other_site = site.is_some() && site != failed_site;
+            if other_site {
+                best = Some((f.node, f.stat));
+                break;
+            }
+            best.get_or_insert((f.node, f.stat));
+        }
+    }
+    node.locator
+        .searches
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&query);
+    best
+}
+
+/// Searches for `id`: by multicast on the cluster network first, then point to point,
+/// asking the storage nodes of the other sites than `failed`'s first, then those of
+/// its own site. Returns the first that has it.
 async fn search(
     node: &Arc<NodeShared>,
     id: ObjectId,
     failed: Option<NodeId>,
 ) -> Option<(NodeId, ObjectStat)> {
+    let failed_site = node.db.read(|s| {
+        failed
+            .and_then(|f| s.members.get(&f))
+            .map(|m| m.site.clone())
+    });
+    if let Some(found) = multicast_search(node, id, failed, failed_site).await {
+        return Some(found);
+    }
     let (other_sites, same_site) = node.db.read(|s| {
         let failed_site = failed
             .and_then(|f| s.members.get(&f))

@@ -365,6 +365,15 @@ fn join_targets(node: &NodeShared) -> Vec<PeerAddrs> {
     targets
 }
 
+/// What travels on the cluster's multicast group.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub enum MulticastMessage {
+    /// Discovery: who is here.
+    Announce(Announcement),
+    /// The locator's search: who has this object?
+    WhoHas(crate::locator::WhoHasQuery),
+}
+
 /// A multicast announcement: who is here and where to reach it.
 #[derive(Serialize, Deserialize, Debug, Clone)]
 pub struct Announcement {
@@ -381,8 +390,13 @@ pub async fn announce(node: Arc<NodeShared>) -> Result<(), NodeError> {
     };
     let listener = node.clone();
     let on_announce = move |_from: SocketAddr, payload: Vec<u8>| {
-        let Ok(a) = wire::decode::<Announcement>(&payload) else {
-            return;
+        let a = match wire::decode::<MulticastMessage>(&payload) {
+            Ok(MulticastMessage::Announce(a)) => a,
+            Ok(MulticastMessage::WhoHas(q)) => {
+                crate::locator::answer_search(&listener, q);
+                return;
+            }
+            Err(_) => return,
         };
         if a.cluster != listener.cfg.cluster || a.node == listener.id() {
             return;
@@ -396,13 +410,16 @@ pub async fn announce(node: Arc<NodeShared>) -> Result<(), NodeError> {
         }
     };
     let key = node.datagram_key;
-    let mc = keel_net::MulticastAnnouncer::start(
-        node.cfg.discovery.multicast_group,
-        iface,
-        key,
-        on_announce,
-    )
-    .map_err(|e| NodeError::Net(format!("multicast: {e}")))?;
+    let mc = Arc::new(
+        keel_net::MulticastAnnouncer::start(
+            node.cfg.discovery.multicast_group,
+            iface,
+            key,
+            on_announce,
+        )
+        .map_err(|e| NodeError::Net(format!("multicast: {e}")))?,
+    );
+    let _ = node.multicast.set(mc.clone());
     let mut tick = tokio::time::interval(Duration::from_millis(
         node.cfg.discovery.announce_interval_ms,
     ));
@@ -414,7 +431,7 @@ pub async fn announce(node: Arc<NodeShared>) -> Result<(), NodeError> {
             rpc: rpc_addrs(&node.member_record()).0,
             member: node.db.read(|s| s.members.contains_key(&node.id())),
         };
-        if let Err(e) = mc.announce(&wire::encode(&a)) {
+        if let Err(e) = mc.announce(&wire::encode(&MulticastMessage::Announce(a))) {
             tracing::debug!("multicast announce: {e}");
         }
     }

@@ -63,6 +63,9 @@ pub struct NodeShared {
     pub storage: Option<crate::storage::StorageService>,
     /// Routes object operations to storage sets and finds duplicates on failure.
     pub locator: crate::locator::Locator,
+    /// The multicast group membership, once discovery has joined it (the locator's
+    /// search asks there first).
+    pub multicast: std::sync::OnceLock<Arc<keel_net::MulticastAnnouncer>>,
     seq: AtomicU64,
 }
 
@@ -124,6 +127,7 @@ impl NodeShared {
             refusals: Mutex::new(Default::default()),
             storage,
             locator: Default::default(),
+            multicast: Default::default(),
             seq: AtomicU64::new(1),
             cfg,
         }

@@ -89,6 +89,7 @@ impl Node {
         ];
         if shared.storage.is_some() {
             tasks.push(tokio::spawn(crate::storage::catchup::run(shared.clone())));
+            tasks.push(tokio::spawn(crate::storage::rebalance::run(shared.clone())));
         }
         let joiner = shared.clone();
         let tx = fatal_tx.clone();

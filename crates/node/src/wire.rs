@@ -17,6 +17,8 @@ pub mod method {
     pub const WRITE: &str = "write";
     pub const REVOKE: &str = "revoke";
     pub const WRITE_DIR: &str = "write-dir";
+    /// A storage node's answer to a multicast search.
+    pub const FOUND: &str = "found";
 }
 
 /// The node's own view of its health, carried in every heartbeat.

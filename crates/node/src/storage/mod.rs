@@ -11,6 +11,7 @@
 pub mod catchup;
 pub mod error;
 pub mod primary;
+pub mod rebalance;
 pub mod replica;
 pub mod wire;
 
