@@ -8,7 +8,7 @@
 
 use crate::{short, Client, ClientError};
 use futures::StreamExt;
-use keel_node::gateway::api::{EntryView, ErrorView, FileView, ListView, STALE_HEADER};
+use keel_node::gateway::api::{EntryView, ErrorView, FileView, ListView, VolumeView, STALE_HEADER};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
@@ -505,5 +505,77 @@ impl Client {
         self.meta_call::<serde_json::Value>(reqwest::Method::DELETE, "fs", path, &[], volume)
             .await
             .map(|_| ())
+    }
+
+    /// Creates a volume (`replication`: "sync" or "async"; `chunk_size` in bytes).
+    pub async fn create_volume(
+        &self,
+        name: &str,
+        replication: &str,
+        chunk_size: Option<u64>,
+    ) -> Result<VolumeView, ClientError> {
+        let token = self.data_token()?.to_string();
+        self.with_retries(&format!("create volume {name}"), |base| {
+            let token = token.clone();
+            async move {
+                let mut url =
+                    reqwest::Url::parse(&base).map_err(|e| ClientError::Http(e.to_string()))?;
+                url.path_segments_mut()
+                    .map_err(|_| ClientError::Http(format!("{base} cannot be a base URL")))?
+                    .extend(["v1", "volumes", name]);
+                let mut query = vec![("replication", replication.to_string())];
+                if let Some(c) = chunk_size {
+                    query.push(("chunk_size", c.to_string()));
+                }
+                let r = self
+                    .http
+                    .post(url)
+                    .query(&query)
+                    .bearer_auth(&token)
+                    .timeout(Duration::from_secs(15))
+                    .send()
+                    .await;
+                match r {
+                    Err(e) => Ok(Attempt::Next(short(&e))),
+                    Ok(r) => match Self::classify(r).await? {
+                        Attempt::Next(w) => Ok(Attempt::Next(w)),
+                        Attempt::Done(r) => Ok(Attempt::Done(
+                            r.json::<VolumeView>()
+                                .await
+                                .map_err(|e| ClientError::Http(e.to_string()))?,
+                        )),
+                    },
+                }
+            }
+        })
+        .await
+    }
+
+    pub async fn volumes(&self) -> Result<Vec<VolumeView>, ClientError> {
+        let token = self.data_token()?.to_string();
+        self.with_retries("list volumes", |base| {
+            let token = token.clone();
+            async move {
+                let r = self
+                    .http
+                    .get(format!("{base}/v1/volumes"))
+                    .bearer_auth(&token)
+                    .timeout(Duration::from_secs(15))
+                    .send()
+                    .await;
+                match r {
+                    Err(e) => Ok(Attempt::Next(short(&e))),
+                    Ok(r) => match Self::classify(r).await? {
+                        Attempt::Next(w) => Ok(Attempt::Next(w)),
+                        Attempt::Done(r) => Ok(Attempt::Done(
+                            r.json::<Vec<VolumeView>>()
+                                .await
+                                .map_err(|e| ClientError::Http(e.to_string()))?,
+                        )),
+                    },
+                }
+            }
+        })
+        .await
     }
 }

@@ -64,6 +64,9 @@ pub enum Command {
     /// The storage layout: storage sets and the placement map.
     #[command(subcommand)]
     Layout(LayoutCommand),
+    /// Volumes: separate trees of files with their own chunk size and replication.
+    #[command(subcommand)]
+    Volume(VolumeCommand),
     /// Write a local file into the cluster at PATH (exits 0 only once it is durable on
     /// every in-sync replica and committed in the directory).
     Put {
@@ -122,6 +125,27 @@ pub struct VolumeArg {
     /// The volume (default: `default`).
     #[arg(long)]
     pub volume: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum VolumeCommand {
+    /// Create a volume.
+    Create {
+        name: String,
+        /// Acknowledge writes once the Primary's own site has them; other sites get
+        /// them in the background. RISK: losing the Primary's site loses acknowledged
+        /// writes that had not reached the other site yet.
+        #[arg(long = "async")]
+        async_replication: bool,
+        /// Chunk size in bytes (4 KiB to 1 GiB; default 4 MiB).
+        #[arg(long)]
+        chunk_size: Option<u64>,
+    },
+    /// List volumes.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]

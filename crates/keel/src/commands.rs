@@ -85,6 +85,36 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Layout(LayoutCommand::Apply { replicas }) => {
             admin(cli.cluster, AdminRequest::ApplyLayout { replicas }).await
         }
+        Command::Volume(VolumeCommand::Create {
+            name,
+            async_replication,
+            chunk_size,
+        }) => {
+            let mode = if async_replication { "async" } else { "sync" };
+            let v = client(cli.cluster)?
+                .create_volume(&name, mode, chunk_size)
+                .await?;
+            println!(
+                "volume {}: {} replication, {}-byte chunks",
+                v.name, v.replication, v.chunk_size
+            );
+            if v.replication == "async" {
+                eprintln!("warning: asynchronous replication: losing the Primary's site loses acknowledged writes that had not reached the other site");
+            }
+            Ok(())
+        }
+        Command::Volume(VolumeCommand::List { json }) => {
+            let vs = client(cli.cluster)?.volumes().await?;
+            if json {
+                println!("{}", serde_json::to_string(&vs)?);
+            } else {
+                println!("{:<24} {:<11} {:>12}", "VOLUME", "REPLICATION", "CHUNK");
+                for v in vs {
+                    println!("{:<24} {:<11} {:>12}", v.name, v.replication, v.chunk_size);
+                }
+            }
+            Ok(())
+        }
         Command::Put {
             local,
             path,

@@ -40,6 +40,8 @@ pub fn router(node: Arc<NodeShared>) -> Router {
         .route("/v1/list/", get(list_root))
         .route("/v1/mkdir/*path", post(mkdir))
         .route("/v1/rename/*path", post(rename))
+        .route("/v1/volumes", get(volumes))
+        .route("/v1/volumes/:name", post(create_volume))
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(node)
 }
@@ -496,6 +498,89 @@ async fn rename(
     };
     match run.await {
         Ok(v) => Json(v).into_response(),
+        Err(e) => error_response(e),
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct VolumeView {
+    pub name: String,
+    pub chunk_size: u64,
+    /// `sync` (every in-sync replica before acknowledging) or `async` (the Primary's
+    /// site only; other sites in the background: a lost site can lose acknowledged
+    /// writes).
+    pub replication: String,
+    pub created_at: i64,
+}
+
+impl VolumeView {
+    fn of(v: &keel_dir::Volume) -> VolumeView {
+        VolumeView {
+            name: v.name.clone(),
+            chunk_size: v.chunk_size,
+            replication: match v.replication {
+                keel_dir::Replication::Sync => "sync".into(),
+                keel_dir::Replication::Async => "async".into(),
+            },
+            created_at: v.created_at,
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub struct VolumeQuery {
+    #[serde(default)]
+    replication: Option<String>,
+    #[serde(default)]
+    chunk_size: Option<u64>,
+}
+
+async fn volumes(State(node): State<Arc<NodeShared>>, headers: HeaderMap) -> Response {
+    match authorized(&node, &headers) {
+        Ok(()) => Json(
+            node.db
+                .read_dir(|ns| ns.volumes().map(VolumeView::of).collect::<Vec<_>>()),
+        )
+        .into_response(),
+        Err(e) => error_response(e),
+    }
+}
+
+async fn create_volume(
+    State(node): State<Arc<NodeShared>>,
+    Path(name): Path<String>,
+    Query(q): Query<VolumeQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let run = async {
+        authorized(&node, &headers)?;
+        files::require_control_plane(&node, "creating a volume")?;
+        let replication = match q.replication.as_deref() {
+            None | Some("sync") => keel_dir::Replication::Sync,
+            Some("async") => keel_dir::Replication::Async,
+            Some(other) => {
+                return Err(DataError::BadRequest {
+                    reason: format!("replication is sync or async, not {other:?}"),
+                })
+            }
+        };
+        let reply = node
+            .write_dir(DirCommand::CreateVolume {
+                name,
+                chunk_size: q.chunk_size,
+                replication,
+                at: now_ms(),
+            })
+            .await??;
+        match reply {
+            DirReply::Volume(v) => Ok(VolumeView::of(&v)),
+            other => Err(DataError::Internal {
+                reason: format!("unexpected directory reply {other:?}"),
+            }),
+        }
+    };
+    match run.await {
+        Ok(v) => (StatusCode::CREATED, Json(v)).into_response(),
         Err(e) => error_response(e),
     }
 }
