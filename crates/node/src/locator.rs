@@ -401,18 +401,9 @@ fn counterparts(node: &NodeShared, failed: NodeId) -> Vec<(NodeId, PeerAddrs)> {
         subnets
             .into_iter()
             .map(|sub| {
-                let addrs: Vec<(String, SocketAddr)> = m
-                    .links
-                    .iter()
-                    .filter_map(|l| match l.ip {
-                        IpAddr::V4(v4) => {
-                            let mut o = v4.octets();
-                            o[k] = sub;
-                            Some((l.name.clone(), SocketAddr::new(IpAddr::from(o), m.rpc_port)))
-                        }
-                        IpAddr::V6(_) => None,
-                    })
-                    .collect();
+                let links: Vec<(String, IpAddr)> =
+                    m.links.iter().map(|l| (l.name.clone(), l.ip)).collect();
+                let addrs = mapped_addresses(&links, k, sub, m.rpc_port);
                 let to = s
                     .members
                     .values()
@@ -467,6 +458,27 @@ pub fn answer_search(node: &Arc<NodeShared>, q: WhoHasQuery) {
             tracing::debug!(asker = q.from, "could not answer a search: {e}");
         }
     });
+}
+
+/// The site mapping rule itself: each link address with octet `k` (the subnet part)
+/// replaced by `subnet`, at `port`. IPv6 addresses have no such rule and are skipped.
+pub fn mapped_addresses(
+    links: &[(String, IpAddr)],
+    k: usize,
+    subnet: u8,
+    port: u16,
+) -> Vec<(String, SocketAddr)> {
+    links
+        .iter()
+        .filter_map(|(name, ip)| match ip {
+            IpAddr::V4(v4) if k < 4 => {
+                let mut o = v4.octets();
+                o[k] = subnet;
+                Some((name.clone(), SocketAddr::new(IpAddr::from(o), port)))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// Asks the cluster network by multicast who has `id`; waits up to the search
@@ -577,4 +589,33 @@ async fn search(
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_site_mapping_rule_changes_only_the_subnet_part() {
+        let links = vec![
+            ("a".to_string(), "127.0.1.2".parse().expect("ip")),
+            ("b".to_string(), "127.1.1.2".parse().expect("ip")),
+            ("v6".to_string(), "::1".parse().expect("ip")),
+        ];
+        let mapped = mapped_addresses(&links, 2, 2, 7100);
+        assert_eq!(
+            mapped,
+            vec![
+                ("a".to_string(), "127.0.2.2:7100".parse().expect("addr")),
+                ("b".to_string(), "127.1.2.2:7100".parse().expect("addr")),
+            ]
+        );
+    }
+
+    #[test]
+    fn another_octet_can_be_the_subnet_part() {
+        let links = vec![("a".to_string(), "198.18.4.7".parse().expect("ip"))];
+        let mapped = mapped_addresses(&links, 1, 19, 7100);
+        assert_eq!(mapped[0].1, "198.19.4.7:7100".parse().expect("addr"));
+    }
 }

@@ -294,6 +294,6 @@ mod tests {
         let p = pieces(&f, 10, 12, 20);
         let shape: Vec<(bool, u64, u64)> =
             p.iter().map(|(c, o, l)| (c.is_some(), *o, *l)).collect();
-        assert_eq!(shape, vec![(true, 2, 2), (false, 0, 4)]);
+        assert_eq!(shape, vec![(true, 2, 2), (false, 0, 6)]);
     }
 }

@@ -282,3 +282,64 @@ pub async fn admit(
     .await;
     Ok(StoreReply::Done)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keel_core::{Epoch, Version};
+
+    fn stat(id: u128, seq: u64, deleted: bool) -> (ObjectId, ObjectStat) {
+        let id = ObjectId(id);
+        (
+            id,
+            ObjectStat {
+                id,
+                set: "st-1".into(),
+                size: 1,
+                version: Version {
+                    epoch: Epoch(1),
+                    seq,
+                },
+                deleted,
+            },
+        )
+    }
+
+    #[test]
+    fn only_what_differs_moves() {
+        let primary: BTreeMap<_, _> = [
+            stat(1, 5, false),
+            stat(2, 7, false),
+            stat(3, 9, true),
+            stat(4, 1, false),
+        ]
+        .into_iter()
+        .collect();
+        let replica: BTreeMap<_, _> = [
+            stat(1, 5, false),
+            stat(2, 6, false),
+            stat(3, 8, false),
+            stat(5, 2, false),
+        ]
+        .into_iter()
+        .collect();
+        let d = differences(&primary, &replica);
+        let ids: Vec<(u128, bool)> = d.iter().map(|(id, s)| (id.0, s.is_some())).collect();
+        // 1 is the same; 2 is older there; 3 was deleted here; 4 is missing there;
+        // 5 is only there (a write the Primary never acknowledged): dropped.
+        assert_eq!(ids, vec![(2, true), (3, true), (4, true), (5, false)]);
+    }
+
+    #[test]
+    fn a_newer_unacknowledged_version_on_the_replica_is_replaced_too() {
+        let primary: BTreeMap<_, _> = [stat(1, 5, false)].into_iter().collect();
+        let replica: BTreeMap<_, _> = [stat(1, 9, false)].into_iter().collect();
+        assert_eq!(differences(&primary, &replica).len(), 1);
+    }
+
+    #[test]
+    fn equal_lists_move_nothing() {
+        let a: BTreeMap<_, _> = [stat(1, 5, false), stat(2, 3, true)].into_iter().collect();
+        assert!(differences(&a, &a.clone()).is_empty());
+    }
+}
