@@ -192,7 +192,18 @@ pub async fn write(
                     op: op.clone(),
                     durability,
                 });
-                match storage::call(node, p, req, timeout).await {
+                // A paused Primary does not answer, and may never: give up on it as
+                // soon as the arbiter has moved the set to a new epoch.
+                let call = storage::call(node, p, req, timeout);
+                let moved = epoch_moved(node, &set, epoch);
+                let answer = tokio::select! {
+                    r = call => r,
+                    () = moved => Err(CallError::Unreachable {
+                        node: p,
+                        reason: format!("storage set {set:?} moved past epoch {epoch} while the write waited"),
+                    }),
+                };
+                match answer {
                     Ok(StoreReply::Written(stat)) => return Ok(stat),
                     Ok(_) => {
                         return Err(DataError::Internal {
@@ -218,6 +229,23 @@ pub async fn write(
         let _ = tokio::time::timeout(Duration::from_millis(100), applied.changed()).await;
     }
 }
+
+/// Resolves once `set` is at another epoch than `epoch` (a new Primary), never if it
+/// stays.
+async fn epoch_moved(node: &NodeShared, set: &str, epoch: keel_core::Epoch) {
+    let mut applied = node.db.applied_watch();
+    loop {
+        if node.db.read(|s| s.sets.get(set).map(|x| x.epoch)) != Some(epoch) {
+            return;
+        }
+        if applied.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+    }
+}
+
+/// How long a read waits for the Primary before also asking an in-sync replica.
+const HEDGE_AFTER: Duration = Duration::from_millis(200);
 
 /// Reads a range of `id`: from the Primary, or from a duplicate found by the map,
 /// the site mapping rule or a search.
@@ -267,7 +295,49 @@ async fn read_in(
     let mut tried = vec![];
     let mut failed_node = None;
     if let Some(p) = primary.filter(|p| !node.locator.in_failover(*p)) {
-        match storage::call(node, p, req(&set), timeout).await {
+        // Hedged: if the Primary is slow to answer (paused, overloaded), an in-sync
+        // replica is asked too, and the first good answer wins.
+        let hedge_to = in_sync
+            .iter()
+            .copied()
+            .find(|r| Some(*r) != primary && !node.locator.in_failover(*r));
+        let first = storage::call(node, p, req(&set), timeout);
+        let answer = match hedge_to {
+            None => first.await,
+            Some(r) => {
+                let second = async {
+                    tokio::time::sleep(HEDGE_AFTER).await;
+                    storage::call(node, r, req(&set), timeout).await
+                };
+                tokio::pin!(first);
+                tokio::pin!(second);
+                tokio::select! {
+                    a = &mut first => match a {
+                        Ok(reply) => Ok(reply),
+                        Err(e) => {
+                            if matches!(e, CallError::Unreachable { .. }) {
+                                node.locator.enter_failover(node, p, &e.to_string());
+                            }
+                            match second.await {
+                                Ok(StoreReply::Data { version, data }) => {
+                                    node.locator.found(node, p, FoundBy::Map, r, id);
+                                    return Ok((data, version, FoundBy::Map));
+                                }
+                                _ => Err(e),
+                            }
+                        }
+                    },
+                    b = &mut second => match b {
+                        Ok(StoreReply::Data { version, data }) => {
+                            node.locator.found(node, p, FoundBy::Map, r, id);
+                            return Ok((data, version, FoundBy::Map));
+                        }
+                        _ => first.await,
+                    },
+                }
+            }
+        };
+        match answer {
             Ok(StoreReply::Data { version, data }) => return Ok((data, version, FoundBy::Primary)),
             Ok(_) => tried.push(format!("node {p}: unexpected reply")),
             Err(CallError::Data(e)) if !e.is_transient() && e.code() != "not_found" => {
