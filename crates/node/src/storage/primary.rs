@@ -163,7 +163,18 @@ async fn replicate(
             op: op.clone(),
             force: false,
         });
-        async move { (*n, call(node, *n, req, timeout).await) }
+        async move {
+            // A replica whose host is gone never answers: stop waiting as soon as the
+            // failure detector has marked it failed.
+            let answer = tokio::select! {
+                r = call(node, *n, req, timeout) => r,
+                () = member_down(node, *n) => Err(CallError::Unreachable {
+                    node: *n,
+                    reason: "marked failed by the failure detector".into(),
+                }),
+            };
+            (*n, answer)
+        }
     });
     futures::future::join_all(calls)
         .await
@@ -174,6 +185,26 @@ async fn replicate(
             Err(e) => Some((n, e.to_string())),
         })
         .collect()
+}
+
+/// Resolves once `n` is no longer an up member in this replica's view (failed,
+/// quarantined, removed); never while it stays up.
+async fn member_down(node: &NodeShared, n: NodeId) {
+    let mut applied = node.db.applied_watch();
+    loop {
+        let up = node.db.read(|s| {
+            s.members.get(&n).is_some_and(|m| {
+                use keel_core::MemberState::{Joining, Suspect, Up};
+                matches!(m.state, Up | Suspect | Joining)
+            })
+        });
+        if !up {
+            return;
+        }
+        if applied.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+    }
 }
 
 /// Takes `failed` off the set's in-sync list through Raft, retrying until the
