@@ -126,6 +126,17 @@ async fn catch_up(node: &Arc<NodeShared>, set: &SetId, primary: NodeId) -> Resul
             total,
             "catch-up: copying what changed while away"
         );
+        node.record(
+            Event::new(now_ms(), EventKind::CatchUpStarted)
+                .set(set.clone())
+                .node(node.id())
+                .detail(format!(
+                    "node {} copies {total} changed objects of {} from node {primary}",
+                    node.id(),
+                    theirs.len()
+                )),
+        )
+        .await;
         let mut bytes = 0u64;
         for (i, (id, stat)) in todo.into_iter().enumerate() {
             bytes += pull(node, svc, set, primary, id, stat).await?;
@@ -133,17 +144,13 @@ async fn catch_up(node: &Arc<NodeShared>, set: &SetId, primary: NodeId) -> Resul
                 tracing::info!(set, "catch-up: {}/{total} objects, {bytes} bytes", i + 1);
             }
         }
-        let detail = format!(
-            "node {} copied {total} changed objects ({bytes} bytes) from node {primary}",
-            node.id()
+        tracing::info!(
+            set,
+            primary,
+            total,
+            bytes,
+            "catch-up: copied; asking to rejoin"
         );
-        node.record(
-            Event::new(now_ms(), EventKind::CatchUpStarted)
-                .set(set.clone())
-                .node(node.id())
-                .detail(detail),
-        )
-        .await;
     }
     let req = StoreRequest::JoinInSync {
         set: set.clone(),
