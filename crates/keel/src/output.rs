@@ -72,20 +72,30 @@ pub fn sets_table(sets: &[SetView]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<16} {:<9} {:<12} {:<6} {:<8} {:<10} ALTERNATES",
-        "SET", "KIND", "COMPOSITION", "EPOCH", "PRIMARY", "SECONDARY"
+        "{:<16} {:<9} {:<12} {:<6} {:<8} {:<10} {:<11} IN-SYNC",
+        "SET", "KIND", "COMPOSITION", "EPOCH", "PRIMARY", "SECONDARY", "ALTERNATES"
     );
     for s in sets {
+        let in_sync = if s.kind == "storage" {
+            s.in_sync
+                .iter()
+                .map(|n| n.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        } else {
+            "-".to_string()
+        };
         let _ = writeln!(
             out,
-            "{:<16} {:<9} {:<12} {:<6} {:<8} {:<10} {}",
+            "{:<16} {:<9} {:<12} {:<6} {:<8} {:<10} {:<11} {}",
             s.id,
             s.kind,
             s.composition,
             s.epoch,
             role(&s.primary),
             role(&s.secondary),
-            list(&s.alternates)
+            list(&s.alternates),
+            in_sync
         );
     }
     out

@@ -112,12 +112,6 @@ pub async fn write(
         seq: svc.next_seq(),
     };
     let op = Arc::new(req.op);
-    let stat = svc
-        .blocking({
-            let (set, op) = (set.clone(), op.clone());
-            move |s| apply_local(s, &set, id, &op, version, false)
-        })
-        .await?;
     let me = node.id();
     let my_site = node.cfg.site.clone();
     let site_of = |n: NodeId| node.db.read(|s| s.members.get(&n).map(|m| m.site.clone()));
@@ -125,7 +119,16 @@ pub async fn write(
         in_sync.iter().copied().filter(|n| *n != me).partition(|n| {
             req.durability == Durability::AllInSync || site_of(*n).as_deref() == Some(&my_site)
         });
-    let failed = replicate(node, &set, epoch, id, version, &op, &now).await;
+    // The local write and the replicas' run at once (the acknowledgement waits for
+    // all of them): a write costs one fsync round, not two. If the local write fails,
+    // replicas may hold a version the Primary has not: it is not acknowledged, and the
+    // next write of the object (or a catch-up) replaces it.
+    let local = svc.blocking({
+        let (set, op) = (set.clone(), op.clone());
+        move |s| apply_local(s, &set, id, &op, version, false)
+    });
+    let (stat, failed) = tokio::join!(local, replicate(node, &set, epoch, id, version, &op, &now));
+    let stat = stat?;
     if !failed.is_empty() {
         shrink_in_sync(node, &set, epoch, &failed).await?;
     }
