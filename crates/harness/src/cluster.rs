@@ -201,6 +201,22 @@ impl Cluster {
         self.launch(id).await
     }
 
+    /// Runs `work` on node `id`'s process, as a request the node serves would run (a
+    /// client of its gateway): it stops while the node is paused and is dropped, with
+    /// the process, when the node crashes (its handle then reports it cancelled).
+    pub fn spawn_on<F>(
+        &self,
+        id: NodeId,
+        work: F,
+    ) -> Result<tokio::task::JoinHandle<F::Output>, HarnessError>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let running = self.running.get(&id).ok_or(HarnessError::NotRunning(id))?;
+        Ok(running.runtime.handle().spawn(work))
+    }
+
     /// Starts an [`InvariantChecker`] on every process of this cluster.
     pub fn checker(&self) -> Result<InvariantChecker, HarnessError> {
         InvariantChecker::start(self.processes.clone())

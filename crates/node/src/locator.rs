@@ -567,7 +567,7 @@ async fn multicast_search(
         .locator
         .next_query
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        ^ ((node.id() as u64) << 48);
+        ^ (node.id() << 48);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     node.locator
         .searches

@@ -80,6 +80,11 @@ pub const ARBITER_QUORUM_FRESH_MS: u64 = 100;
 /// still believed it led.
 pub const ARBITER_GRACE_EXTRA_MS: u64 = 350;
 
+/// How long a configuration change written through [`NodeShared::write`] may take to
+/// commit before it is reported as failed (its fate is then unknown: it may still
+/// commit, or be dropped by the next leader).
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// How long a directory change may take to commit before it is reported as refused
 /// for want of a control plane (its fate is then unknown: a retry with the same
 /// idempotency token finds out).
@@ -235,7 +240,15 @@ impl NodeShared {
     /// Writes a command through the leader: locally if this node leads, else
     /// forwarded over internal RPC.
     pub async fn write(&self, cmd: ClusterCommand) -> Result<ClusterResponse, String> {
-        match self.db.write(cmd.clone()).await {
+        // A leader that lost its quorum would wait for ever (a Primary shrinking its
+        // in-sync list would then block its set's writes for good): bound the wait.
+        let local = tokio::time::timeout(WRITE_TIMEOUT, self.db.write(cmd.clone()));
+        let Ok(local) = local.await else {
+            return Err(format!(
+                "not committed within {WRITE_TIMEOUT:?} (no quorum reachable?)"
+            ));
+        };
+        match local {
             Ok(r) => Ok(r),
             Err(WriteError::ForwardToLeader { leader }) => {
                 let (_, peer) = leader.ok_or("no configuration database leader")?;
@@ -296,12 +309,35 @@ impl NodeShared {
         if self.is_leader() {
             return self.is_arbiter();
         }
+        let window = Duration::from_secs(1);
         self.db.leader().is_some()
             && self
                 .last_append
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
+                .is_some_and(|t| t.elapsed() < window)
+            && self.hears_voter_majority(window)
+    }
+
+    /// Does this node hear a majority of the configuration database's voters (itself
+    /// included) within `window`? A leader that lost its quorum keeps sending appends:
+    /// its followers must not take them for a working control plane.
+    fn hears_voter_majority(&self, window: Duration) -> bool {
+        let voters: Vec<NodeId> = self
+            .db
+            .raft()
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .collect();
+        let now = std::time::Instant::now();
+        let heard = voters
+            .iter()
+            .filter(|v| **v == self.id() || self.tracker.silent_all(**v, now) < window)
+            .count();
+        heard * 2 > voters.len()
     }
 
     /// Appends an event to the replicated log, best effort.

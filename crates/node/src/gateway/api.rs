@@ -209,8 +209,8 @@ async fn put_file(
     }
 }
 
-/// Parses `bytes=a-b`, `bytes=a-` or `bytes=-n` against a file of `size` bytes.
-pub fn parse_range(h: &str, size: u64) -> Result<(u64, u64), DataError> {
+/// Parses `bytes=a-b`, `bytes=a-` or `bytes=-n` against the file `path` of `size` bytes.
+pub fn parse_range(h: &str, path: &str, size: u64) -> Result<(u64, u64), DataError> {
     let bad = || DataError::BadRequest {
         reason: format!("unsupported Range {h:?} (one range: bytes=a-b, bytes=a- or bytes=-n)"),
     };
@@ -232,12 +232,10 @@ pub fn parse_range(h: &str, size: u64) -> Result<(u64, u64), DataError> {
         }
     };
     if start >= size && size > 0 || (size == 0 && start > 0) {
-        return Err(DataError::Store {
-            error: keel_store::StoreError::PastEnd {
-                id: keel_core::ObjectId(0),
-                offset: start,
-                size,
-            },
+        return Err(DataError::PastEnd {
+            path: path.to_string(),
+            offset: start,
+            size,
         });
     }
     Ok((start, end))
@@ -266,14 +264,26 @@ async fn get_file(
             });
         }
         let range = match headers.get("range").and_then(|v| v.to_str().ok()) {
-            Some(h) => Some(parse_range(h, inode.size)?),
+            Some(h) => Some(parse_range(h, &path, inode.size)?),
             None => None,
         };
         Ok::<_, DataError>((inode, chunk_size, range))
     };
     let (inode, chunk_size, range) = match run() {
         Ok(x) => x,
-        Err(e) => return stale_header(error_response(e), stale),
+        Err(e) => {
+            let past_end = match &e {
+                DataError::PastEnd { size, .. } => Some(*size),
+                _ => None,
+            };
+            let mut r = error_response(e);
+            if let Some(v) =
+                past_end.and_then(|size| HeaderValue::from_str(&format!("bytes */{size}")).ok())
+            {
+                r.headers_mut().insert("content-range", v);
+            }
+            return stale_header(r, stale);
+        }
     };
     let (start, end) = range.unwrap_or((0, inode.size));
     let size = inode.size;
@@ -297,7 +307,9 @@ async fn get_file(
     let h = r.headers_mut();
     h.insert("content-length", HeaderValue::from(end - start));
     h.insert("accept-ranges", HeaderValue::from_static("bytes"));
-    if range.is_some() {
+    // An empty range (only of an empty file) has no Content-Range: the whole (empty)
+    // file is the answer.
+    if range.is_some_and(|(a, b)| b > a) {
         if let Ok(v) =
             HeaderValue::from_str(&format!("bytes {start}-{}/{size}", end.saturating_sub(1)))
         {

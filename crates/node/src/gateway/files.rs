@@ -212,7 +212,7 @@ pub fn pieces(
         match inode.chunks.get(i) {
             Some(c) if within < c.len => {
                 let n = want.min(c.len - within);
-                out.push((Some(c.clone()), within, n));
+                out.push((Some(*c), within, n));
                 at += n;
             }
             _ => {

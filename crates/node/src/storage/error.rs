@@ -39,6 +39,12 @@ pub enum DataError {
     NoControlPlane { what: String },
     #[error("no member could serve {what}: {tried}")]
     Unavailable { what: String, tried: String },
+    #[error("{path:?}: a read at byte {offset} is past the end of the file ({size} bytes)")]
+    PastEnd {
+        path: String,
+        offset: u64,
+        size: u64,
+    },
     #[error("{reason}")]
     BadRequest { reason: String },
     #[error("missing or wrong token")]
@@ -57,6 +63,7 @@ impl DataError {
             DataError::InSyncShrinkFailed { .. } => "in_sync_shrink_failed".into(),
             DataError::NoLayout => "no_layout".into(),
             DataError::NoControlPlane { .. } => "no_control_plane".into(),
+            DataError::PastEnd { .. } => "past_end".into(),
             DataError::Unavailable { .. } => "unavailable".into(),
             DataError::BadRequest { .. } => "bad_request".into(),
             DataError::Forbidden => "forbidden".into(),

@@ -1,0 +1,774 @@
+//! Writes under faults, in process: a storage set's Primary crashes or hangs in the
+//! middle of a stream of puts, or is cut off from the control plane; a replica is sent
+//! a write from a deposed epoch; a put is retried. Every acknowledged put must read
+//! back byte-exact, and be on every in-sync replica of each of its chunks' sets.
+//!
+//! Each cluster has 3 nodes with every role and the storage layout of `keel layout
+//! apply --replicas 2`: sets `st-1` {1, 2}, `st-2` {2, 3}, `st-3` {3, 1}. Files go to a
+//! volume with 64 KiB chunks, so a file of ~200 KiB spans four chunk objects.
+
+mod common;
+
+use anyhow::{bail, ensure, Context};
+use bytes::Bytes;
+use common::*;
+use futures::TryStreamExt;
+use keel_core::{Epoch, EventKind, NodeId, ObjectId, SetId, SetKind, Version};
+use keel_dir::{DirCommand, Inode, Replication};
+use keel_harness::{wait_for, wait_until, Cluster};
+use keel_node::admin_api::AdminRequest;
+use keel_node::gateway::files;
+use keel_node::node::now_ms;
+use keel_node::storage::wire::{
+    Durability, ReadRequest, ReplicateRequest, StoreReply, StoreRequest, WriteOp, WriteRequest,
+};
+use keel_node::storage::{self, CallError, DataError};
+use keel_node::{locator, NodeShared};
+use keel_store::StoreError;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tracing::info;
+
+const VOLUME: &str = "small";
+const CHUNK: u64 = 64 * 1024;
+/// Three full chunks and a partial fourth.
+const FILE_SIZE: usize = 3 * CHUNK as usize + 1234;
+/// How long one put, read or storage request may take, failovers included (the
+/// locator follows a failover for 15 s, a Primary shrinks its in-sync list for 5 s).
+const IO_WITHIN: Duration = Duration::from_secs(40);
+
+// ---------------------------------------------------------------- data and paths
+
+fn path(i: u64) -> String {
+    format!("/f{i}")
+}
+
+/// The content of file `i`: bytes of a xorshift stream seeded by `i`, so that every
+/// file and every chunk differs.
+fn content(i: u64) -> Vec<u8> {
+    content_of_len(i, FILE_SIZE)
+}
+
+fn content_of_len(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------- setup
+
+/// The storage sets of the cluster (on the freshest replica).
+fn storage_sets(c: &Cluster) -> Vec<SetId> {
+    c.read(|s| {
+        s.sets
+            .values()
+            .filter(|x| x.kind == SetKind::Storage)
+            .map(|x| x.id.clone())
+            .collect()
+    })
+}
+
+/// Starts 3 nodes, applies the storage layout through the admin path the CLI uses,
+/// waits until every storage set's Primary acts under its lease, and creates the
+/// volume with small chunks; returns once every node sees the layout and the volume.
+async fn storage_cluster() -> anyhow::Result<Cluster> {
+    let c = Cluster::start(3).await?;
+    info!("--- apply the storage layout (2 replicas)");
+    let reply = c
+        .admin(AdminRequest::ApplyLayout { replicas: Some(2) })
+        .await?;
+    info!("{}", reply.message);
+    let sets = storage_sets(&c);
+    ensure!(sets.len() == 3, "one storage set per node, not {sets:?}");
+    for set in &sets {
+        let (p, e) = c.wait_acting(set, STEP).await?;
+        info!("set {set}: node {p} acts as Primary in epoch {e}");
+    }
+    let via = wait_for("a leader", STEP, || c.leader()).await?;
+    let node = c.node(via)?;
+    c.spawn_on(via, async move {
+        node.write_dir(DirCommand::CreateVolume {
+            name: VOLUME.into(),
+            chunk_size: Some(CHUNK),
+            replication: Replication::Sync,
+            at: now_ms(),
+        })
+        .await
+    })?
+    .await???;
+    wait_until("every node sees the layout and the volume", STEP, || {
+        c.awake().iter().all(|(_, n)| {
+            n.db.read(|s| s.placement.sets().len() == 3)
+                && n.db.read_dir(|ns| ns.volume(VOLUME).is_some())
+        })
+    })
+    .await?;
+    Ok(c)
+}
+
+// ---------------------------------------------------------------- puts and reads
+
+async fn put_on(
+    node: Arc<NodeShared>,
+    path: String,
+    data: Vec<u8>,
+    token: Option<u128>,
+) -> Result<Inode, DataError> {
+    let body = futures::stream::iter([Ok::<_, std::io::Error>(Bytes::from(data))]);
+    files::put(&node, VOLUME, &path, body, token, 0o644).await
+}
+
+/// Puts a file through node `via`'s gateway path; the outer error is the harness's,
+/// the inner one keel's answer.
+async fn put(
+    c: &Cluster,
+    via: NodeId,
+    path: String,
+    data: Vec<u8>,
+    token: Option<u128>,
+) -> anyhow::Result<Result<Inode, DataError>> {
+    let task = c.spawn_on(via, put_on(c.node(via)?, path, data, token))?;
+    Ok(tokio::time::timeout(IO_WITHIN, task)
+        .await
+        .context("a put did not end")??)
+}
+
+/// Reads a whole file through node `via`: the directory replica for the inode, the
+/// locator for the chunks.
+async fn read_on(node: Arc<NodeShared>, path: String) -> Result<(Inode, Vec<u8>), DataError> {
+    let (inode, chunk_size) = node.db.read_dir(|ns| {
+        let inode = ns.lookup(VOLUME, &path)?;
+        let chunk_size = ns.volume(VOLUME).map_or(CHUNK, |v| v.chunk_size);
+        Ok::<_, keel_dir::DirError>((inode, chunk_size))
+    })?;
+    let size = inode.size;
+    let pieces: Vec<Bytes> = files::read_range(node, inode.clone(), chunk_size, 0, size)
+        .try_collect()
+        .await?;
+    Ok((inode, pieces.concat()))
+}
+
+async fn read(c: &Cluster, via: NodeId, path: String) -> anyhow::Result<(Inode, Vec<u8>)> {
+    let task = c.spawn_on(via, read_on(c.node(via)?, path.clone()))?;
+    tokio::time::timeout(IO_WITHIN, task)
+        .await
+        .context("a read did not end")??
+        .with_context(|| format!("reading {path} through node {via}"))
+}
+
+/// Sends one storage request from node `from` to node `to` (or answers it there if
+/// they are the same), on `from`'s process.
+async fn store_call(
+    c: &Cluster,
+    from: NodeId,
+    to: NodeId,
+    req: StoreRequest,
+) -> anyhow::Result<Result<StoreReply, CallError>> {
+    let node = c.node(from)?;
+    let task = c.spawn_on(from, async move {
+        storage::call(&node, to, req, Duration::from_secs(10)).await
+    })?;
+    Ok(tokio::time::timeout(IO_WITHIN, task)
+        .await
+        .context("a storage call did not end")??)
+}
+
+/// A fresh object id that the placement map puts in `set`.
+fn object_in(c: &Cluster, set: &str) -> anyhow::Result<ObjectId> {
+    c.read(|s| {
+        (0..100_000)
+            .map(|_| ObjectId::random())
+            .find(|id| s.placement.set_for(*id).is_some_and(|x| x == set))
+    })
+    .with_context(|| format!("no object id falls in set {set}"))
+}
+
+/// Writes one object through node `via`'s locator (to its set's current Primary).
+async fn locator_put(
+    c: &Cluster,
+    via: NodeId,
+    id: ObjectId,
+    data: Vec<u8>,
+) -> anyhow::Result<Result<keel_store::ObjectStat, DataError>> {
+    let node = c.node(via)?;
+    let task = c.spawn_on(via, async move {
+        locator::write(&node, id, WriteOp::Put(data), Durability::AllInSync).await
+    })?;
+    Ok(tokio::time::timeout(IO_WITHIN, task)
+        .await
+        .context("a locator write did not end")??)
+}
+
+// ---------------------------------------------------------------- a stream of puts
+
+type Outcome = (u64, Result<Inode, String>);
+
+/// Puts `/f{i}` for `i = first, first + 1, ...` one after another through one node,
+/// until stopped, and records each outcome.
+struct Writer {
+    stop: Arc<AtomicBool>,
+    log: Arc<Mutex<Vec<Outcome>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Writer {
+    fn start(c: &Cluster, via: NodeId, first: u64) -> anyhow::Result<Writer> {
+        let node = c.node(via)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let log: Arc<Mutex<Vec<Outcome>>> = Arc::new(Mutex::new(vec![]));
+        let (stopped, record) = (stop.clone(), log.clone());
+        let task = c.spawn_on(via, async move {
+            let mut i = first;
+            while !stopped.load(Ordering::SeqCst) {
+                let r = put_on(node.clone(), path(i), content(i), None).await;
+                if let Err(e) = &r {
+                    tracing::info!(i, "put refused: {e}");
+                }
+                lock(&record).push((i, r.map_err(|e| e.to_string())));
+                i += 1;
+            }
+        })?;
+        Ok(Writer { stop, log, task })
+    }
+
+    fn acked(&self) -> usize {
+        lock(&self.log).iter().filter(|(_, r)| r.is_ok()).count()
+    }
+
+    /// Waits until `more` puts beyond those acknowledged now are acknowledged.
+    async fn wait_acked(&self, more: usize, what: &str) -> anyhow::Result<()> {
+        let want = self.acked() + more;
+        wait_until(what, IO_WITHIN, || self.acked() >= want).await?;
+        Ok(())
+    }
+
+    /// Stops after the put under way; returns the acknowledged puts and how many were
+    /// refused.
+    async fn stop(self) -> anyhow::Result<(Vec<(u64, Inode)>, usize)> {
+        self.stop.store(true, Ordering::SeqCst);
+        tokio::time::timeout(IO_WITHIN, self.task)
+            .await
+            .context("the writer did not stop")??;
+        let log = std::mem::take(&mut *lock(&self.log));
+        let refused = log.iter().filter(|(_, r)| r.is_err()).count();
+        let acked = log
+            .into_iter()
+            .filter_map(|(i, r)| r.ok().map(|inode| (i, inode)))
+            .collect();
+        Ok((acked, refused))
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+// ---------------------------------------------------------------- checks
+
+/// The storage set each chunk of `inodes` is placed in, with how many chunks.
+fn chunks_per_set<'a>(
+    c: &Cluster,
+    inodes: impl Iterator<Item = &'a Inode>,
+) -> BTreeMap<SetId, usize> {
+    let mut out = BTreeMap::new();
+    c.read(|s| {
+        for chunk in inodes.flat_map(|i| i.chunks.iter()) {
+            if let Some(set) = s.placement.set_for(chunk.object) {
+                *out.entry(set.clone()).or_insert(0) += 1;
+            }
+        }
+    });
+    out
+}
+
+/// Every acknowledged put reads back byte-exact through node `via` (with the chunks it
+/// was acknowledged with), and every in-sync replica of each chunk's set holds that
+/// chunk byte-exact.
+async fn check_acknowledged(
+    c: &Cluster,
+    via: NodeId,
+    acked: &[(u64, Inode)],
+) -> anyhow::Result<()> {
+    let node = c.node(via)?;
+    wait_until(
+        "the directory replica of the reader shows every acknowledged put",
+        STEP,
+        || {
+            node.db.read_dir(|ns| {
+                acked
+                    .iter()
+                    .all(|(i, _)| ns.lookup(VOLUME, &path(*i)).is_ok())
+            })
+        },
+    )
+    .await?;
+    let mut copies = 0;
+    for (i, put) in acked {
+        let (inode, data) = read(c, via, path(*i)).await?;
+        ensure!(
+            inode.chunks == put.chunks && inode.size == FILE_SIZE as u64,
+            "{}: the directory has {inode:?}, the put was acknowledged with {put:?}",
+            path(*i)
+        );
+        let want = content(*i);
+        ensure!(
+            data == want,
+            "{} reads back different bytes through node {via}",
+            path(*i)
+        );
+        for (k, chunk) in put.chunks.iter().enumerate() {
+            let (set, in_sync) = c
+                .read(|s| {
+                    let set = s.placement.set_for(chunk.object)?;
+                    Some((set.clone(), s.sets.get(set)?.in_sync.clone()))
+                })
+                .context("a chunk outside the layout")?;
+            let start = k * CHUNK as usize;
+            let expected = &want[start..start + chunk.len as usize];
+            for r in in_sync {
+                let req = StoreRequest::Read(ReadRequest {
+                    set: set.clone(),
+                    id: chunk.object,
+                    offset: 0,
+                    len: chunk.len,
+                });
+                match store_call(c, via, r, req).await? {
+                    Ok(StoreReply::Data { data, .. }) if data == expected => copies += 1,
+                    other => bail!(
+                        "chunk {k} of {} ({}) on in-sync replica {r} of {set}: {:?}",
+                        path(*i),
+                        chunk.object,
+                        other.map(|r| match r {
+                            StoreReply::Data { version, data } =>
+                                format!("{} other bytes at version {version}", data.len()),
+                            r => format!("{r:?}"),
+                        })
+                    ),
+                }
+            }
+        }
+    }
+    info!(
+        "--- {} acknowledged puts read back byte-exact; {copies} chunk copies on in-sync replicas checked",
+        acked.len()
+    );
+    Ok(())
+}
+
+/// Waits until `node` is up and on the in-sync list of every storage set it belongs
+/// to (it caught up and was re-integrated).
+async fn wait_back_in_sync(c: &Cluster, node: NodeId) -> anyhow::Result<()> {
+    wait_until(
+        &format!("node {node} back on every in-sync list"),
+        IO_WITHIN,
+        || {
+            c.member_state(node) == Some(keel_core::MemberState::Up)
+                && c.read(|s| {
+                    s.sets
+                        .values()
+                        .filter(|x| x.kind == SetKind::Storage)
+                        .filter(|x| x.member_nodes().contains(&node))
+                        .all(|x| x.in_sync.contains(&node))
+                })
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// Is `node` off the in-sync list of some storage set?
+fn off_some_in_sync_list(c: &Cluster, node: NodeId) -> bool {
+    c.read(|s| {
+        s.sets.values().any(|x| {
+            x.kind == SetKind::Storage
+                && x.member_nodes().contains(&node)
+                && !x.in_sync.contains(&node)
+        })
+    })
+}
+
+// ---------------------------------------------------------------- the tests
+
+enum Fault {
+    Crash,
+    Pause,
+}
+
+/// A stream of puts through one node while the Primary of the set holding the most
+/// chunks crashes (or hangs) and comes back.
+async fn puts_through_a_primary_fault(fault: Fault) -> anyhow::Result<()> {
+    let mut c = storage_cluster().await?;
+    let checker = c.checker()?;
+    let since = c.next_event_seq();
+
+    info!("--- a few puts, to see which set holds the most chunks");
+    let mut warm = vec![];
+    for i in 0..3 {
+        let inode = put(&c, 1, path(i), content(i), None).await??;
+        warm.push((i, inode));
+    }
+    let per_set = chunks_per_set(&c, warm.iter().map(|(_, i)| i));
+    let (set, chunks) = per_set
+        .iter()
+        .max_by_key(|(_, n)| **n)
+        .map(|(s, n)| (s.clone(), *n))
+        .context("no chunks placed")?;
+    let p = c.primary(&set).context("a Primary")?;
+    let e1 = c.epoch(&set);
+    let via = c
+        .ids()
+        .into_iter()
+        .find(|n| *n != p)
+        .context("another node")?;
+    info!("--- set {set} holds {chunks} of the chunks: its Primary is node {p}; puts go through node {via}");
+
+    let writer = Writer::start(&c, via, 100)?;
+    writer
+        .wait_acked(3, "puts acknowledged before the fault")
+        .await?;
+    match fault {
+        Fault::Crash => {
+            info!("--- crash node {p} mid-stream");
+            c.crash(p).await?;
+        }
+        Fault::Pause => {
+            info!("--- pause node {p} mid-stream");
+            c.pause(p).await?;
+        }
+    }
+    let (q, e2) = c.wait_failover(&set, e1, IO_WITHIN).await?;
+    ensure!(q != p && e2 > e1, "node {q} acts for {set} in epoch {e2}");
+    info!("--- node {q} acts for {set} in epoch {e2}: puts go on");
+    writer
+        .wait_acked(3, "puts acknowledged after the failover")
+        .await?;
+    wait_until(
+        &format!("node {p} taken off an in-sync list"),
+        IO_WITHIN,
+        || off_some_in_sync_list(&c, p),
+    )
+    .await?;
+
+    match fault {
+        Fault::Crash => {
+            info!("--- restart node {p}");
+            c.restart(p).await?;
+        }
+        Fault::Pause => {
+            info!("--- resume node {p}");
+            c.resume(p)?;
+        }
+    }
+    wait_back_in_sync(&c, p).await?;
+    c.wait_event("catch_up_done", STEP, since, |e| {
+        e.kind == EventKind::CatchUpDone && e.node == Some(p)
+    })
+    .await?;
+    writer
+        .wait_acked(3, "puts acknowledged after node came back")
+        .await?;
+    let (mut acked, refused) = writer.stop().await?;
+    info!(
+        "--- {} puts acknowledged, {refused} refused during the fault",
+        acked.len()
+    );
+    ensure!(
+        c.primary(&set) != Some(p) && c.acting(&set).iter().all(|(n, _)| *n != p),
+        "node {p} took its Primary role back by itself"
+    );
+
+    acked.extend(warm);
+    check_acknowledged(&c, via, &acked).await?;
+    c.log_events(since);
+    finish(c, checker).await
+}
+
+#[tokio::test]
+async fn a_crashed_primary_loses_no_acknowledged_put_and_catches_up() -> anyhow::Result<()> {
+    init_tracing();
+    let _one = serial().await;
+    puts_through_a_primary_fault(Fault::Crash).await
+}
+
+#[tokio::test]
+async fn a_paused_primary_loses_no_acknowledged_put_and_catches_up() -> anyhow::Result<()> {
+    init_tracing();
+    let _one = serial().await;
+    puts_through_a_primary_fault(Fault::Pause).await
+}
+
+/// Is this the refusal of a Primary that may not act (and not an acknowledgement)?
+fn refused_as_cut_off(r: &Result<StoreReply, DataError>) -> bool {
+    matches!(
+        r,
+        Err(DataError::NoLease { .. }
+            | DataError::InSyncShrinkFailed { .. }
+            | DataError::NotPrimary { .. })
+    )
+}
+
+/// Sends a write straight to node `p`'s storage role, as a locator would, on `p`'s
+/// process.
+fn direct_write(
+    c: &Cluster,
+    p: NodeId,
+    set: &str,
+    epoch: Epoch,
+    id: ObjectId,
+    data: Vec<u8>,
+) -> anyhow::Result<tokio::task::JoinHandle<Result<StoreReply, DataError>>> {
+    let node = c.node(p)?;
+    let req = StoreRequest::Write(WriteRequest {
+        set: set.to_string(),
+        epoch,
+        id,
+        op: WriteOp::Put(data),
+        durability: Durability::AllInSync,
+    });
+    Ok(c.spawn_on(p, async move { storage::handle(&node, req).await })?)
+}
+
+/// A Primary cut off from every other node: a write sent to it is not acknowledged,
+/// while the majority side fails the set over and its new Primary takes writes. The
+/// write the cut-off Primary applied locally does not survive its catch-up.
+async fn a_cut_off_primary(primary: PrimaryIs) -> anyhow::Result<()> {
+    let c = storage_cluster().await?;
+    let checker = c.checker()?;
+    let since = c.next_event_seq();
+    let leader = wait_for("a leader", STEP, || c.leader()).await?;
+    let p = match primary {
+        PrimaryIs::Leader => leader,
+        PrimaryIs::NotLeader => c
+            .ids()
+            .into_iter()
+            .rfind(|n| *n != leader)
+            .context("a follower")?,
+    };
+    let set = format!("st-{p}");
+    ensure!(c.primary(&set) == Some(p), "node {p} should lead {set}");
+    let old = c.node(p)?;
+    let e1 = old
+        .db
+        .read(|s| s.sets.get(&set).map(|x| x.epoch))
+        .with_context(|| format!("set {set} on node {p}"))?;
+
+    info!("--- isolate node {p}, Primary of {set} in epoch {e1}; write to it directly at once");
+    let lost_id = object_in(&c, &set)?;
+    c.isolate(p);
+    let early = direct_write(&c, p, &set, e1, lost_id, content_of_len(7, 5000))?;
+
+    let (q, e2) = c.wait_failover(&set, e1, IO_WITHIN).await?;
+    ensure!(q != p && e2 > e1);
+    let via = c
+        .ids()
+        .into_iter()
+        .find(|n| *n != p && *n != q)
+        .context("a third node")?;
+    info!(
+        "--- the majority side: node {q} acts for {set} in epoch {e2}; writes through node {via}"
+    );
+    let id = object_in(&c, &set)?;
+    let stat = locator_put(&c, via, id, content_of_len(8, 5000)).await??;
+    ensure!(
+        stat.version.epoch == e2,
+        "the write was applied in epoch {}, not {e2}",
+        stat.version.epoch
+    );
+    let mut acked = vec![];
+    for i in 0..3 {
+        let inode = put(&c, via, path(i), content(i), None).await??;
+        acked.push((i, inode));
+    }
+
+    info!("--- node {p} still believes it is Primary in epoch {e1}, without a lease: a second write is refused");
+    ensure!(
+        old.db.read(|s| s.sets.get(&set).map(|x| x.epoch)) == Some(e1),
+        "the isolated node learned of the new epoch"
+    );
+    let late = direct_write(&c, p, &set, e1, object_in(&c, &set)?, vec![1; 100])?;
+    let late = tokio::time::timeout(IO_WITHIN, late)
+        .await
+        .context("the late write did not end")??;
+    info!("late write: {late:?}");
+    ensure!(refused_as_cut_off(&late), "the late write: {late:?}");
+    let early = tokio::time::timeout(IO_WITHIN, early)
+        .await
+        .context("the isolated Primary's write never ended")??;
+    info!("early write: {early:?}");
+    ensure!(
+        refused_as_cut_off(&early),
+        "the isolated Primary acknowledged a write: {early:?}"
+    );
+
+    info!("--- heal: node {p} catches up and is in sync again");
+    c.heal();
+    wait_back_in_sync(&c, p).await?;
+    match store_call(&c, via, p, StoreRequest::Stat { id: lost_id }).await? {
+        Ok(StoreReply::Stat(None)) => {}
+        Ok(StoreReply::Stat(Some(st))) if st.deleted => {}
+        other => bail!("the unacknowledged write is still on node {p}: {other:?}"),
+    }
+    check_acknowledged(&c, via, &acked).await?;
+    check_acknowledged(&c, p, &acked).await?;
+    c.log_events(since);
+    finish(c, checker).await
+}
+
+#[tokio::test]
+async fn a_primary_cut_off_from_the_control_plane_acknowledges_nothing() -> anyhow::Result<()> {
+    init_tracing();
+    let _one = serial().await;
+    a_cut_off_primary(PrimaryIs::NotLeader).await
+}
+
+#[tokio::test]
+async fn a_leader_primary_cut_off_from_the_control_plane_acknowledges_nothing() -> anyhow::Result<()>
+{
+    init_tracing();
+    let _one = serial().await;
+    a_cut_off_primary(PrimaryIs::Leader).await
+}
+
+#[tokio::test]
+async fn a_write_from_a_deposed_epoch_is_refused_as_stale() -> anyhow::Result<()> {
+    init_tracing();
+    let _one = serial().await;
+    let mut c = storage_cluster().await?;
+    let checker = c.checker()?;
+    let since = c.next_event_seq();
+    let p = not_the_leader(&c)?;
+    let set = format!("st-{p}");
+    let e1 = c.epoch(&set);
+    ensure!(c.primary(&set) == Some(p));
+
+    info!("--- crash node {p}, Primary of {set} in epoch {e1}");
+    c.crash(p).await?;
+    let (q, e2) = c.wait_failover(&set, e1, IO_WITHIN).await?;
+    let stat = locator_put(&c, q, object_in(&c, &set)?, vec![2; 1000]).await??;
+    ensure!(stat.version.epoch == e2);
+
+    info!("--- restart node {p}: it catches up and is a replica of {set} again");
+    c.restart(p).await?;
+    wait_back_in_sync(&c, p).await?;
+    let primary = c.node(q)?;
+    wait_until(&format!("node {q} sees node {p} in sync"), STEP, || {
+        primary
+            .db
+            .read(|s| s.sets.get(&set).is_some_and(|x| x.in_sync.contains(&p)))
+    })
+    .await?;
+    // A write of the new Primary reaches the replica, in epoch e2.
+    let id = object_in(&c, &set)?;
+    let stat = locator_put(&c, q, id, vec![3; 1000]).await??;
+    ensure!(stat.version.epoch == e2);
+
+    let stale = |to_id: ObjectId| {
+        StoreRequest::Replicate(ReplicateRequest {
+            set: set.clone(),
+            epoch: e1,
+            id: to_id,
+            version: Version { epoch: e1, seq: 1 },
+            op: WriteOp::Put(vec![4; 1000]),
+            force: false,
+        })
+    };
+    for (to, what) in [(p, "the replica"), (q, "the new Primary")] {
+        info!("--- a write replicated in epoch {e1} to {what} (node {to})");
+        for target in [id, object_in(&c, &set)?] {
+            let r = store_call(&c, q, to, stale(target)).await?;
+            match r {
+                Err(CallError::Data(DataError::Store {
+                    error:
+                        StoreError::StaleEpoch {
+                            presented, current, ..
+                        },
+                })) if presented == e1 && current == e2 => {}
+                other => bail!("node {to} took a write of epoch {e1}: {other:?}"),
+            }
+        }
+    }
+    info!("--- the object the new Primary wrote is untouched on both");
+    for to in [p, q] {
+        let req = StoreRequest::Read(ReadRequest {
+            set: set.clone(),
+            id,
+            offset: 0,
+            len: 1000,
+        });
+        match store_call(&c, q, to, req).await? {
+            Ok(StoreReply::Data { data, version })
+                if data == vec![3; 1000] && version == stat.version => {}
+            other => bail!("node {to}: {other:?}"),
+        }
+    }
+
+    info!("--- a write presented to the new Primary in the old epoch: not the Primary");
+    let req = StoreRequest::Write(WriteRequest {
+        set: set.clone(),
+        epoch: e1,
+        id,
+        op: WriteOp::Put(vec![5; 10]),
+        durability: Durability::AllInSync,
+    });
+    match store_call(&c, p, q, req).await? {
+        Err(CallError::Data(DataError::NotPrimary {
+            presented, current, ..
+        })) if presented == e1 && current == e2 => {}
+        other => bail!("a write in epoch {e1} to node {q}: {other:?}"),
+    }
+    c.log_events(since);
+    finish(c, checker).await
+}
+
+#[tokio::test]
+async fn a_retried_put_is_applied_once() -> anyhow::Result<()> {
+    init_tracing();
+    let _one = serial().await;
+    let c = storage_cluster().await?;
+    let checker = c.checker()?;
+    let (a, b) = (1, 2);
+    let token: u128 = rand::random();
+
+    info!("--- put /idem with a token, then again with the same token, through two nodes");
+    let first = put(&c, a, "/idem".into(), content(1), Some(token)).await??;
+    let again = put(&c, a, "/idem".into(), content(1), Some(token)).await??;
+    ensure!(
+        again.ino == first.ino
+            && again.generation == first.generation
+            && again.chunks == first.chunks,
+        "a retried put was applied again: {first:?} then {again:?}"
+    );
+    wait_until(&format!("node {b} knows the put"), STEP, || {
+        c.node(b)
+            .is_ok_and(|n| n.db.read_dir(|ns| ns.lookup(VOLUME, "/idem").is_ok()))
+    })
+    .await?;
+    let elsewhere = put(&c, b, "/idem".into(), content(1), Some(token)).await??;
+    ensure!(
+        elsewhere.generation == first.generation && elsewhere.chunks == first.chunks,
+        "a put retried through another node was applied again: {elsewhere:?}"
+    );
+    let (now, data) = read(&c, b, "/idem".into()).await?;
+    ensure!(now.generation == first.generation && data == content(1));
+
+    info!("--- a new put (another token) is applied: the generation grows");
+    let second = put(&c, a, "/idem".into(), content(2), Some(rand::random())).await??;
+    ensure!(
+        second.ino == first.ino && second.generation == first.generation + 1,
+        "{second:?} after {first:?}"
+    );
+    let (_, data) = read(&c, a, "/idem".into()).await?;
+    ensure!(
+        data == content(2),
+        "the second put's content does not read back"
+    );
+    finish(c, checker).await
+}
