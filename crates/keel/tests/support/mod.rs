@@ -113,6 +113,10 @@ pub struct ClusterSpec {
     pub nodes: u8,
     pub sites: u8,
     pub restart_delay_ms: u64,
+    /// Members per storage set (`--replicas`).
+    pub replicas: usize,
+    /// `--no-restart`: a node process that dies stays dead.
+    pub no_restart: bool,
 }
 
 impl Default for ClusterSpec {
@@ -121,6 +125,8 @@ impl Default for ClusterSpec {
             nodes: 3,
             sites: 1,
             restart_delay_ms: 1000,
+            replicas: 2,
+            no_restart: false,
         }
     }
 }
@@ -168,6 +174,8 @@ impl Cluster {
             .args(["--sites", &spec.sites.to_string()])
             .args(["--restart-delay-ms", &spec.restart_delay_ms.to_string()])
             .args(["--base-port", &base_port.to_string()])
+            .args(["--replicas", &spec.replicas.to_string()])
+            .args(spec.no_restart.then_some("--no-restart"))
             .env_remove("KEEL_CLUSTER")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("supervisor log"))
@@ -215,12 +223,98 @@ impl Cluster {
         cluster
     }
 
+    /// Starts a cluster (see [`Cluster::start_with`]) and waits until its storage
+    /// layout is applied (a storage set per storage node, each with a Primary that holds
+    /// its lease and every member on its in-sync list) and `dev up` has finished its
+    /// startup.
+    pub fn start_storage(spec: ClusterSpec) -> Cluster {
+        let want = usize::from(spec.nodes);
+        let cluster = Cluster::start_with(spec);
+        let s = cluster.wait_status("the storage layout", START_DEADLINE, |s| {
+            let sets = storage_sets(s);
+            let acting = sets.iter().all(|x| {
+                !x["primary"].is_null()
+                    && x["lease_holder"] == x["primary"]
+                    && in_sync(x).len() == x["members"].as_array().map_or(0, Vec::len)
+            });
+            (sets.len() == want && acting).then(|| s.clone())
+        });
+        // Startup ends with a demo put and get of /hello.txt: let it finish first.
+        wait_for("the end of `dev up`'s startup", START_DEADLINE, |last| {
+            let out = cluster.supervisor_output();
+            *last = out.lines().last().unwrap_or("").to_string();
+            out.contains("[dev] cluster is up").then_some(())
+        });
+        for x in storage_sets(&s) {
+            eprintln!(
+                "    {}: primary {}, in sync {:?}",
+                x["id"],
+                x["primary"],
+                in_sync(&x)
+            );
+        }
+        cluster
+    }
+
     /// Runs `keel --cluster DIR ARGS`.
     pub fn keel(&self, args: &[&str]) -> Output {
+        self.keel_within(args, CLI_DEADLINE)
+    }
+
+    /// Runs `keel --cluster DIR ARGS`, killing it (and panicking) after `deadline`.
+    pub fn keel_within(&self, args: &[&str], deadline: Duration) -> Output {
         let dir = self.dir.to_str().expect("utf-8 path");
         let mut all = vec!["--cluster", dir];
         all.extend_from_slice(args);
-        run_keel(&all, CLI_DEADLINE)
+        run_keel(&all, deadline)
+    }
+
+    /// `keel put LOCAL PATH`, which must succeed.
+    pub fn put_ok(&self, local: &Path, path: &str) -> String {
+        self.keel_ok(&["put", local.to_str().expect("utf-8 path"), path])
+    }
+
+    /// `keel get PATH LOCAL`, which must succeed; returns the bytes written to LOCAL
+    /// and the command's output (a warning goes to stderr).
+    pub fn get_ok(&self, path: &str, local: &Path) -> (Vec<u8>, Output) {
+        let out = self.keel(&["get", path, local.to_str().expect("utf-8 path")]);
+        assert!(
+            out.ok(),
+            "`keel get {path}` failed ({}): {}",
+            out.status,
+            out.stderr
+        );
+        let bytes = std::fs::read(local)
+            .unwrap_or_else(|e| panic!("get {path} wrote no {}: {e}", local.display()));
+        (bytes, out)
+    }
+
+    /// The bearer token of the admin and native HTTP APIs, derived from the cluster
+    /// secret as the client library derives it.
+    pub fn admin_token(&self) -> String {
+        keel_net::ClusterSecret::load(&self.dir.join("secret.pem"))
+            .expect("the cluster secret")
+            .admin_token()
+    }
+
+    /// A node's admin (and native API) address, from `cluster.json`.
+    pub fn admin_addr(&self, node: u64) -> String {
+        let file = self.cluster_file();
+        file["nodes"]
+            .as_array()
+            .and_then(|ns| ns.iter().find(|n| n["id"] == node))
+            .and_then(|n| n["admin"].as_str())
+            .unwrap_or_else(|| panic!("node {node} has no admin address in cluster.json"))
+            .to_string()
+    }
+
+    /// Waits until the process `pid` of this cluster has exited.
+    pub fn wait_gone(&self, pid: u32) {
+        wait_for(&format!("process {pid} to exit"), CLI_DEADLINE, |last| {
+            let alive = self.node_processes().contains(&pid);
+            *last = format!("still running: {alive}");
+            (!alive).then_some(())
+        })
     }
 
     /// Runs `keel --cluster DIR ARGS` and panics unless it succeeds.
@@ -493,6 +587,35 @@ pub fn set(status: &Value, id: &str) -> Value {
         .unwrap_or(Value::Null)
 }
 
+/// The storage sets of a status (`kind` = `storage`).
+pub fn storage_sets(status: &Value) -> Vec<Value> {
+    status["sets"]
+        .as_array()
+        .map(|s| {
+            s.iter()
+                .filter(|x| x["kind"] == "storage")
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A set's in-sync list (node ids).
+pub fn in_sync(set: &Value) -> Vec<u64> {
+    set["in_sync"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_u64).collect())
+        .unwrap_or_default()
+}
+
+/// A set's members that are nodes, in order.
+pub fn member_nodes(set: &Value) -> Vec<u64> {
+    set["members"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_u64).collect())
+        .unwrap_or_default()
+}
+
 /// The Primary and epoch of a set.
 pub fn primary_and_epoch(status: &Value, set_id: &str) -> (Option<u64>, u64) {
     let s = set(status, set_id);
@@ -603,6 +726,106 @@ pub fn http_get(addr: &str, path: &str) -> Result<(u16, String, String), String>
         .and_then(|c| c.parse().ok())
         .ok_or_else(|| format!("no status code in {head:?}"))?;
     Ok((code, head.to_string(), body.to_string()))
+}
+
+/// What an HTTP server answered: status code, header block, body.
+#[derive(Debug)]
+pub struct HttpReply {
+    pub code: u16,
+    pub head: String,
+    pub body: Vec<u8>,
+}
+
+impl HttpReply {
+    /// A header's value (case-insensitive name), if present.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().skip(1).find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_string())
+        })
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// One plain HTTP/1.1 request (`Connection: close`) with raw bytes both ways; `path`
+/// goes on the request line as given, so it may carry any percent-encoding.
+pub fn http_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<HttpReply, String> {
+    let mut stream = std::net::TcpStream::connect(addr).map_err(|e| format!("{addr}: {e}"))?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .map_err(|e| e.to_string())?;
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    stream
+        .write_all(req.as_bytes())
+        .and_then(|()| stream.write_all(body))
+        .map_err(|e| format!("sending to {addr}: {e}"))?;
+    let mut raw = vec![];
+    stream
+        .read_to_end(&mut raw)
+        .map_err(|e| format!("reading {addr}{path}: {e}"))?;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| format!("no HTTP header in {:?}", String::from_utf8_lossy(&raw)))?;
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("no status code in {head:?}"))?;
+    let mut reply = HttpReply {
+        code,
+        head,
+        body: raw[split + 4..].to_vec(),
+    };
+    if reply
+        .header("transfer-encoding")
+        .is_some_and(|t| t.eq_ignore_ascii_case("chunked"))
+    {
+        reply.body = dechunk(&reply.body)?;
+    }
+    Ok(reply)
+}
+
+/// Decodes a chunked transfer encoding.
+fn dechunk(mut raw: &[u8]) -> Result<Vec<u8>, String> {
+    let mut out = vec![];
+    loop {
+        let eol = raw
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .ok_or("a chunk size line without its end")?;
+        let line = String::from_utf8_lossy(&raw[..eol]);
+        let size = usize::from_str_radix(line.split(';').next().unwrap_or("").trim(), 16)
+            .map_err(|e| format!("bad chunk size {line:?}: {e}"))?;
+        raw = &raw[eol + 2..];
+        if size == 0 {
+            return Ok(out);
+        }
+        if raw.len() < size + 2 {
+            return Err("a chunk cut short".into());
+        }
+        out.extend_from_slice(&raw[..size]);
+        raw = &raw[size + 2..];
+    }
 }
 
 /// Path of a file in a test's own temporary directory.
