@@ -28,11 +28,30 @@ pub struct GetOutcome {
     pub stale: bool,
 }
 
+/// How long a client keeps retrying while the cluster answers that its control plane
+/// is out of reach: long enough for an election, short of hanging when a majority is
+/// really lost.
+const CONTROL_PLANE_GRACE: Duration = Duration::from_secs(5);
+
 /// What to do after one attempt against one member.
 enum Attempt<T> {
     Done(T),
     /// Try another member (unreachable, or a failover in progress: 503).
     Next(String),
+    /// The member answered that the control plane is out of reach: try another, for
+    /// a while.
+    NoControlPlane(String),
+}
+
+impl<T> Attempt<T> {
+    /// A retry outcome as an outcome of another type (it carries no value).
+    fn retype<U>(self) -> Attempt<U> {
+        match self {
+            Attempt::Next(w) => Attempt::Next(w),
+            Attempt::NoControlPlane(w) => Attempt::NoControlPlane(w),
+            Attempt::Done(_) => Attempt::Next("unexpected success".into()),
+        }
+    }
 }
 
 impl Client {
@@ -78,7 +97,8 @@ impl Client {
         F: FnMut(String) -> Fut,
         Fut: std::future::Future<Output = Result<Attempt<T>, ClientError>>,
     {
-        let deadline = Instant::now() + RETRY_DEADLINE;
+        let started = Instant::now();
+        let deadline = started + RETRY_DEADLINE;
         let mut tried: Vec<String> = vec![];
         loop {
             for base in self.data_bases() {
@@ -87,7 +107,15 @@ impl Client {
                         self.answered(&base);
                         return Ok(v);
                     }
-                    Attempt::Next(why) => {
+                    Attempt::NoControlPlane(message)
+                        if started.elapsed() >= CONTROL_PLANE_GRACE =>
+                    {
+                        return Err(ClientError::Data {
+                            code: "no_control_plane".into(),
+                            message,
+                        });
+                    }
+                    Attempt::Next(why) | Attempt::NoControlPlane(why) => {
                         tried.push(format!("{base}: {why}"));
                         if tried.len() > 8 {
                             tried.remove(0);
@@ -116,6 +144,9 @@ impl Client {
             code: "http".into(),
             message: format!("HTTP {status}: {text}"),
         });
+        if status.as_u16() == 503 && e.code == "no_control_plane" {
+            return Ok(Attempt::NoControlPlane(e.message));
+        }
         if status.as_u16() == 503 || status.as_u16() == 502 {
             return Ok(Attempt::Next(e.message));
         }
@@ -227,7 +258,7 @@ impl Client {
                                 .await
                                 .map_err(|e| ClientError::Http(e.to_string()))?,
                         )),
-                        Attempt::Next(w) => Ok(Attempt::Next(w)),
+                        o @ (Attempt::Next(_) | Attempt::NoControlPlane(_)) => Ok(o.retype()),
                     },
                 }
             }
@@ -265,7 +296,7 @@ impl Client {
                                 .await
                                 .map_err(|e| ClientError::Http(e.to_string()))?,
                         )),
-                        Attempt::Next(w) => Ok(Attempt::Next(w)),
+                        o @ (Attempt::Next(_) | Attempt::NoControlPlane(_)) => Ok(o.retype()),
                     },
                 }
             }
@@ -295,7 +326,7 @@ impl Client {
                 match req.send().await {
                     Err(e) => Ok(Attempt::Next(short(&e))),
                     Ok(r) => match Self::classify(r).await? {
-                        Attempt::Next(w) => Ok(Attempt::Next(w)),
+                        o @ (Attempt::Next(_) | Attempt::NoControlPlane(_)) => Ok(o.retype()),
                         Attempt::Done(r) => {
                             let stale = r.headers().get(STALE_HEADER).is_some();
                             match r.bytes().await {
@@ -350,7 +381,9 @@ impl Client {
                     let r = match r {
                         Err(e) => return Ok(Attempt::Next(short(&e))),
                         Ok(r) => match Self::classify(r).await? {
-                            Attempt::Next(w) => return Ok(Attempt::Next(w)),
+                            o @ (Attempt::Next(_) | Attempt::NoControlPlane(_)) => {
+                                return Ok(o.retype())
+                            }
                             Attempt::Done(r) => r,
                         },
                     };
@@ -430,7 +463,7 @@ impl Client {
                 match r {
                     Err(e) => Ok(Attempt::Next(short(&e))),
                     Ok(r) => match Self::classify(r).await? {
-                        Attempt::Next(w) => Ok(Attempt::Next(w)),
+                        o @ (Attempt::Next(_) | Attempt::NoControlPlane(_)) => Ok(o.retype()),
                         Attempt::Done(r) if r.status().as_u16() == 204 => Ok(Attempt::Done(None)),
                         Attempt::Done(r) => Ok(Attempt::Done(Some(
                             r.json::<T>()
@@ -538,7 +571,7 @@ impl Client {
                 match r {
                     Err(e) => Ok(Attempt::Next(short(&e))),
                     Ok(r) => match Self::classify(r).await? {
-                        Attempt::Next(w) => Ok(Attempt::Next(w)),
+                        o @ (Attempt::Next(_) | Attempt::NoControlPlane(_)) => Ok(o.retype()),
                         Attempt::Done(r) => Ok(Attempt::Done(
                             r.json::<VolumeView>()
                                 .await
@@ -566,7 +599,7 @@ impl Client {
                 match r {
                     Err(e) => Ok(Attempt::Next(short(&e))),
                     Ok(r) => match Self::classify(r).await? {
-                        Attempt::Next(w) => Ok(Attempt::Next(w)),
+                        o @ (Attempt::Next(_) | Attempt::NoControlPlane(_)) => Ok(o.retype()),
                         Attempt::Done(r) => Ok(Attempt::Done(
                             r.json::<Vec<VolumeView>>()
                                 .await

@@ -162,6 +162,21 @@ fn abs(path: &str) -> String {
     format!("/{}", path.trim_start_matches('/'))
 }
 
+/// Refuses a request whose raw path hides a separator or a NUL in one component
+/// (`%2F`, `%00`): the decoded path would otherwise read as other components.
+fn check_raw(uri: &axum::http::Uri) -> Result<(), DataError> {
+    let raw = uri.path().to_ascii_lowercase();
+    if raw.contains("%2f") || raw.contains("%5c") {
+        return Err(DataError::Dir {
+            error: keel_dir::DirError::InvalidName {
+                path: uri.path().to_string(),
+                reason: "an encoded '/' inside a name is not allowed".into(),
+            },
+        });
+    }
+    Ok(())
+}
+
 fn stale_header(mut r: Response, stale: bool) -> Response {
     if stale {
         r.headers_mut()
@@ -174,11 +189,13 @@ async fn put_file(
     State(node): State<Arc<NodeShared>>,
     Path(path): Path<String>,
     Query(q): Query<FsQuery>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     let run = async {
         authorized(&node, &headers)?;
+        check_raw(&uri)?;
         let token = match headers.get("idempotency-key") {
             None => None,
             Some(v) => Some(
@@ -438,10 +455,12 @@ async fn mkdir(
     State(node): State<Arc<NodeShared>>,
     Path(path): Path<String>,
     Query(q): Query<FsQuery>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
 ) -> Response {
     let run = async {
         authorized(&node, &headers)?;
+        check_raw(&uri)?;
         files::require_control_plane(&node, "mkdir")?;
         let path = abs(&path);
         if node.db.read_dir(|ns| ns.volume(q.volume()).is_none()) {
@@ -476,10 +495,12 @@ async fn rename(
     State(node): State<Arc<NodeShared>>,
     Path(path): Path<String>,
     Query(q): Query<FsQuery>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
 ) -> Response {
     let run = async {
         authorized(&node, &headers)?;
+        check_raw(&uri)?;
         files::require_control_plane(&node, "rename")?;
         let from = abs(&path);
         let to = q.to.clone().ok_or_else(|| DataError::BadRequest {

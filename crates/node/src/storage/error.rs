@@ -34,7 +34,7 @@ pub enum DataError {
     #[error("no storage layout yet: run `keel layout apply`")]
     NoLayout,
     #[error(
-        "the control plane is out of reach (no configuration database leader): {what} refused"
+        "the control plane is out of reach (no majority of the configuration database answers): {what} refused"
     )]
     NoControlPlane { what: String },
     #[error("no member could serve {what}: {tried}")]

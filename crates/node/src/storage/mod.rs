@@ -36,6 +36,8 @@ pub struct StorageService {
     /// holds it exclusively, so no write slips between the last copy and the list.
     gates: Mutex<HashMap<SetId, Arc<tokio::sync::RwLock<()>>>>,
     last_seq: AtomicU64,
+    /// Stale epochs already reported as events, per set (one event per deposed epoch).
+    pub(crate) stale_reported: Mutex<std::collections::HashSet<(SetId, keel_core::Epoch)>>,
 }
 
 impl StorageService {
@@ -48,6 +50,7 @@ impl StorageService {
                 .collect(),
             gates: Mutex::new(HashMap::new()),
             last_seq: AtomicU64::new(0),
+            stale_reported: Mutex::new(Default::default()),
         })
     }
 

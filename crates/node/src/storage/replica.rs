@@ -15,12 +15,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub async fn apply(
-    _node: &Arc<NodeShared>,
+    node: &Arc<NodeShared>,
     svc: &StorageService,
     r: ReplicateRequest,
 ) -> Result<StoreReply, DataError> {
     let _object = svc.object_lock(r.id).lock().await;
-    let stat = svc
+    let (set, presented, id) = (r.set.clone(), r.epoch, r.id);
+    let result = svc
         .blocking(move |s| {
             s.check_epoch(&r.set, r.epoch)?;
             match apply_local(s, &r.set, r.id, &r.op, r.version, r.force) {
@@ -33,8 +34,45 @@ pub async fn apply(
                 other => other,
             }
         })
-        .await?;
-    Ok(StoreReply::Written(stat))
+        .await;
+    if let Err(DataError::Store {
+        error: StoreError::StaleEpoch { current, .. },
+    }) = &result
+    {
+        report_stale(node, svc, &set, presented, *current, id);
+    }
+    Ok(StoreReply::Written(result?))
+}
+
+/// Records (once per set and deposed epoch) that this node refused a write fenced by
+/// an older epoch: a deposed Primary still running.
+fn report_stale(
+    node: &Arc<NodeShared>,
+    svc: &StorageService,
+    set: &str,
+    presented: keel_core::Epoch,
+    current: keel_core::Epoch,
+    id: ObjectId,
+) {
+    let fresh = svc
+        .stale_reported
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert((set.to_string(), presented));
+    if !fresh {
+        return;
+    }
+    tracing::warn!(set, %presented, %current, "refused a replicated write from a deposed epoch");
+    let node2 = node.clone();
+    let event = Event::new(now_ms(), EventKind::StaleEpochRefused)
+        .set(set.to_string())
+        .node(node.id())
+        .epoch(presented)
+        .detail(format!(
+            "node {} refused a write of object {id} at epoch {presented}: the set is at epoch {current}",
+            node.id()
+        ));
+    tokio::spawn(async move { node2.record(event).await });
 }
 
 pub async fn read(
