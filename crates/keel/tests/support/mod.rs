@@ -117,6 +117,9 @@ pub struct ClusterSpec {
     pub replicas: usize,
     /// `--no-restart`: a node process that dies stays dead.
     pub no_restart: bool,
+    /// Put the cluster directory (every node's data) on a tmpfs of this many MiB: a
+    /// real, small file system that fills up.
+    pub tmpfs_mib: Option<u64>,
 }
 
 impl Default for ClusterSpec {
@@ -127,12 +130,16 @@ impl Default for ClusterSpec {
             restart_delay_ms: 1000,
             replicas: 2,
             no_restart: false,
+            tmpfs_mib: None,
         }
     }
 }
 
 /// A running `keel dev up`, stopped (with every node) when dropped.
 pub struct Cluster {
+    /// The tmpfs the cluster directory is on, if any: unmounted (after the nodes have
+    /// stopped) before the temporary directory goes.
+    mount: Option<TmpfsMount>,
     /// Holds the cluster directory and the supervisor's output.
     tmp: Option<tempfile::TempDir>,
     pub dir: PathBuf,
@@ -156,6 +163,7 @@ impl Cluster {
             .tempdir()
             .expect("temporary directory");
         let dir = tmp.path().join("cluster");
+        let mount = spec.tmpfs_mib.map(|mib| TmpfsMount::new(&dir, mib));
         let supervisor_log = tmp.path().join("supervisor.log");
         let base_port = free_port_block();
         eprintln!(
@@ -191,6 +199,7 @@ impl Cluster {
         }
         let supervisor = cmd.spawn().expect("starting keel dev up");
         let mut cluster = Cluster {
+            mount,
             tmp: Some(tmp),
             dir,
             base_port,
@@ -543,6 +552,41 @@ impl Drop for Cluster {
             if let Some(tmp) = self.tmp.take() {
                 eprintln!("--- cluster directory kept: {}", tmp.keep().display());
             }
+        }
+    }
+}
+
+/// A tmpfs mounted for a test (needs root, as CI has), unmounted when dropped.
+pub struct TmpfsMount {
+    path: PathBuf,
+}
+
+impl TmpfsMount {
+    pub fn new(path: &Path, mib: u64) -> TmpfsMount {
+        std::fs::create_dir_all(path).expect("mount point");
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
+            .arg(path)
+            .output()
+            .expect("running mount");
+        assert!(
+            out.status.success(),
+            "mounting a {mib} MiB tmpfs at {} failed (this test needs root): {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        TmpfsMount {
+            path: path.to_path_buf(),
+        }
+    }
+}
+
+impl Drop for TmpfsMount {
+    fn drop(&mut self) {
+        let out = Command::new("umount").arg(&self.path).output();
+        if !out.as_ref().is_ok_and(|o| o.status.success()) {
+            // A process that still has a file open: detach lazily so it goes anyway.
+            let _ = Command::new("umount").arg("-l").arg(&self.path).output();
         }
     }
 }

@@ -129,6 +129,7 @@ pub async fn write(
     });
     let (stat, failed) = tokio::join!(local, replicate(node, &set, epoch, id, version, &op, &now));
     let stat = stat?;
+    let failed = refusals_fail_the_write(&set, epoch, failed)?;
     if !failed.is_empty() {
         shrink_in_sync(node, &set, epoch, &failed).await?;
     }
@@ -136,6 +137,10 @@ pub async fn write(
         let (node, set, op) = (node.clone(), set.clone(), op.clone());
         tokio::spawn(async move {
             let failed = replicate(&node, &set, epoch, id, version, &op, &later).await;
+            let failed: Vec<(NodeId, String)> = failed
+                .into_iter()
+                .map(|(n, e)| (n, e.to_string()))
+                .collect();
             if !failed.is_empty() {
                 if let Err(e) = shrink_in_sync(&node, &set, epoch, &failed).await {
                     tracing::error!(set, "asynchronous replication: {e}");
@@ -155,7 +160,7 @@ async fn replicate(
     version: Version,
     op: &WriteOp,
     to: &[NodeId],
-) -> Vec<(NodeId, String)> {
+) -> Vec<(NodeId, CallError)> {
     let timeout = replicate_timeout(op.len());
     let calls = to.iter().map(|n| {
         let req = StoreRequest::Replicate(ReplicateRequest {
@@ -182,12 +187,41 @@ async fn replicate(
     futures::future::join_all(calls)
         .await
         .into_iter()
-        .filter_map(|(n, r)| match r {
-            Ok(_) => None,
-            Err(CallError::Data(e)) => Some((n, e.to_string())),
-            Err(e) => Some((n, e.to_string())),
-        })
+        .filter_map(|(n, r)| r.err().map(|e| (n, e)))
         .collect()
+}
+
+/// Sorts the replicas that did not take a write. A replica that refused it for a
+/// reason of the write itself (no space, too large) fails the write: taking it off the
+/// in-sync list would only lower the set's redundancy for a write that cannot be
+/// stored. A replica that has seen a newer epoch means this Primary is deposed. The
+/// others (unreachable, or broken) must leave the in-sync list.
+fn refusals_fail_the_write(
+    set: &SetId,
+    epoch: Epoch,
+    failed: Vec<(NodeId, CallError)>,
+) -> Result<Vec<(NodeId, String)>, DataError> {
+    let mut missed = vec![];
+    for (n, e) in failed {
+        match e {
+            CallError::Data(DataError::Store { error }) => match error {
+                StoreError::NoSpace { .. } | StoreError::TooLarge { .. } => {
+                    return Err(DataError::Store { error })
+                }
+                StoreError::StaleEpoch { current, .. } => {
+                    return Err(DataError::NotPrimary {
+                        set: set.clone(),
+                        presented: epoch,
+                        current,
+                        primary: None,
+                    })
+                }
+                other => missed.push((n, other.to_string())),
+            },
+            other => missed.push((n, other.to_string())),
+        }
+    }
+    Ok(missed)
 }
 
 /// Resolves once `n` is no longer an up member in this replica's view (failed,
