@@ -63,31 +63,42 @@ impl PlacementMap {
             return vec![];
         }
         let n = PLACEMENT_GROUPS;
-        let share = n.div_ceil(sets.len());
-        let mut count = vec![0usize; sets.len()];
+        let k = sets.len();
+        let current: Vec<Option<usize>> = (0..n)
+            .map(|g| {
+                self.groups
+                    .get(g)
+                    .and_then(|s| sets.iter().position(|x| x == s))
+            })
+            .collect();
+        // Quotas: n / k each, one more for the n % k sets that hold the most today.
+        let mut held = vec![0usize; k];
+        for i in current.iter().flatten() {
+            held[*i] += 1;
+        }
+        let mut by_held: Vec<usize> = (0..k).collect();
+        by_held.sort_by_key(|&i| (std::cmp::Reverse(held[i]), i));
+        let mut quota = vec![n / k; k];
+        for &i in by_held.iter().take(n % k) {
+            quota[i] += 1;
+        }
+        // Keep what fits the quotas, then fill the sets furthest below theirs.
+        let mut count = vec![0usize; k];
         let mut out: Vec<Option<usize>> = vec![None; n];
-        for (g, slot) in out.iter_mut().enumerate() {
-            if let Some(i) = self
-                .groups
-                .get(g)
-                .and_then(|s| sets.iter().position(|x| x == s))
-            {
-                // Leave room so every set reaches at least its floor share.
-                if count[i] < n / sets.len() {
+        for (slot, cur) in out.iter_mut().zip(&current) {
+            if let Some(i) = *cur {
+                if count[i] < quota[i] {
                     count[i] += 1;
                     *slot = Some(i);
                 }
             }
         }
-        for slot in out.iter_mut() {
-            if slot.is_none() {
-                let i = (0..sets.len())
-                    .min_by_key(|&i| (count[i], i))
-                    .expect("sets is not empty");
-                debug_assert!(count[i] < share);
-                count[i] += 1;
-                *slot = Some(i);
-            }
+        for slot in out.iter_mut().filter(|s| s.is_none()) {
+            let i = (0..k)
+                .max_by_key(|&i| (quota[i].saturating_sub(count[i]), std::cmp::Reverse(i)))
+                .expect("sets is not empty");
+            count[i] += 1;
+            *slot = Some(i);
         }
         out.into_iter()
             .map(|i| sets[i.expect("every group assigned")].clone())

@@ -124,7 +124,8 @@ mod tests {
     #[test]
     fn mirrored_sites_pair_node_i_with_node_i() {
         let mut s = state(&[(1, "a"), (2, "a"), (3, "b"), (4, "b")]);
-        apply(&mut s, plan(&s, 2, 0));
+        let cmds = plan(&s, 2, 0);
+        apply(&mut s, cmds);
         let m = |id: &str| s.sets[id].member_nodes();
         assert_eq!(m("st-1"), vec![1, 3]);
         assert_eq!(m("st-2"), vec![2, 4]);
@@ -139,24 +140,28 @@ mod tests {
     #[test]
     fn one_site_takes_neighbours() {
         let mut s = state(&[(1, "a"), (2, "a"), (3, "a")]);
-        apply(&mut s, plan(&s, 3, 0));
+        let cmds = plan(&s, 3, 0);
+        apply(&mut s, cmds);
         assert_eq!(s.sets["st-2"].member_nodes(), vec![2, 3, 1]);
     }
 
     #[test]
     fn a_single_node_gets_a_single_set() {
         let mut s = state(&[(1, "a")]);
-        apply(&mut s, plan(&s, 2, 0));
+        let cmds = plan(&s, 2, 0);
+        apply(&mut s, cmds);
         assert_eq!(s.sets["st-1"].composition, Composition::Single);
     }
 
     #[test]
     fn adding_a_node_adds_its_set_and_moves_a_share() {
         let mut s = state(&[(1, "a"), (2, "a")]);
-        apply(&mut s, plan(&s, 2, 0));
+        let cmds = plan(&s, 2, 0);
+        apply(&mut s, cmds);
         let before = s.placement.groups.clone();
         s.members.insert(3, member(3));
-        apply(&mut s, plan(&s, 2, 0));
+        let cmds = plan(&s, 2, 0);
+        apply(&mut s, cmds);
         assert!(s.sets.contains_key("st-3"));
         let moved = before
             .iter()
