@@ -80,14 +80,22 @@ fn storage_sets(c: &Cluster) -> Vec<SetId> {
 /// waits until every storage set's Primary acts under its lease, and creates the
 /// volume with small chunks; returns once every node sees the layout and the volume.
 async fn storage_cluster() -> anyhow::Result<Cluster> {
-    let c = Cluster::start(3).await?;
+    storage_cluster_of(Cluster::start(3).await?).await
+}
+
+/// Applies the layout and creates the volume on a started cluster (see
+/// [`storage_cluster`]); a drained node gets no storage set.
+async fn storage_cluster_of(c: Cluster) -> anyhow::Result<Cluster> {
     info!("--- apply the storage layout (2 replicas)");
     let reply = c
         .admin(AdminRequest::ApplyLayout { replicas: Some(2) })
         .await?;
     info!("{}", reply.message);
     let sets = storage_sets(&c);
-    ensure!(sets.len() == 3, "one storage set per node, not {sets:?}");
+    ensure!(
+        sets.len() == 3,
+        "one storage set per storage node, not {sets:?}"
+    );
     for set in &sets {
         let (p, e) = c.wait_acting(set, STEP).await?;
         info!("set {set}: node {p} acts as Primary in epoch {e}");
@@ -770,5 +778,111 @@ async fn a_retried_put_is_applied_once() -> anyhow::Result<()> {
         data == content(2),
         "the second put's content does not read back"
     );
+    finish(c, checker).await
+}
+
+/// Live objects stored on `node` in `set` that the current placement map puts in
+/// another set (what a rebalance still has to move).
+async fn misplaced_on(c: &Cluster, node: NodeId, set: &SetId) -> anyhow::Result<usize> {
+    let req = StoreRequest::List {
+        set: set.clone(),
+        after: None,
+        limit: 10_000,
+    };
+    let Ok(StoreReply::List(objects)) = store_call(c, node, node, req).await? else {
+        bail!("node {node} did not list {set}");
+    };
+    Ok(c.read(|s| {
+        objects
+            .iter()
+            .filter(|o| !o.deleted && s.placement.set_for(o.id) != Some(set))
+            .count()
+    }))
+}
+
+#[tokio::test]
+async fn adding_a_storage_node_rebalances_and_every_file_stays_readable() -> anyhow::Result<()> {
+    init_tracing();
+    let _one = serial().await;
+    let c = Cluster::start(4).await?;
+    info!("--- node 4 drained: the first layout leaves it out");
+    c.admin(AdminRequest::Drain { node: 4 }).await?;
+    let c = storage_cluster_of(c).await?;
+    let checker = c.checker()?;
+    let files: Vec<u64> = (0..12).collect();
+    for i in &files {
+        put(&c, 1, path(*i), content(*i), None).await??;
+    }
+    let version = c.read(|s| s.placement.version);
+
+    info!("--- node 4 back, layout applied again: st-4 takes its share of the groups");
+    c.admin(AdminRequest::Undrain { node: 4 }).await?;
+    let reply = c
+        .admin(AdminRequest::ApplyLayout { replicas: Some(2) })
+        .await?;
+    info!("{}", reply.message);
+    ensure!(
+        c.read(|s| s.placement.version) == version + 1,
+        "the placement map did not change"
+    );
+    let (p, e) = c.wait_acting("st-4", STEP).await?;
+    info!("set st-4: node {p} acts as Primary in epoch {e}");
+
+    info!("--- every set's Primary moves what is no longer its own");
+    let old_sets: Vec<(SetId, NodeId)> = c.read(|s| {
+        s.sets
+            .values()
+            .filter(|x| x.kind == SetKind::Storage && x.id != "st-4")
+            .filter_map(|x| x.primary_node().map(|p| (x.id.clone(), p)))
+            .collect()
+    });
+    for (set, primary) in &old_sets {
+        let deadline = tokio::time::Instant::now() + IO_WITHIN;
+        loop {
+            let left = misplaced_on(&c, *primary, set).await?;
+            if left == 0 {
+                break;
+            }
+            ensure!(
+                tokio::time::Instant::now() < deadline,
+                "{left} objects of {set} were not moved"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let st4 = c
+        .read(|s| s.sets["st-4"].primary_node())
+        .context("st-4 has a Primary")?;
+    let moved_in = {
+        let req = StoreRequest::List {
+            set: "st-4".into(),
+            after: None,
+            limit: 10_000,
+        };
+        match store_call(&c, st4, st4, req).await? {
+            Ok(StoreReply::List(v)) => v.iter().filter(|o| !o.deleted).count(),
+            other => bail!("listing st-4: {other:?}"),
+        }
+    };
+    ensure!(moved_in > 0, "nothing was moved to st-4");
+    info!("{moved_in} objects now in st-4");
+    wait_until("a rebalance_done event", STEP, || {
+        c.events()
+            .iter()
+            .any(|e| e.kind == EventKind::RebalanceDone)
+    })
+    .await?;
+
+    info!("--- every file reads back byte-exact, through an old node and the new one");
+    for via in [2, 4] {
+        for i in &files {
+            let (_, data) = read(&c, via, path(*i)).await?;
+            ensure!(
+                data == content(*i),
+                "{} through node {via} differs",
+                path(*i)
+            );
+        }
+    }
     finish(c, checker).await
 }
