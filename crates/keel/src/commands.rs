@@ -172,6 +172,7 @@ pub async fn run(cli: Cli) -> Result<()> {
 async fn run_node(path: PathBuf) -> Result<()> {
     let cfg = keel_config::NodeConfig::load(&path)?;
     init_tracing();
+    keep_chunk_buffers_in_the_heap();
     let shutdown = async {
         let mut term =
             match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
@@ -185,6 +186,21 @@ async fn run_node(path: PathBuf) -> Result<()> {
     };
     keel_node::run(cfg, shutdown).await?;
     Ok(())
+}
+
+/// A node moves data in chunk-sized buffers (4 MiB). glibc would map each one
+/// freshly (allocations over 128 KiB) and unmap it when freed, so every chunk would
+/// fault in its pages anew: measured, a quarter of a node's CPU. Raising the mmap
+/// threshold (to glibc's maximum, 32 MiB; the trim threshold with it) keeps such
+/// buffers in the heap, reused.
+fn keep_chunk_buffers_in_the_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator tuning; called before the node allocates
+    // its buffers, with valid parameters.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
+    }
 }
 
 pub fn init_tracing() {
