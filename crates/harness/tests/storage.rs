@@ -208,7 +208,7 @@ async fn locator_put(
 ) -> anyhow::Result<Result<keel_store::ObjectStat, DataError>> {
     let node = c.node(via)?;
     let task = c.spawn_on(via, async move {
-        locator::write(&node, id, WriteOp::Put(data), Durability::AllInSync).await
+        locator::write(&node, id, WriteOp::Put(data.into()), Durability::AllInSync).await
     })?;
     Ok(tokio::time::timeout(IO_WITHIN, task)
         .await
@@ -538,7 +538,7 @@ fn direct_write(
         set: set.to_string(),
         epoch,
         id,
-        op: WriteOp::Put(data),
+        op: WriteOp::Put(data.into()),
         durability: Durability::AllInSync,
     });
     Ok(c.spawn_on(p, async move { storage::handle(&node, req).await })?)
@@ -684,7 +684,7 @@ async fn a_write_from_a_deposed_epoch_is_refused_as_stale() -> anyhow::Result<()
             epoch: e1,
             id: to_id,
             version: Version { epoch: e1, seq: 1 },
-            op: WriteOp::Put(vec![4; 1000]),
+            op: WriteOp::Put(vec![4; 1000].into()),
             force: false,
         })
     };
@@ -723,7 +723,7 @@ async fn a_write_from_a_deposed_epoch_is_refused_as_stale() -> anyhow::Result<()
         set: set.clone(),
         epoch: e1,
         id,
-        op: WriteOp::Put(vec![5; 10]),
+        op: WriteOp::Put(vec![5; 10].into()),
         durability: Durability::AllInSync,
     });
     match store_call(&c, p, q, req).await? {

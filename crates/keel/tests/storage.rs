@@ -486,7 +486,7 @@ fn stale_epochs_are_refused(c: &Cluster, scratch: &Path) {
                 epoch: keel_core::Epoch(epoch),
                 id,
                 version: stale_version,
-                op: WriteOp::Put(b"from the deposed Primary".to_vec()),
+                op: WriteOp::Put(b"from the deposed Primary".to_vec().into()),
                 force: false,
             }),
         );
@@ -506,7 +506,7 @@ fn stale_epochs_are_refused(c: &Cluster, scratch: &Path) {
             set: "st-1".into(),
             epoch: keel_core::Epoch(epoch),
             id,
-            op: WriteOp::Put(b"from a stale locator".to_vec()),
+            op: WriteOp::Put(b"from a stale locator".to_vec().into()),
             durability: Default::default(),
         }),
     );

@@ -107,7 +107,7 @@ where
             }
             let take = buf.len().min(chunk_size as usize);
             if take > 0 {
-                let data = buf.split_to(take).to_vec();
+                let data = buf.split_to(take).freeze();
                 size += data.len() as u64;
                 let id = ObjectId::random();
                 let len = data.len() as u64;

@@ -189,7 +189,7 @@ async fn pull(
         )
         .await
         {
-            Ok(StoreReply::Object { stat, data }) => (stat.version, WriteOp::Put(data)),
+            Ok(StoreReply::Object { stat, data }) => (stat.version, WriteOp::Put(data.into())),
             Ok(_) => return Err(unexpected()),
             Err(e) => {
                 return Err(DataError::Unavailable {
@@ -235,7 +235,7 @@ pub async fn admit(
             Some(st) if st.deleted => (st.version, WriteOp::Delete),
             Some(st) => {
                 let data = svc.blocking(move |s| s.read(id, 0, st.size)).await?;
-                (st.version, WriteOp::Put(data))
+                (st.version, WriteOp::Put(data.into()))
             }
         };
         let timeout = replicate_timeout(op.len());

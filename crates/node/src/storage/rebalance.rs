@@ -101,7 +101,7 @@ async fn rebalance_set(node: &Arc<NodeShared>, set: &SetId, version: u64) -> Res
             Err(e) => return Err(e),
         };
         moved_bytes += data.len() as u64;
-        locator::write(node, id, WriteOp::Put(data), Durability::AllInSync).await?;
+        locator::write(node, id, WriteOp::Put(data.into()), Durability::AllInSync).await?;
         let req = StoreRequest::Write(WriteRequest {
             set: set.clone(),
             epoch,

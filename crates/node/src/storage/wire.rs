@@ -5,6 +5,7 @@
 //! Owns the shapes only; must never carry behaviour.
 
 use super::error::DataError;
+use bytes::Bytes;
 use keel_core::{Epoch, NodeId, ObjectId, SetId, Version};
 use keel_store::ObjectStat;
 use serde::{Deserialize, Serialize};
@@ -15,13 +16,13 @@ pub const METHOD: &str = "store";
 /// A change to one object.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub enum WriteOp {
-    /// Replace the whole object.
-    Put(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// Replace the whole object. (`Bytes`: a write is cloned for every replica and
+    /// every retry without copying the data.)
+    Put(Bytes),
     /// Write at an offset.
     WriteAt {
         offset: u64,
-        #[serde(with = "serde_bytes")]
-        data: Vec<u8>,
+        data: Bytes,
     },
     Truncate {
         size: u64,
