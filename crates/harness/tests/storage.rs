@@ -884,5 +884,74 @@ async fn adding_a_storage_node_rebalances_and_every_file_stays_readable() -> any
             );
         }
     }
+
+    info!("--- node 4 drained again and the layout applied: st-4's groups move back out");
+    c.admin(AdminRequest::Drain { node: 4 }).await?;
+    c.admin(AdminRequest::ApplyLayout { replicas: Some(2) })
+        .await?;
+    ensure!(
+        c.read(|s| !s.placement.groups.iter().any(|g| g == "st-4")),
+        "a drained node's set still holds placement groups"
+    );
+    let st4 = wait_for("st-4 to have a Primary off the drained node", STEP, || {
+        c.read(|s| s.sets["st-4"].primary_node().filter(|p| *p != 4))
+    })
+    .await?;
+    let deadline = tokio::time::Instant::now() + IO_WITHIN;
+    loop {
+        let left = misplaced_on(&c, st4, &"st-4".to_string()).await?;
+        if left == 0 {
+            break;
+        }
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "{left} objects were not moved out of st-4"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for i in &files {
+        let (_, data) = read(&c, 3, path(*i)).await?;
+        ensure!(
+            data == content(*i),
+            "{} differs after the removal",
+            path(*i)
+        );
+    }
     finish(c, checker).await
+}
+
+#[tokio::test]
+async fn a_duplicate_outside_the_map_is_found_by_a_search() -> anyhow::Result<()> {
+    init_tracing();
+    let _one = serial().await;
+    let mut c = storage_cluster().await?;
+    info!("--- an object of st-1 ({{1, 2}}), and a copy of it on node 3, outside the map");
+    let id = object_in(&c, "st-1")?;
+    let data = content_of_len(77, 5000);
+    locator_put(&c, 1, id, data.clone()).await??;
+    let epoch = c.read(|s| s.sets["st-1"].epoch);
+    let copy = StoreRequest::Replicate(ReplicateRequest {
+        set: "st-1".into(),
+        epoch,
+        id,
+        version: Version { epoch, seq: 1 },
+        op: WriteOp::Put(data.clone().into()),
+        force: true,
+    });
+    store_call(&c, 3, 3, copy).await??;
+
+    info!("--- both members of st-1 crash: the map and the site mapping rule have no answer");
+    c.crash(1).await?;
+    c.crash(2).await?;
+    let node = c.node(3)?;
+    let task = c.spawn_on(3, async move { locator::read(&node, id, 0, 5000).await })?;
+    let (got, _, by) = tokio::time::timeout(IO_WITHIN, task)
+        .await
+        .context("a read did not end")???;
+    ensure!(got == data, "the copy found reads back different bytes");
+    ensure!(
+        by == locator::FoundBy::Search,
+        "found by {by:?}, not by a search"
+    );
+    Ok(())
 }

@@ -193,3 +193,5 @@ impl std::fmt::Display for CallError {
         }
     }
 }
+
+impl std::error::Error for CallError {}
