@@ -115,6 +115,7 @@ impl Locator {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .retain(|(f, _)| *f != n);
+            node.metrics.locator_failovers.inc();
             tracing::warn!(
                 failed = n,
                 "locator: failover condition for node {n}: {why}"

@@ -31,6 +31,19 @@ pub struct Metrics {
     pub set_epoch: Family<SetLabel, Gauge>,
     pub acting_primary: Family<SetLabel, Gauge>,
     pub health_score: Gauge,
+    /// Storage: writes this node acknowledged as a Primary, and their bytes.
+    pub writes_acknowledged: Counter,
+    pub bytes_written: Counter,
+    /// Storage: writes this node refused as a Primary (any typed error).
+    pub writes_refused: Counter,
+    /// Storage: replicas this node took off an in-sync list.
+    pub in_sync_shrinks: Counter,
+    /// Storage: objects copied by catch-up and by rebalance, and repaired.
+    pub objects_caught_up: Counter,
+    pub objects_rebalanced: Counter,
+    pub objects_repaired: Counter,
+    /// Locator: failover conditions entered for a storage node.
+    pub locator_failovers: Counter,
 }
 
 impl Metrics {
@@ -48,6 +61,14 @@ impl Metrics {
             set_epoch: Family::default(),
             acting_primary: Family::default(),
             health_score: Gauge::default(),
+            writes_acknowledged: Counter::default(),
+            bytes_written: Counter::default(),
+            writes_refused: Counter::default(),
+            in_sync_shrinks: Counter::default(),
+            objects_caught_up: Counter::default(),
+            objects_rebalanced: Counter::default(),
+            objects_repaired: Counter::default(),
+            locator_failovers: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -105,6 +126,51 @@ impl Metrics {
             "This node's own health score (0-100)",
             m.health_score.clone(),
         );
+        let counters: [(&str, &str, &Counter); 8] = [
+            (
+                "storage_writes_acknowledged",
+                "Writes acknowledged by this node as a storage set's Primary",
+                &m.writes_acknowledged,
+            ),
+            (
+                "storage_bytes_written",
+                "Bytes of the writes this node acknowledged as Primary",
+                &m.bytes_written,
+            ),
+            (
+                "storage_writes_refused",
+                "Writes this node refused as Primary (a typed error)",
+                &m.writes_refused,
+            ),
+            (
+                "storage_in_sync_shrinks",
+                "Replicas this node took off a set's in-sync list",
+                &m.in_sync_shrinks,
+            ),
+            (
+                "storage_objects_caught_up",
+                "Objects this node copied while catching up",
+                &m.objects_caught_up,
+            ),
+            (
+                "storage_objects_rebalanced",
+                "Objects this node moved to their new set after a layout change",
+                &m.objects_rebalanced,
+            ),
+            (
+                "storage_objects_repaired",
+                "Objects whose checksum failed here and were repaired from a replica",
+                &m.objects_repaired,
+            ),
+            (
+                "locator_failovers",
+                "Failover conditions this node's locator entered for a storage node",
+                &m.locator_failovers,
+            ),
+        ];
+        for (name, help, c) in counters {
+            registry.register(name, help, c.clone());
+        }
         Metrics { registry, ..m }
     }
 

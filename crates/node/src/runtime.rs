@@ -191,8 +191,15 @@ pub async fn run(
     let mut node = Node::start(cfg, io).await?;
     let mut admin_tasks = vec![];
     for l in admin_listeners {
-        let app = admin::router(node.shared.clone())
-            .merge(crate::gateway::api::router(node.shared.clone()));
+        // The native API: on nodes that store or serve data, not on a control-only
+        // tiebreaker.
+        let roles = &node.shared.cfg.roles;
+        let mut app = admin::router(node.shared.clone());
+        if roles.contains(&keel_core::NodeRole::Storage)
+            || roles.contains(&keel_core::NodeRole::Gateway)
+        {
+            app = app.merge(crate::gateway::api::router(node.shared.clone()));
+        }
         admin_tasks.push(tokio::spawn(async move {
             let _ = axum::serve(l, app).await;
         }));

@@ -140,6 +140,7 @@ async fn catch_up(node: &Arc<NodeShared>, set: &SetId, primary: NodeId) -> Resul
         let mut bytes = 0u64;
         for (i, (id, stat)) in todo.into_iter().enumerate() {
             bytes += pull(node, svc, set, primary, id, stat).await?;
+            node.metrics.objects_caught_up.inc();
             if (i + 1) % 100 == 0 || i + 1 == total {
                 tracing::info!(set, "catch-up: {}/{total} objects, {bytes} bytes", i + 1);
             }

@@ -95,6 +95,25 @@ pub async fn write(
     svc: &StorageService,
     req: WriteRequest,
 ) -> Result<StoreReply, DataError> {
+    let bytes = req.op.len() as u64;
+    let r = write_inner(node, svc, req).await;
+    match &r {
+        Ok(_) => {
+            node.metrics.writes_acknowledged.inc();
+            node.metrics.bytes_written.inc_by(bytes);
+        }
+        Err(_) => {
+            node.metrics.writes_refused.inc();
+        }
+    }
+    r
+}
+
+async fn write_inner(
+    node: &Arc<NodeShared>,
+    svc: &StorageService,
+    req: WriteRequest,
+) -> Result<StoreReply, DataError> {
     check_primary(node, &req.set, req.epoch)?;
     let gate = svc.gate(&req.set);
     let _shared = gate.read().await;
@@ -292,7 +311,10 @@ pub(crate) async fn shrink_in_sync(
         };
         let reason = match node.write(cmd).await {
             Ok(r) => match r.into_result() {
-                Ok(_) => return Ok(()),
+                Ok(_) => {
+                    node.metrics.in_sync_shrinks.inc_by(failed.len() as u64);
+                    return Ok(());
+                }
                 Err(e) => e.to_string(),
             },
             Err(e) => e,

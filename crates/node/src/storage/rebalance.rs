@@ -118,6 +118,7 @@ async fn rebalance_set(node: &Arc<NodeShared>, set: &SetId, version: u64) -> Res
                 })
             }
         }
+        node.metrics.objects_rebalanced.inc();
         if (i + 1) % 100 == 0 || i + 1 == total {
             tracing::info!(
                 set,

@@ -154,6 +154,7 @@ async fn repair(
                     s.put(&set_owned, id, &data, stat.version)
                 })
                 .await?;
+                node.metrics.objects_repaired.inc();
                 let detail = format!(
                     "object {id}: checksum mismatch in block {block}, repaired from node {other} (version {})",
                     stat.version
