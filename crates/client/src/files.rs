@@ -33,11 +33,17 @@ pub struct GetOutcome {
 /// really lost.
 const CONTROL_PLANE_GRACE: Duration = Duration::from_secs(5);
 
+/// After this many rounds in which no member accepted a connection at all, the
+/// cluster is not running: say so instead of waiting out the retry deadline.
+const DOWN_ROUNDS: u32 = 3;
+
 /// What to do after one attempt against one member.
 enum Attempt<T> {
     Done(T),
-    /// Try another member (unreachable, or a failover in progress: 503).
+    /// Try another member (a failover in progress: 503, a broken transfer).
     Next(String),
+    /// The member did not accept a connection: try another.
+    Down(String),
     /// The member answered that the control plane is out of reach: try another, for
     /// a while.
     NoControlPlane(String),
@@ -48,6 +54,7 @@ impl<T> Attempt<T> {
     fn retype<U>(self) -> Attempt<U> {
         match self {
             Attempt::Next(w) => Attempt::Next(w),
+            Attempt::Down(w) => Attempt::Down(w),
             Attempt::NoControlPlane(w) => Attempt::NoControlPlane(w),
             Attempt::Done(_) => Attempt::Next("unexpected success".into()),
         }
@@ -100,7 +107,9 @@ impl Client {
         let started = Instant::now();
         let deadline = started + RETRY_DEADLINE;
         let mut tried: Vec<String> = vec![];
+        let mut down_rounds = 0;
         loop {
+            let mut all_down = true;
             for base in self.data_bases() {
                 match attempt(base.clone()).await? {
                     Attempt::Done(v) => {
@@ -115,13 +124,24 @@ impl Client {
                             message,
                         });
                     }
+                    Attempt::Down(why) => {
+                        tried.push(format!("{base}: {why}"));
+                        if tried.len() > 8 {
+                            tried.remove(0);
+                        }
+                    }
                     Attempt::Next(why) | Attempt::NoControlPlane(why) => {
+                        all_down = false;
                         tried.push(format!("{base}: {why}"));
                         if tried.len() > 8 {
                             tried.remove(0);
                         }
                     }
                 }
+            }
+            down_rounds = if all_down { down_rounds + 1 } else { 0 };
+            if down_rounds >= DOWN_ROUNDS {
+                return Err(self.not_running(tried));
             }
             if Instant::now() >= deadline {
                 return Err(ClientError::Unavailable {
@@ -130,6 +150,16 @@ impl Client {
                 });
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// A request that got no response: the member is down (no connection), or the
+    /// exchange broke.
+    fn failed<T>(e: &reqwest::Error) -> Attempt<T> {
+        if e.is_connect() {
+            Attempt::Down(short(e))
+        } else {
+            Attempt::Next(short(e))
         }
     }
 
@@ -251,14 +281,16 @@ impl Client {
                     .send()
                     .await;
                 match r {
-                    Err(e) => Ok(Attempt::Next(short(&e))),
+                    Err(e) => Ok(Self::failed(&e)),
                     Ok(r) => match Self::classify(r).await? {
                         Attempt::Done(r) => Ok(Attempt::Done(
                             r.json::<FileView>()
                                 .await
                                 .map_err(|e| ClientError::Http(e.to_string()))?,
                         )),
-                        o @ (Attempt::Next(_) | Attempt::NoControlPlane(_)) => Ok(o.retype()),
+                        o @ (Attempt::Next(_) | Attempt::Down(_) | Attempt::NoControlPlane(_)) => {
+                            Ok(o.retype())
+                        }
                     },
                 }
             }
@@ -289,14 +321,16 @@ impl Client {
                     .send()
                     .await;
                 match r {
-                    Err(e) => Ok(Attempt::Next(short(&e))),
+                    Err(e) => Ok(Self::failed(&e)),
                     Ok(r) => match Self::classify(r).await? {
                         Attempt::Done(r) => Ok(Attempt::Done(
                             r.json::<FileView>()
                                 .await
                                 .map_err(|e| ClientError::Http(e.to_string()))?,
                         )),
-                        o @ (Attempt::Next(_) | Attempt::NoControlPlane(_)) => Ok(o.retype()),
+                        o @ (Attempt::Next(_) | Attempt::Down(_) | Attempt::NoControlPlane(_)) => {
+                            Ok(o.retype())
+                        }
                     },
                 }
             }
@@ -324,9 +358,11 @@ impl Client {
                     req = req.header("range", format!("bytes={a}-{}", b.saturating_sub(1)));
                 }
                 match req.send().await {
-                    Err(e) => Ok(Attempt::Next(short(&e))),
+                    Err(e) => Ok(Self::failed(&e)),
                     Ok(r) => match Self::classify(r).await? {
-                        o @ (Attempt::Next(_) | Attempt::NoControlPlane(_)) => Ok(o.retype()),
+                        o @ (Attempt::Next(_) | Attempt::Down(_) | Attempt::NoControlPlane(_)) => {
+                            Ok(o.retype())
+                        }
                         Attempt::Done(r) => {
                             let stale = r.headers().get(STALE_HEADER).is_some();
                             match r.bytes().await {
@@ -379,11 +415,11 @@ impl Client {
                         .send()
                         .await;
                     let r = match r {
-                        Err(e) => return Ok(Attempt::Next(short(&e))),
+                        Err(e) => return Ok(Self::failed(&e)),
                         Ok(r) => match Self::classify(r).await? {
-                            o @ (Attempt::Next(_) | Attempt::NoControlPlane(_)) => {
-                                return Ok(o.retype())
-                            }
+                            o @ (Attempt::Next(_)
+                            | Attempt::Down(_)
+                            | Attempt::NoControlPlane(_)) => return Ok(o.retype()),
                             Attempt::Done(r) => r,
                         },
                     };
@@ -461,9 +497,11 @@ impl Client {
                     .send()
                     .await;
                 match r {
-                    Err(e) => Ok(Attempt::Next(short(&e))),
+                    Err(e) => Ok(Self::failed(&e)),
                     Ok(r) => match Self::classify(r).await? {
-                        o @ (Attempt::Next(_) | Attempt::NoControlPlane(_)) => Ok(o.retype()),
+                        o @ (Attempt::Next(_) | Attempt::Down(_) | Attempt::NoControlPlane(_)) => {
+                            Ok(o.retype())
+                        }
                         Attempt::Done(r) if r.status().as_u16() == 204 => Ok(Attempt::Done(None)),
                         Attempt::Done(r) => Ok(Attempt::Done(Some(
                             r.json::<T>()
@@ -569,9 +607,11 @@ impl Client {
                     .send()
                     .await;
                 match r {
-                    Err(e) => Ok(Attempt::Next(short(&e))),
+                    Err(e) => Ok(Self::failed(&e)),
                     Ok(r) => match Self::classify(r).await? {
-                        o @ (Attempt::Next(_) | Attempt::NoControlPlane(_)) => Ok(o.retype()),
+                        o @ (Attempt::Next(_) | Attempt::Down(_) | Attempt::NoControlPlane(_)) => {
+                            Ok(o.retype())
+                        }
                         Attempt::Done(r) => Ok(Attempt::Done(
                             r.json::<VolumeView>()
                                 .await
@@ -597,9 +637,11 @@ impl Client {
                     .send()
                     .await;
                 match r {
-                    Err(e) => Ok(Attempt::Next(short(&e))),
+                    Err(e) => Ok(Self::failed(&e)),
                     Ok(r) => match Self::classify(r).await? {
-                        o @ (Attempt::Next(_) | Attempt::NoControlPlane(_)) => Ok(o.retype()),
+                        o @ (Attempt::Next(_) | Attempt::Down(_) | Attempt::NoControlPlane(_)) => {
+                            Ok(o.retype())
+                        }
                         Attempt::Done(r) => Ok(Attempt::Done(
                             r.json::<Vec<VolumeView>>()
                                 .await

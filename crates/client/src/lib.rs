@@ -95,7 +95,7 @@ impl Client {
         Err(self.not_running(tried))
     }
 
-    fn not_running(&self, tried: Vec<String>) -> ClientError {
+    pub(crate) fn not_running(&self, tried: Vec<String>) -> ClientError {
         ClientError::NotRunning {
             dir: self.dir.display().to_string(),
             tried: tried.join("; "),

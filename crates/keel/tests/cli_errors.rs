@@ -170,4 +170,13 @@ fn unknown_nodes_members_non_dev_and_stopped_clusters_are_refused() {
     assert!(out.stdout.is_empty(), "status printed {:?}", out.stdout);
     let out = c.keel(&["events", "--json"]);
     assert_refused("events, stopped", &out, &["not running"]);
+
+    eprintln!("--- put and get against the stopped cluster");
+    let local = write_file(tmp.path(), "local.txt", "hello");
+    let out = c.keel(&["put", local.to_str().expect("utf-8 path"), "/x"]);
+    assert_refused("put, stopped", &out, &["not running"]);
+    let target = tmp.path().join("fetched.txt");
+    let out = c.keel(&["get", "/x", target.to_str().expect("utf-8 path")]);
+    assert_refused("get, stopped", &out, &["not running"]);
+    assert!(!target.exists(), "a failed get left {}", target.display());
 }
