@@ -33,8 +33,14 @@ pub async fn put(c: &Client, local: &Path, path: &str, v: &VolumeArg) -> Result<
     let r = c.put_file(local, path, v.volume.as_deref(), progress).await;
     pb.finish_and_clear();
     let f = r?;
+    let durable = match f.replication.as_deref() {
+        Some("async") => {
+            "durable on the Primary's site, the other sites in the background (async volume)"
+        }
+        _ => "durable on every in-sync replica",
+    };
     println!(
-        "{}: {} bytes in {} chunks, durable on every in-sync replica (generation {})",
+        "{}: {} bytes in {} chunks, {durable} (generation {})",
         f.path, f.size, f.chunks, f.generation
     );
     Ok(())

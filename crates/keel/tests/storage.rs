@@ -946,6 +946,32 @@ fn a_lost_site_leaves_data_readable_and_without_the_tiebreaker_writes_are_refuse
         files.push((path, content));
     }
 
+    eprintln!("--- a volume with asynchronous cross-site replication: puts say so");
+    let out = c.keel_ok(&["volume", "create", "async-logs", "--async"]);
+    assert!(out.contains("async replication"), "{out}");
+    let log = random_bytes(300_000);
+    let log_local = write_local(tmp.path(), "log", &log);
+    let out = c.keel_ok(&[
+        "put",
+        log_local.to_str().expect("utf-8 path"),
+        "/app.log",
+        "--volume",
+        "async-logs",
+    ]);
+    assert!(out.contains("in the background (async volume)"), "{out}");
+    let log_back = tmp.path().join("log.back");
+    c.keel_ok(&[
+        "get",
+        "/app.log",
+        log_back.to_str().expect("utf-8 path"),
+        "--volume",
+        "async-logs",
+    ]);
+    assert!(
+        std::fs::read(&log_back).expect("log back") == log,
+        "an async put reads back different bytes"
+    );
+
     eprintln!("--- SIGKILL every node of site 1: {site1:?}");
     let pids: Vec<u32> = site1.iter().map(|n| c.signal(*n, libc::SIGKILL)).collect();
     for pid in pids {

@@ -84,6 +84,10 @@ pub struct FileView {
     /// The directory replica that answered may lag (control plane out of reach).
     #[serde(default)]
     pub stale: bool,
+    /// For a put: how the volume replicates (`sync`: durable on every in-sync
+    /// replica; `async`: on the Primary's site, the other sites in the background).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication: Option<String>,
 }
 
 impl FileView {
@@ -107,6 +111,7 @@ impl FileView {
             chunks: i.chunks.len(),
             generation: i.generation,
             stale,
+            replication: None,
         }
     }
 }
@@ -218,7 +223,13 @@ async fn put_file(
             q.mode.unwrap_or(0o644),
         )
         .await?;
-        Ok::<_, DataError>(FileView::of(&path, &inode, false))
+        let replication = node
+            .db
+            .read_dir(|ns| ns.volume(q.volume()).map(|v| VolumeView::of(v).replication));
+        Ok::<_, DataError>(FileView {
+            replication,
+            ..FileView::of(&path, &inode, false)
+        })
     };
     match run.await {
         Ok(v) => (StatusCode::CREATED, Json(v)).into_response(),
