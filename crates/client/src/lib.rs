@@ -7,6 +7,8 @@
 mod cluster_file;
 mod error;
 mod files;
+mod namespace;
+mod retry;
 
 pub use cluster_file::{ClusterFile, LinkEntry, NodeEntry};
 pub use error::ClientError;

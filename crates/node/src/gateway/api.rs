@@ -25,9 +25,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures::StreamExt;
-use keel_dir::{DirCommand, DirReply, FileKind, Inode};
-use serde::{Deserialize, Serialize};
+use keel_dir::{DirCommand, DirReply, FileKind};
+use serde::Deserialize;
 use std::sync::Arc;
+
+use super::meta_api::{create_volume, list, list_root, mkdir, rename, stat, stat_root, volumes};
+pub use super::views::{EntryView, ErrorView, FileView, ListView, VolumeView};
 
 pub const STALE_HEADER: &str = "x-keel-stale";
 
@@ -49,95 +52,24 @@ pub fn router(node: Arc<NodeShared>) -> Router {
 #[derive(Deserialize, Default)]
 pub struct FsQuery {
     #[serde(default)]
-    volume: Option<String>,
+    pub(super) volume: Option<String>,
     #[serde(default)]
-    after: Option<String>,
+    pub(super) after: Option<String>,
     #[serde(default)]
-    limit: Option<usize>,
+    pub(super) limit: Option<usize>,
     #[serde(default)]
-    to: Option<String>,
+    pub(super) to: Option<String>,
     #[serde(default)]
-    mode: Option<u32>,
+    pub(super) mode: Option<u32>,
 }
 
 impl FsQuery {
-    fn volume(&self) -> &str {
+    pub(super) fn volume(&self) -> &str {
         self.volume.as_deref().unwrap_or(DEFAULT_VOLUME)
     }
 }
 
-/// What the API says about a file or directory.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-pub struct FileView {
-    pub path: String,
-    pub ino: u64,
-    pub kind: String,
-    pub size: u64,
-    pub mode: u32,
-    pub uid: u32,
-    pub gid: u32,
-    pub mtime: i64,
-    pub ctime: i64,
-    pub nlink: u32,
-    pub chunks: usize,
-    pub generation: u64,
-    /// The directory replica that answered may lag (control plane out of reach).
-    #[serde(default)]
-    pub stale: bool,
-    /// For a put: how the volume replicates (`sync`: durable on every in-sync
-    /// replica; `async`: on the Primary's site, the other sites in the background).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub replication: Option<String>,
-}
-
-impl FileView {
-    fn of(path: &str, i: &Inode, stale: bool) -> FileView {
-        FileView {
-            path: path.to_string(),
-            ino: i.ino,
-            kind: if i.kind == FileKind::Dir {
-                "dir"
-            } else {
-                "file"
-            }
-            .into(),
-            size: i.size,
-            mode: i.mode,
-            uid: i.uid,
-            gid: i.gid,
-            mtime: i.mtime,
-            ctime: i.ctime,
-            nlink: i.nlink,
-            chunks: i.chunks.len(),
-            generation: i.generation,
-            stale,
-            replication: None,
-        }
-    }
-}
-
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-pub struct ListView {
-    pub entries: Vec<EntryView>,
-    pub next: Option<String>,
-    #[serde(default)]
-    pub stale: bool,
-}
-
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-pub struct EntryView {
-    pub name: String,
-    pub kind: String,
-    pub size: u64,
-    pub mtime: i64,
-}
-
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-pub struct ErrorView {
-    pub code: String,
-    pub message: String,
-}
-
+/// An error as the API answers it: `{code, message}` with the error's status.
 pub fn error_response(e: DataError) -> Response {
     let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (
@@ -150,7 +82,7 @@ pub fn error_response(e: DataError) -> Response {
         .into_response()
 }
 
-fn authorized(node: &NodeShared, headers: &HeaderMap) -> Result<(), DataError> {
+pub(super) fn authorized(node: &NodeShared, headers: &HeaderMap) -> Result<(), DataError> {
     let want = format!("Bearer {}", node.admin_token);
     let ok = headers
         .get("authorization")
@@ -163,13 +95,13 @@ fn authorized(node: &NodeShared, headers: &HeaderMap) -> Result<(), DataError> {
     }
 }
 
-fn abs(path: &str) -> String {
+pub(super) fn abs(path: &str) -> String {
     format!("/{}", path.trim_start_matches('/'))
 }
 
 /// Refuses a request whose raw path hides a separator or a NUL in one component
 /// (`%2F`, `%00`): the decoded path would otherwise read as other components.
-fn check_raw(uri: &axum::http::Uri) -> Result<(), DataError> {
+pub(super) fn check_raw(uri: &axum::http::Uri) -> Result<(), DataError> {
     let raw = uri.path().to_ascii_lowercase();
     if raw.contains("%2f") || raw.contains("%5c") {
         return Err(DataError::Dir {
@@ -182,7 +114,21 @@ fn check_raw(uri: &axum::http::Uri) -> Result<(), DataError> {
     Ok(())
 }
 
-fn stale_header(mut r: Response, stale: bool) -> Response {
+/// A handler's answer: its value as JSON with `status`, or its error; marked stale
+/// when the directory replica that answered may lag.
+pub(super) fn respond<T: serde::Serialize>(
+    r: Result<T, DataError>,
+    status: StatusCode,
+    stale: bool,
+) -> Response {
+    let response = match r {
+        Ok(v) => (status, Json(v)).into_response(),
+        Err(e) => error_response(e),
+    };
+    stale_header(response, stale)
+}
+
+pub(super) fn stale_header(mut r: Response, stale: bool) -> Response {
     if stale {
         r.headers_mut()
             .insert(STALE_HEADER, HeaderValue::from_static("true"));
@@ -231,10 +177,7 @@ async fn put_file(
             ..FileView::of(&path, &inode, false)
         })
     };
-    match run.await {
-        Ok(v) => (StatusCode::CREATED, Json(v)).into_response(),
-        Err(e) => error_response(e),
-    }
+    respond(run.await, StatusCode::CREATED, false)
 }
 
 /// Parses `bytes=a-b`, `bytes=a-` or `bytes=-n` against the file `path` of `size` bytes.
@@ -383,248 +326,6 @@ async fn delete(
     };
     match run.await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => error_response(e),
-    }
-}
-
-async fn stat_root(
-    node: State<Arc<NodeShared>>,
-    q: Query<FsQuery>,
-    headers: HeaderMap,
-) -> Response {
-    stat(node, Path(String::new()), q, headers).await
-}
-
-async fn stat(
-    State(node): State<Arc<NodeShared>>,
-    Path(path): Path<String>,
-    Query(q): Query<FsQuery>,
-    headers: HeaderMap,
-) -> Response {
-    let stale = !node.control_plane_fresh();
-    let run = || {
-        authorized(&node, &headers)?;
-        let path = abs(&path);
-        let inode = node.db.read_dir(|ns| ns.lookup(q.volume(), &path))?;
-        Ok::<_, DataError>(FileView::of(&path, &inode, stale))
-    };
-    match run() {
-        Ok(v) => stale_header(Json(v).into_response(), stale),
-        Err(e) => stale_header(error_response(e), stale),
-    }
-}
-
-async fn list_root(
-    node: State<Arc<NodeShared>>,
-    q: Query<FsQuery>,
-    headers: HeaderMap,
-) -> Response {
-    list(node, Path(String::new()), q, headers).await
-}
-
-async fn list(
-    State(node): State<Arc<NodeShared>>,
-    Path(path): Path<String>,
-    Query(q): Query<FsQuery>,
-    headers: HeaderMap,
-) -> Response {
-    let stale = !node.control_plane_fresh();
-    let run = || {
-        authorized(&node, &headers)?;
-        let path = abs(&path);
-        let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
-        let page = node
-            .db
-            .read_dir(|ns| ns.readdir(q.volume(), &path, q.after.as_deref(), limit))?;
-        Ok::<_, DataError>(ListView {
-            entries: page
-                .entries
-                .into_iter()
-                .map(|e| EntryView {
-                    name: e.name,
-                    kind: if e.kind == FileKind::Dir {
-                        "dir"
-                    } else {
-                        "file"
-                    }
-                    .into(),
-                    size: e.size,
-                    mtime: e.mtime,
-                })
-                .collect(),
-            next: page.next,
-            stale,
-        })
-    };
-    match run() {
-        Ok(v) => stale_header(Json(v).into_response(), stale),
-        Err(e) => stale_header(error_response(e), stale),
-    }
-}
-
-async fn mkdir(
-    State(node): State<Arc<NodeShared>>,
-    Path(path): Path<String>,
-    Query(q): Query<FsQuery>,
-    uri: axum::http::Uri,
-    headers: HeaderMap,
-) -> Response {
-    let run = async {
-        authorized(&node, &headers)?;
-        check_raw(&uri)?;
-        files::require_control_plane(&node, "mkdir")?;
-        let path = abs(&path);
-        if node.db.read_dir(|ns| ns.volume(q.volume()).is_none()) {
-            files::ensure_volume(&node, q.volume()).await?;
-        }
-        let reply = node
-            .write_dir(DirCommand::Mkdir {
-                volume: q.volume().to_string(),
-                path: path.clone(),
-                mode: q.mode.unwrap_or(0o755),
-                uid: 0,
-                gid: 0,
-                parents: false,
-                at: now_ms(),
-                token: None,
-            })
-            .await??;
-        match reply {
-            DirReply::Inode(i) => Ok(FileView::of(&path, &i, false)),
-            other => Err(DataError::Internal {
-                reason: format!("unexpected directory reply {other:?}"),
-            }),
-        }
-    };
-    match run.await {
-        Ok(v) => (StatusCode::CREATED, Json(v)).into_response(),
-        Err(e) => error_response(e),
-    }
-}
-
-async fn rename(
-    State(node): State<Arc<NodeShared>>,
-    Path(path): Path<String>,
-    Query(q): Query<FsQuery>,
-    uri: axum::http::Uri,
-    headers: HeaderMap,
-) -> Response {
-    let run = async {
-        authorized(&node, &headers)?;
-        check_raw(&uri)?;
-        files::require_control_plane(&node, "rename")?;
-        let from = abs(&path);
-        let to = q.to.clone().ok_or_else(|| DataError::BadRequest {
-            reason: "rename needs ?to=/new/path".into(),
-        })?;
-        let reply = node
-            .write_dir(DirCommand::Rename {
-                volume: q.volume().to_string(),
-                from,
-                to: to.clone(),
-                at: now_ms(),
-                token: None,
-            })
-            .await??;
-        match reply {
-            DirReply::Freed { inode, freed } => {
-                files::delete_objects(&node, freed);
-                inode
-                    .map(|i| FileView::of(&to, &i, false))
-                    .ok_or_else(|| DataError::Internal {
-                        reason: "rename returned no inode".into(),
-                    })
-            }
-            other => Err(DataError::Internal {
-                reason: format!("unexpected directory reply {other:?}"),
-            }),
-        }
-    };
-    match run.await {
-        Ok(v) => Json(v).into_response(),
-        Err(e) => error_response(e),
-    }
-}
-
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-pub struct VolumeView {
-    pub name: String,
-    pub chunk_size: u64,
-    /// `sync` (every in-sync replica before acknowledging) or `async` (the Primary's
-    /// site only; other sites in the background: a lost site can lose acknowledged
-    /// writes).
-    pub replication: String,
-    pub created_at: i64,
-}
-
-impl VolumeView {
-    fn of(v: &keel_dir::Volume) -> VolumeView {
-        VolumeView {
-            name: v.name.clone(),
-            chunk_size: v.chunk_size,
-            replication: match v.replication {
-                keel_dir::Replication::Sync => "sync".into(),
-                keel_dir::Replication::Async => "async".into(),
-            },
-            created_at: v.created_at,
-        }
-    }
-}
-
-#[derive(Deserialize, Default)]
-pub struct VolumeQuery {
-    #[serde(default)]
-    replication: Option<String>,
-    #[serde(default)]
-    chunk_size: Option<u64>,
-}
-
-async fn volumes(State(node): State<Arc<NodeShared>>, headers: HeaderMap) -> Response {
-    match authorized(&node, &headers) {
-        Ok(()) => Json(
-            node.db
-                .read_dir(|ns| ns.volumes().map(VolumeView::of).collect::<Vec<_>>()),
-        )
-        .into_response(),
-        Err(e) => error_response(e),
-    }
-}
-
-async fn create_volume(
-    State(node): State<Arc<NodeShared>>,
-    Path(name): Path<String>,
-    Query(q): Query<VolumeQuery>,
-    headers: HeaderMap,
-) -> Response {
-    let run = async {
-        authorized(&node, &headers)?;
-        files::require_control_plane(&node, "creating a volume")?;
-        let replication = match q.replication.as_deref() {
-            None | Some("sync") => keel_dir::Replication::Sync,
-            Some("async") => keel_dir::Replication::Async,
-            Some(other) => {
-                return Err(DataError::BadRequest {
-                    reason: format!("replication is sync or async, not {other:?}"),
-                })
-            }
-        };
-        let reply = node
-            .write_dir(DirCommand::CreateVolume {
-                name,
-                chunk_size: q.chunk_size,
-                replication,
-                at: now_ms(),
-            })
-            .await??;
-        match reply {
-            DirReply::Volume(v) => Ok(VolumeView::of(&v)),
-            other => Err(DataError::Internal {
-                reason: format!("unexpected directory reply {other:?}"),
-            }),
-        }
-    };
-    match run.await {
-        Ok(v) => (StatusCode::CREATED, Json(v)).into_response(),
         Err(e) => error_response(e),
     }
 }

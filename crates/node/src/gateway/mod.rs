@@ -7,3 +7,5 @@
 
 pub mod api;
 pub mod files;
+mod meta_api;
+pub mod views;

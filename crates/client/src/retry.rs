@@ -1,0 +1,230 @@
+//! Talking to the native HTTP API: which members serve data, one request's outcome
+//! ([`Attempt`]), and retrying over every member until one answers for good.
+//!
+//! Must never: retry an answer that is final (a 4xx, a typed refusal), or wait out
+//! the whole deadline when no member is running or the control plane is lost.
+
+use crate::{short, Client, ClientError};
+use keel_node::gateway::api::ErrorView;
+use std::time::{Duration, Instant};
+
+/// How long an operation keeps retrying across members (a failover takes well under
+/// this).
+const RETRY_DEADLINE: Duration = Duration::from_secs(30);
+/// How long a client keeps retrying while the cluster answers that its control plane
+/// is out of reach: long enough for an election, short of hanging when a majority is
+/// really lost.
+const CONTROL_PLANE_GRACE: Duration = Duration::from_secs(5);
+
+/// After this many rounds in which no member accepted a connection at all, the
+/// cluster is not running: say so instead of waiting out the retry deadline.
+const DOWN_ROUNDS: u32 = 3;
+
+/// What to do after one attempt against one member.
+pub(crate) enum Attempt<T> {
+    Done(T),
+    /// Try another member (a failover in progress: 503, a broken transfer).
+    Next(String),
+    /// The member did not accept a connection: try another.
+    Down(String),
+    /// The member answered that the control plane is out of reach: try another, for
+    /// a while.
+    NoControlPlane(String),
+}
+
+impl<T> Attempt<T> {
+    /// A retry outcome as an outcome of another type (it carries no value).
+    pub(crate) fn retype<U>(self) -> Attempt<U> {
+        match self {
+            Attempt::Next(w) => Attempt::Next(w),
+            Attempt::Down(w) => Attempt::Down(w),
+            Attempt::NoControlPlane(w) => Attempt::NoControlPlane(w),
+            Attempt::Done(_) => Attempt::Next("unexpected success".into()),
+        }
+    }
+}
+
+impl Client {
+    /// Base URLs of members that serve the native API (storage or gateway role).
+    fn data_bases(&self) -> Vec<String> {
+        let mut bases: Vec<String> = self
+            .file
+            .nodes
+            .iter()
+            .filter(|n| n.roles.iter().any(|r| r == "storage" || r == "gateway"))
+            .map(|n| format!("http://{}", n.admin))
+            .collect();
+        let start = *self.data_start.lock().unwrap_or_else(|e| e.into_inner());
+        if !bases.is_empty() {
+            let k = start % bases.len();
+            bases.rotate_left(k);
+        }
+        bases
+    }
+
+    /// Remembers which member answered, to start there next time.
+    fn answered(&self, base: &str) {
+        let bases: Vec<String> = self
+            .file
+            .nodes
+            .iter()
+            .filter(|n| n.roles.iter().any(|r| r == "storage" || r == "gateway"))
+            .map(|n| format!("http://{}", n.admin))
+            .collect();
+        if let Some(i) = bases.iter().position(|b| b == base) {
+            *self.data_start.lock().unwrap_or_else(|e| e.into_inner()) = i;
+        }
+    }
+
+    pub(crate) fn data_token(&self) -> Result<&str, ClientError> {
+        self.token.as_deref().ok_or(ClientError::NoSecret)
+    }
+
+    /// Runs `attempt` against each member in turn until one answers for good, for up
+    /// to [`RETRY_DEADLINE`].
+    pub(crate) async fn with_retries<T, F, Fut>(
+        &self,
+        what: &str,
+        mut attempt: F,
+    ) -> Result<T, ClientError>
+    where
+        F: FnMut(String) -> Fut,
+        Fut: std::future::Future<Output = Result<Attempt<T>, ClientError>>,
+    {
+        let started = Instant::now();
+        let deadline = started + RETRY_DEADLINE;
+        let mut tried: Vec<String> = vec![];
+        let mut down_rounds = 0;
+        loop {
+            let mut all_down = true;
+            for base in self.data_bases() {
+                match attempt(base.clone()).await? {
+                    Attempt::Done(v) => {
+                        self.answered(&base);
+                        return Ok(v);
+                    }
+                    Attempt::NoControlPlane(message)
+                        if started.elapsed() >= CONTROL_PLANE_GRACE =>
+                    {
+                        return Err(ClientError::Data {
+                            code: "no_control_plane".into(),
+                            message,
+                        });
+                    }
+                    Attempt::Down(why) => {
+                        tried.push(format!("{base}: {why}"));
+                        if tried.len() > 8 {
+                            tried.remove(0);
+                        }
+                    }
+                    Attempt::Next(why) | Attempt::NoControlPlane(why) => {
+                        all_down = false;
+                        tried.push(format!("{base}: {why}"));
+                        if tried.len() > 8 {
+                            tried.remove(0);
+                        }
+                    }
+                }
+            }
+            down_rounds = if all_down { down_rounds + 1 } else { 0 };
+            if down_rounds >= DOWN_ROUNDS {
+                return Err(self.not_running(tried));
+            }
+            if Instant::now() >= deadline {
+                return Err(ClientError::Unavailable {
+                    what: what.to_string(),
+                    tried: tried.join("; "),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// A request that got no response: the member is down (no connection), or the
+    /// exchange broke.
+    pub(crate) fn failed<T>(e: &reqwest::Error) -> Attempt<T> {
+        if e.is_connect() {
+            Attempt::Down(short(e))
+        } else {
+            Attempt::Next(short(e))
+        }
+    }
+
+    /// Classifies a response: success, a final error, or "try another member".
+    async fn classify(r: reqwest::Response) -> Result<Attempt<reqwest::Response>, ClientError> {
+        let status = r.status();
+        if status.is_success() {
+            return Ok(Attempt::Done(r));
+        }
+        let text = r.text().await.unwrap_or_default();
+        let e = serde_json::from_str::<ErrorView>(&text).unwrap_or(ErrorView {
+            code: "http".into(),
+            message: format!("HTTP {status}: {text}"),
+        });
+        if status.as_u16() == 503 && e.code == "no_control_plane" {
+            return Ok(Attempt::NoControlPlane(e.message));
+        }
+        if status.as_u16() == 503 || status.as_u16() == 502 {
+            return Ok(Attempt::Next(e.message));
+        }
+        Err(ClientError::Data {
+            code: e.code,
+            message: e.message,
+        })
+    }
+
+    /// The URL of `route` for `path`, each path component percent-encoded. The path
+    /// is checked first: a URL library would resolve `..` itself, so a hostile path
+    /// must be refused here, with the same typed error the cluster gives.
+    pub(crate) fn url(
+        base: &str,
+        route: &str,
+        path: &str,
+        volume: Option<&str>,
+    ) -> Result<reqwest::Url, ClientError> {
+        let parts = keel_dir::parse_path(path).map_err(|e| ClientError::Data {
+            code: e.code().to_string(),
+            message: e.to_string(),
+        })?;
+        let mut u = reqwest::Url::parse(base).map_err(|e| ClientError::Http(e.to_string()))?;
+        {
+            let mut segs = u
+                .path_segments_mut()
+                .map_err(|_| ClientError::Http(format!("{base} cannot be a base URL")))?;
+            segs.extend(["v1", route]);
+            segs.extend(parts.iter());
+            if parts.is_empty() {
+                segs.push("");
+            }
+        }
+        if let Some(v) = volume {
+            u.query_pairs_mut().append_pair("volume", v);
+        }
+        Ok(u)
+    }
+
+    /// Sends a request and classifies the answer.
+    pub(crate) async fn exchange(
+        req: reqwest::RequestBuilder,
+    ) -> Result<Attempt<reqwest::Response>, ClientError> {
+        match req.send().await {
+            Err(e) => Ok(Self::failed(&e)),
+            Ok(r) => Self::classify(r).await,
+        }
+    }
+
+    /// Sends a request and reads its JSON answer (`None` for a 204).
+    pub(crate) async fn exchange_json<T: serde::de::DeserializeOwned>(
+        req: reqwest::RequestBuilder,
+    ) -> Result<Attempt<Option<T>>, ClientError> {
+        Ok(match Self::exchange(req).await? {
+            Attempt::Done(r) if r.status().as_u16() == 204 => Attempt::Done(None),
+            Attempt::Done(r) => Attempt::Done(Some(
+                r.json::<T>()
+                    .await
+                    .map_err(|e| ClientError::Http(e.to_string()))?,
+            )),
+            other => other.retype(),
+        })
+    }
+}
