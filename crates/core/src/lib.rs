@@ -29,7 +29,16 @@ pub use set::{Composition, FailoverSet, MemberRef, SetKind, SetSpec};
 pub use state::{ClusterSettings, ClusterState};
 
 /// The wire protocol version of this build. Candidates with another version are refused.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// 2: the configuration database's log carries directory commands, and storage nodes
+/// speak the `store` RPC.
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Features this build speaks. A candidate must speak every feature the cluster requires.
-pub const FEATURES: &[&str] = &["raft-redb-v1", "mtls", "heartbeat-v1", "epoch-fencing"];
+pub const FEATURES: &[&str] = &[
+    "raft-redb-v2",
+    "mtls",
+    "heartbeat-v1",
+    "epoch-fencing",
+    "storage-v1",
+    "directory-v1",
+];

@@ -119,13 +119,13 @@ fn an_incompatible_candidate_is_refused_with_an_event() {
     let since = cluster.next_event_seq();
     let seed = format!("\"127.0.1.1:{}\"", cluster.base_port);
 
-    eprintln!("--- a candidate that speaks protocol version 2");
+    eprintln!("--- a candidate that speaks protocol version 99");
     let cfg = extra_config(
         tmp.path(),
         &cluster,
         5,
         &secret,
-        "[dev]\nprotocol_override = 2\n",
+        "[dev]\nprotocol_override = 99\n",
         &seed,
     );
     let out = run_keel(
@@ -143,7 +143,7 @@ fn an_incompatible_candidate_is_refused_with_an_event() {
     assert!(
         last.starts_with("error:")
             && last.contains("refused")
-            && last.contains("protocol version 2"),
+            && last.contains("protocol version 99"),
         "stderr: {}",
         out.stderr
     );
@@ -160,7 +160,7 @@ fn an_incompatible_candidate_is_refused_with_an_event() {
                         e["detail"]
                             .as_str()
                             .unwrap_or("")
-                            .contains("protocol version 2"),
+                            .contains("protocol version 99"),
                         "{e}"
                     )
                 })
