@@ -634,6 +634,50 @@ fn put_stream(c: &Cluster, dir: &Path, puts: &Mutex<Vec<Put>>, stop: &AtomicBool
     }
 }
 
+/// Gets the files already acknowledged, one after another, until stopped; records
+/// for each get when it started and whether it returned the right bytes.
+fn get_stream(
+    c: &Cluster,
+    dir: &Path,
+    puts: &Mutex<Vec<Put>>,
+    gets: &Mutex<Vec<(Instant, Result<(), String>)>>,
+    stop: &AtomicBool,
+) {
+    let local = dir.join("get-stream");
+    for i in 0.. {
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let pick = {
+            let puts = puts.lock().unwrap_or_else(|e| e.into_inner());
+            let acked: Vec<&Put> = puts.iter().filter(|p| p.ok).collect();
+            (!acked.is_empty()).then(|| {
+                let p = acked[i % acked.len()];
+                (p.path.clone(), p.content.clone())
+            })
+        };
+        let Some((path, content)) = pick else {
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        };
+        let started = Instant::now();
+        let out = c.keel_within(
+            &["get", &path, local.to_str().expect("utf-8")],
+            Duration::from_secs(90),
+        );
+        let result = if !out.ok() {
+            Err(format!("get {path}: {}", out.stderr.trim()))
+        } else if std::fs::read(&local).ok().as_deref() != Some(&content[..]) {
+            Err(format!("get {path}: other bytes than were put"))
+        } else {
+            Ok(())
+        };
+        gets.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((started, result));
+    }
+}
+
 /// The sets an `in_sync_changed` event says `node` was taken off.
 fn removed_from(events: &[Value], node: u64) -> BTreeSet<String> {
     events
@@ -668,6 +712,7 @@ fn no_acknowledged_put_is_lost_when_a_primary_is_killed() {
     );
 
     let puts: Mutex<Vec<Put>> = Mutex::default();
+    let gets: Mutex<Vec<(Instant, Result<(), String>)>> = Mutex::default();
     let stop = AtomicBool::new(false);
     let ok_count = |after: Option<Instant>| {
         puts.lock()
@@ -680,6 +725,7 @@ fn no_acknowledged_put_is_lost_when_a_primary_is_killed() {
         let _stop = StopOnDrop(&stop);
         eprintln!("--- a stream of puts of distinct files");
         let writer = scope.spawn(|| put_stream(&c, tmp.path(), &puts, &stop));
+        let reader = scope.spawn(|| get_stream(&c, tmp.path(), &puts, &gets, &stop));
         wait_for("10 puts acknowledged", SETTLE, |last| {
             let n = ok_count(None);
             *last = format!("{n} puts");
@@ -723,8 +769,22 @@ fn no_acknowledged_put_is_lost_when_a_primary_is_killed() {
         });
         stop.store(true, Ordering::SeqCst);
         writer.join().expect("the put stream");
+        reader.join().expect("the get stream");
         (since, killed_at, left)
     });
+    eprintln!("--- reads went on through the kill: every get returned the bytes put");
+    let gets = gets.into_inner().unwrap_or_else(|e| e.into_inner());
+    let failed: Vec<&String> = gets.iter().filter_map(|(_, r)| r.as_ref().err()).collect();
+    assert!(
+        failed.is_empty(),
+        "gets failed during the failover: {failed:?}"
+    );
+    let after_kill = gets.iter().filter(|(t, _)| *t > killed_at).count();
+    assert!(after_kill >= 3, "only {after_kill} gets ran after the kill");
+    eprintln!(
+        "    {} gets, {after_kill} of them after the kill",
+        gets.len()
+    );
     let done = puts.into_inner().unwrap_or_else(|e| e.into_inner());
     let acked: Vec<&Put> = done.iter().filter(|p| p.ok).collect();
     let after = acked.iter().filter(|p| p.started > killed_at).count();

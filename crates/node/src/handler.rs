@@ -106,6 +106,13 @@ impl Handler for NodeHandler {
                 node.locator.deliver(found);
                 Ok(b"ok".to_vec())
             }
+            method::READ_INDEX => {
+                let r = match node.db.raft().ensure_linearizable().await {
+                    Ok(log_id) => Ok(log_id.map_or(0, |l| l.index)),
+                    Err(e) => Err(e.to_string()),
+                };
+                Ok(wire::encode(&r))
+            }
             method::WRITE_DIR => {
                 let cmd: keel_dir::DirCommand = wire::decode(&body)?;
                 let r = node.db.write_dir(cmd).await.map_err(|e| e.to_string());

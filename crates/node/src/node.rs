@@ -90,6 +90,9 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// idempotency token finds out).
 pub const DIR_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long a read barrier may take before the read is served marked stale.
+pub const READ_BARRIER_TIMEOUT: Duration = Duration::from_secs(2);
+
 pub fn now_ms() -> UnixMillis {
     chrono::Utc::now().timestamp_millis()
 }
@@ -300,6 +303,53 @@ impl NodeShared {
             }
             Err(e) => Err(unreachable(format!("a directory change ({e})"))),
         }
+    }
+
+    /// Brings this node's replica of the configuration database (and so of the
+    /// directory) up to what the leader had committed when the call began, so a read
+    /// after it sees every write acknowledged before it (read-after-write across
+    /// gateways). The leader confirms its leadership with a quorum and reports its
+    /// applied index (a Raft read index); a follower waits until it has applied as
+    /// much. Returns false, for the caller to serve the read marked stale, when the
+    /// control plane is out of reach or the barrier cannot complete in time.
+    pub async fn read_barrier(&self) -> bool {
+        if !self.control_plane_fresh() {
+            return false;
+        }
+        let index = if self.is_leader() {
+            match tokio::time::timeout(READ_BARRIER_TIMEOUT, self.db.raft().ensure_linearizable())
+                .await
+            {
+                Ok(Ok(log_id)) => log_id.map_or(0, |l| l.index),
+                _ => return false,
+            }
+        } else {
+            let Some(addrs) = self.db.leader().and_then(|l| self.addrs_of(l)) else {
+                return false;
+            };
+            let call = self
+                .net
+                .call(&addrs, method::READ_INDEX, vec![], READ_BARRIER_TIMEOUT);
+            match call
+                .await
+                .map(|(_, body)| wire::decode::<Result<u64, String>>(&body))
+            {
+                Ok(Ok(Ok(index))) => index,
+                _ => return false,
+            }
+        };
+        let mut applied = self.db.applied_watch();
+        let caught_up = async {
+            while *applied.borrow_and_update() < index {
+                if applied.changed().await.is_err() {
+                    return false;
+                }
+            }
+            true
+        };
+        tokio::time::timeout(READ_BARRIER_TIMEOUT, caught_up)
+            .await
+            .unwrap_or(false)
     }
 
     /// Is this node's replica of the configuration database (and the directory)

@@ -17,6 +17,8 @@ pub mod method {
     pub const WRITE: &str = "write";
     pub const REVOKE: &str = "revoke";
     pub const WRITE_DIR: &str = "write-dir";
+    /// A follower asks the leader for a read index (see `NodeShared::read_barrier`).
+    pub const READ_INDEX: &str = "read-index";
     /// A storage node's answer to a multicast search.
     pub const FOUND: &str = "found";
 }

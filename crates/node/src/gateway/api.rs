@@ -218,7 +218,7 @@ async fn get_file(
     Query(q): Query<FsQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let stale = !node.control_plane_fresh();
+    let stale = !node.read_barrier().await;
     let run = || {
         authorized(&node, &headers)?;
         let path = abs(&path);

@@ -30,7 +30,7 @@ pub(super) async fn stat(
     Query(q): Query<FsQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let stale = !node.control_plane_fresh();
+    let stale = !node.read_barrier().await;
     let run = || {
         authorized(&node, &headers)?;
         let path = abs(&path);
@@ -54,7 +54,7 @@ pub(super) async fn list(
     Query(q): Query<FsQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let stale = !node.control_plane_fresh();
+    let stale = !node.read_barrier().await;
     let run = || {
         authorized(&node, &headers)?;
         let path = abs(&path);
