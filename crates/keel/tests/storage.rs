@@ -1126,3 +1126,102 @@ fn a_lost_site_leaves_data_readable_and_without_the_tiebreaker_writes_are_refuse
         out.stdout
     );
 }
+
+#[test]
+fn a_duplicate_no_map_names_is_found_by_a_multicast_search() {
+    let c = Cluster::start_storage(ClusterSpec {
+        no_restart: true,
+        ..ClusterSpec::default()
+    });
+    let tmp = tempfile::tempdir().expect("temporary directory");
+    let before: BTreeMap<(u64, String), BTreeMap<String, String>> = object_lists(&c);
+
+    eprintln!("--- one file of one chunk");
+    let content = random_bytes(300_000);
+    let local = write_local(tmp.path(), "search", &content);
+    c.put_ok(&local, "/search.bin");
+    let after = object_lists(&c);
+    let new: Vec<(String, String, u64)> = after
+        .iter()
+        .flat_map(|((node, set), objects)| {
+            let known = before.get(&(*node, set.clone()));
+            objects
+                .keys()
+                .filter(move |id| !known.is_some_and(|b| b.contains_key(*id)))
+                .map(move |id| (set.clone(), id.clone(), *node))
+        })
+        .collect();
+    let (set, id, _) = new
+        .first()
+        .cloned()
+        .expect("the new chunk on its set's members");
+    let holders: Vec<u64> = new
+        .iter()
+        .filter(|(_, i, _)| *i == id)
+        .map(|(_, _, n)| *n)
+        .collect();
+    let outsider = nodes(&c.status())
+        .iter()
+        .filter_map(|n| n["id"].as_u64())
+        .find(|n| !holders.contains(n))
+        .expect("a node outside the chunk's set");
+    eprintln!("    chunk {id} of {set} on {holders:?}; node {outsider} holds none");
+
+    eprintln!(
+        "--- a copy on node {outsider}, outside the map (as a rebalance or an old layout leaves)"
+    );
+    use keel_node::storage::wire::{ReplicateRequest, StoreReply, StoreRequest, WriteOp};
+    let object: keel_core::ObjectId = id.parse().expect("an object id");
+    let Ok(StoreReply::Object { stat, data }) = store_call(
+        &c,
+        &rpc_addr(&c, holders[0]),
+        StoreRequest::Fetch { id: object },
+    ) else {
+        panic!("fetching the chunk from node {}", holders[0]);
+    };
+    let copy = StoreRequest::Replicate(ReplicateRequest {
+        set: set.clone(),
+        epoch: stat.version.epoch,
+        id: object,
+        version: stat.version,
+        op: WriteOp::Put(data.into()),
+        force: true,
+    });
+    store_call(&c, &rpc_addr(&c, outsider), copy).expect("placing the copy");
+
+    eprintln!(
+        "--- SIGKILL both members of {set}: neither the map nor the site mapping rule can answer"
+    );
+    for n in &holders {
+        let pid = c.signal(*n, libc::SIGKILL);
+        c.wait_gone(pid);
+    }
+    let (got, out) = c.get_ok("/search.bin", &tmp.path().join("search.out"));
+    assert_same("/search.bin", &got, &content);
+    assert!(
+        out.stderr.contains("may be stale"),
+        "a read without a control plane is flagged: {}",
+        out.stderr
+    );
+    let log = c.node_log(outsider);
+    assert!(
+        log.contains("locator: multicast search answered"),
+        "node {outsider} did not find the copy by multicast:\n{}",
+        log.lines().rev().take(30).collect::<Vec<_>>().join("\n")
+    );
+}
+
+/// Every node's objects of every storage set: (node, set) -> id -> version.
+fn object_lists(c: &Cluster) -> BTreeMap<(u64, String), BTreeMap<String, String>> {
+    let s = c.status();
+    let mut out = BTreeMap::new();
+    for x in storage_sets(&s) {
+        let id = x["id"].as_str().unwrap_or("").to_string();
+        for n in member_nodes(&x) {
+            if let Ok(objects) = objects_of(c, n, &id) {
+                out.insert((n, id.clone()), objects);
+            }
+        }
+    }
+    out
+}

@@ -592,6 +592,7 @@ async fn multicast_search(
             if Some(f.node) == failed {
                 continue;
             }
+            tracing::info!(%id, holder = f.node, version = %f.stat.version, "locator: multicast search answered");
             let site = node
                 .db
                 .read(|s| s.members.get(&f.node).map(|m| m.site.clone()));
