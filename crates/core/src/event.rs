@@ -54,6 +54,8 @@ pub enum EventKind {
     /// Storage: objects moved to the set the new placement map names.
     RebalanceProgress,
     RebalanceDone,
+    /// Storage: objects no file refers to, older than the grace period, deleted.
+    OrphansCollected,
 }
 
 impl EventKind {

@@ -78,6 +78,15 @@ impl Namespace {
         (self.volumes.len(), self.inodes.len())
     }
 
+    /// Every object some file's chunk list refers to (for collecting orphans: an
+    /// object no file refers to is garbage once old enough).
+    pub fn referenced_objects(&self) -> std::collections::BTreeSet<keel_core::ObjectId> {
+        self.inodes
+            .values()
+            .flat_map(|i| i.chunks.iter().map(|c| c.object))
+            .collect()
+    }
+
     /// How many idempotency tokens are remembered.
     pub fn remembered_tokens(&self) -> usize {
         self.tokens.len()

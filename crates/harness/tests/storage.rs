@@ -955,3 +955,84 @@ async fn a_duplicate_outside_the_map_is_found_by_a_search() -> anyhow::Result<()
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn the_sweep_collects_old_orphans_and_nothing_else() -> anyhow::Result<()> {
+    init_tracing();
+    let _one = serial().await;
+    let c = storage_cluster().await?;
+    let checker = c.checker()?;
+    put(&c, 1, "/kept".into(), content(1), None).await??;
+    let set: SetId = "st-1".into();
+    let (primary, secondary, epoch) = c.read(|s| {
+        let x = &s.sets["st-1"];
+        (x.primary_node(), x.secondary.clone(), x.epoch)
+    });
+    let primary = primary.context("st-1 has a Primary")?;
+    let Some(keel_core::MemberRef::Node(secondary)) = secondary else {
+        bail!("st-1 has no Secondary");
+    };
+
+    info!("--- a young orphan (just written) and an old one (written long ago)");
+    let young = object_in(&c, &set)?;
+    locator_put(&c, 1, young, content_of_len(5, 1000)).await??;
+    let old = object_in(&c, &set)?;
+    for n in [primary, secondary] {
+        let req = StoreRequest::Replicate(ReplicateRequest {
+            set: set.clone(),
+            epoch,
+            id: old,
+            version: Version { epoch, seq: 1 },
+            op: WriteOp::Put(content_of_len(6, 1000).into()),
+            force: true,
+        });
+        store_call(&c, n, n, req).await??;
+    }
+
+    info!("--- a sweep on st-1's Primary, with a one-minute grace");
+    let node = c.node(primary)?;
+    let task = c.spawn_on(primary, async move {
+        storage::sweep::sweep(&node, Duration::from_secs(60)).await
+    })?;
+    let deleted = tokio::time::timeout(IO_WITHIN, task)
+        .await
+        .context("a sweep did not end")???;
+    ensure!(deleted == 1, "the sweep deleted {deleted} objects, not 1");
+    for n in [primary, secondary] {
+        let stat = |id| StoreRequest::Stat { id };
+        let old_here = store_call(&c, n, n, stat(old)).await??;
+        ensure!(
+            matches!(&old_here, StoreReply::Stat(Some(s)) if s.deleted),
+            "the old orphan is still on node {n}: {old_here:?}"
+        );
+        let young_here = store_call(&c, n, n, stat(young)).await??;
+        ensure!(
+            matches!(&young_here, StoreReply::Stat(Some(s)) if !s.deleted),
+            "the young orphan is gone from node {n}: {young_here:?}"
+        );
+    }
+    info!("--- sweeps with no grace on every node: only what no file refers to goes");
+    for n in [1, 2, 3] {
+        let node = c.node(n)?;
+        let task = c.spawn_on(n, async move {
+            storage::sweep::sweep(&node, Duration::ZERO).await
+        })?;
+        tokio::time::timeout(IO_WITHIN, task)
+            .await
+            .context("a sweep did not end")???;
+    }
+    let young_now = store_call(&c, primary, primary, StoreRequest::Stat { id: young }).await??;
+    ensure!(
+        matches!(&young_now, StoreReply::Stat(Some(s)) if s.deleted),
+        "an unreferenced object survived a sweep with no grace: {young_now:?}"
+    );
+    let (_, data) = read(&c, 2, "/kept".into()).await?;
+    ensure!(data == content(1), "a file's chunks were collected");
+    wait_until("an orphans_collected event", STEP, || {
+        c.events()
+            .iter()
+            .any(|e| e.kind == EventKind::OrphansCollected)
+    })
+    .await?;
+    finish(c, checker).await
+}

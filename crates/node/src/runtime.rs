@@ -90,6 +90,7 @@ impl Node {
         if shared.storage.is_some() {
             tasks.push(tokio::spawn(crate::storage::catchup::run(shared.clone())));
             tasks.push(tokio::spawn(crate::storage::rebalance::run(shared.clone())));
+            tasks.push(tokio::spawn(crate::storage::sweep::run(shared.clone())));
         }
         let joiner = shared.clone();
         let tx = fatal_tx.clone();

@@ -22,6 +22,10 @@ use std::sync::Arc;
 pub const DEFAULT_VOLUME: &str = "default";
 /// Chunks written at once per put.
 const PARALLEL_CHUNKS: usize = 4;
+/// A put must commit within this long of its start, or it is refused: the orphan
+/// sweep collects unreferenced objects older than twice this
+/// ([`crate::storage::sweep::GRACE`]), so no chunk of a put still under way is taken.
+pub const PUT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(12 * 3600);
 
 /// Refuses writes while the control plane is out of reach: neither the directory
 /// commit nor a Primary's lease could be had.
@@ -86,6 +90,7 @@ where
 {
     keel_dir::parse_path(path)?;
     require_control_plane(node, "write")?;
+    let started = std::time::Instant::now();
     let (chunk_size, durability) = volume(node, volume_name).await?;
     let mut chunks: Vec<ChunkRef> = vec![];
     let mut size = 0u64;
@@ -138,6 +143,15 @@ where
         return Err(e);
     }
     let ours: Vec<ObjectId> = chunks.iter().map(|c| c.object).collect();
+    if started.elapsed() > PUT_DEADLINE {
+        delete_objects(node, ours);
+        return Err(DataError::BadRequest {
+            reason: format!(
+                "the upload took longer than {} hours: split the file",
+                PUT_DEADLINE.as_secs() / 3600
+            ),
+        });
+    }
     let reply = node
         .write_dir(DirCommand::PutFile {
             volume: volume_name.to_string(),

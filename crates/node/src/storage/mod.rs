@@ -13,6 +13,7 @@ pub mod error;
 pub mod primary;
 pub mod rebalance;
 pub mod replica;
+pub mod sweep;
 pub mod wire;
 
 use crate::node::NodeShared;
