@@ -313,43 +313,53 @@ impl NodeShared {
     /// much. Returns false, for the caller to serve the read marked stale, when the
     /// control plane is out of reach or the barrier cannot complete in time.
     pub async fn read_barrier(&self) -> bool {
-        if !self.control_plane_fresh() {
-            return false;
-        }
-        let index = if self.is_leader() {
-            match tokio::time::timeout(READ_BARRIER_TIMEOUT, self.db.raft().ensure_linearizable())
-                .await
-            {
-                Ok(Ok(log_id)) => log_id.map_or(0, |l| l.index),
-                _ => return false,
-            }
-        } else {
-            let Some(addrs) = self.db.leader().and_then(|l| self.addrs_of(l)) else {
+        let deadline = std::time::Instant::now() + READ_BARRIER_TIMEOUT;
+        loop {
+            if !self.control_plane_fresh() {
                 return false;
+            }
+            // A leader that just died fails the call: a new one is usually elected
+            // within the barrier's time, so ask again rather than read stale.
+            if let Some(index) = self.read_index().await {
+                let mut applied = self.db.applied_watch();
+                let caught_up = async {
+                    while *applied.borrow_and_update() < index {
+                        if applied.changed().await.is_err() {
+                            return false;
+                        }
+                    }
+                    true
+                };
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                return tokio::time::timeout(left, caught_up).await.unwrap_or(false);
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The leader's read index: its applied index once a quorum confirmed it leads.
+    async fn read_index(&self) -> Option<u64> {
+        if self.is_leader() {
+            let confirm = self.db.raft().ensure_linearizable();
+            return match tokio::time::timeout(READ_BARRIER_TIMEOUT, confirm).await {
+                Ok(Ok(log_id)) => Some(log_id.map_or(0, |l| l.index)),
+                _ => None,
             };
-            let call = self
-                .net
-                .call(&addrs, method::READ_INDEX, vec![], READ_BARRIER_TIMEOUT);
-            match call
-                .await
-                .map(|(_, body)| wire::decode::<Result<u64, String>>(&body))
-            {
-                Ok(Ok(Ok(index))) => index,
-                _ => return false,
-            }
-        };
-        let mut applied = self.db.applied_watch();
-        let caught_up = async {
-            while *applied.borrow_and_update() < index {
-                if applied.changed().await.is_err() {
-                    return false;
-                }
-            }
-            true
-        };
-        tokio::time::timeout(READ_BARRIER_TIMEOUT, caught_up)
+        }
+        let addrs = self.db.leader().and_then(|l| self.addrs_of(l))?;
+        let call = self
+            .net
+            .call(&addrs, method::READ_INDEX, vec![], READ_BARRIER_TIMEOUT);
+        match call
             .await
-            .unwrap_or(false)
+            .map(|(_, body)| wire::decode::<Result<u64, String>>(&body))
+        {
+            Ok(Ok(Ok(index))) => Some(index),
+            _ => None,
+        }
     }
 
     /// Is this node's replica of the configuration database (and the directory)

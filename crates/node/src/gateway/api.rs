@@ -69,6 +69,22 @@ impl FsQuery {
     }
 }
 
+/// A "no such file" from a directory replica that may lag is no answer: the file may
+/// exist (committed through a leader this node cannot reach). Say so, retryably.
+pub(super) fn unless_stale(e: DataError, stale: bool) -> DataError {
+    match e {
+        DataError::Dir {
+            error: keel_dir::DirError::NotFound { path },
+        } if stale => DataError::Unavailable {
+            what: format!("{path:?}"),
+            tried: "the directory replica here may lag (control plane out of reach): \
+                    it cannot tell whether the path exists"
+                .into(),
+        },
+        other => other,
+    }
+}
+
 /// An error as the API answers it: `{code, message}` with the error's status.
 pub fn error_response(e: DataError) -> Response {
     let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -240,7 +256,7 @@ async fn get_file(
         };
         Ok::<_, DataError>((inode, chunk_size, range))
     };
-    let (inode, chunk_size, range) = match run() {
+    let (inode, chunk_size, range) = match run().map_err(|e| unless_stale(e, stale)) {
         Ok(x) => x,
         Err(e) => {
             let past_end = match &e {

@@ -4,7 +4,7 @@
 //! Must never: answer a change before the directory committed it, or hide that a
 //! listing came from a replica that may lag.
 
-use super::api::{abs, authorized, check_raw, respond, FsQuery};
+use super::api::{abs, authorized, check_raw, respond, unless_stale, FsQuery};
 use super::files;
 use super::views::{EntryView, FileView, ListView, VolumeView};
 use crate::node::{now_ms, NodeShared};
@@ -37,7 +37,11 @@ pub(super) async fn stat(
         let inode = node.db.read_dir(|ns| ns.lookup(q.volume(), &path))?;
         Ok::<_, DataError>(FileView::of(&path, &inode, stale))
     };
-    respond(run(), StatusCode::OK, stale)
+    respond(
+        run().map_err(|e| unless_stale(e, stale)),
+        StatusCode::OK,
+        stale,
+    )
 }
 
 pub(super) async fn list_root(
@@ -82,7 +86,11 @@ pub(super) async fn list(
             stale,
         })
     };
-    respond(run(), StatusCode::OK, stale)
+    respond(
+        run().map_err(|e| unless_stale(e, stale)),
+        StatusCode::OK,
+        stale,
+    )
 }
 
 pub(super) async fn mkdir(

@@ -18,6 +18,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 const LIST_PAGE: u32 = 1000;
+/// Pull passes before asking to rejoin, at most.
+const MAX_PULL_PASSES: u32 = 5;
+/// A pass that copied this few objects leaves little for the Primary's last pass.
+const SMALL_ENOUGH: usize = 16;
 const PERIOD: Duration = Duration::from_millis(500);
 
 /// Runs for the life of the node: catches up every set this node has fallen out of.
@@ -114,44 +118,12 @@ fn differences(
 
 /// Pulls from the Primary what differs, then asks to rejoin the in-sync list.
 async fn catch_up(node: &Arc<NodeShared>, set: &SetId, primary: NodeId) -> Result<(), DataError> {
-    let svc = node.storage.as_ref().ok_or_else(unexpected)?;
-    let theirs = list_all(node, primary, set).await?;
-    let mine = list_all(node, node.id(), set).await?;
-    let todo = differences(&theirs, &mine);
-    if !todo.is_empty() {
-        let total = todo.len();
-        tracing::info!(
-            set,
-            primary,
-            total,
-            "catch-up: copying what changed while away"
-        );
-        node.record(
-            Event::new(now_ms(), EventKind::CatchUpStarted)
-                .set(set.clone())
-                .node(node.id())
-                .detail(format!(
-                    "node {} copies {total} changed objects of {} from node {primary}",
-                    node.id(),
-                    theirs.len()
-                )),
-        )
-        .await;
-        let mut bytes = 0u64;
-        for (i, (id, stat)) in todo.into_iter().enumerate() {
-            bytes += pull(node, svc, set, primary, id, stat).await?;
-            node.metrics.objects_caught_up.inc();
-            if (i + 1) % 100 == 0 || i + 1 == total {
-                tracing::info!(set, "catch-up: {}/{total} objects, {bytes} bytes", i + 1);
-            }
+    // Passes until little is left, so the Primary's last pass (with the set's writes
+    // held) is short even when writes went on during the copy.
+    for pass in 1..=MAX_PULL_PASSES {
+        if pull_pass(node, set, primary, pass).await? <= SMALL_ENOUGH {
+            break;
         }
-        tracing::info!(
-            set,
-            primary,
-            total,
-            bytes,
-            "catch-up: copied; asking to rejoin"
-        );
     }
     let req = StoreRequest::JoinInSync {
         set: set.clone(),
@@ -164,6 +136,57 @@ async fn catch_up(node: &Arc<NodeShared>, set: &SetId, primary: NodeId) -> Resul
             tried: e.to_string(),
         })?;
     Ok(())
+}
+
+/// Copies once what differs from the Primary; returns how many objects it copied.
+async fn pull_pass(
+    node: &Arc<NodeShared>,
+    set: &SetId,
+    primary: NodeId,
+    pass: u32,
+) -> Result<usize, DataError> {
+    let svc = node.storage.as_ref().ok_or_else(unexpected)?;
+    let theirs = list_all(node, primary, set).await?;
+    let mine = list_all(node, node.id(), set).await?;
+    let todo = differences(&theirs, &mine);
+    let total = todo.len();
+    if total == 0 {
+        return Ok(0);
+    }
+    tracing::info!(
+        set,
+        primary,
+        total,
+        pass,
+        "catch-up: copying what changed while away"
+    );
+    if pass == 1 {
+        node.record(
+            Event::new(now_ms(), EventKind::CatchUpStarted)
+                .set(set.clone())
+                .node(node.id())
+                .detail(format!(
+                    "node {} copies {total} changed objects of {} from node {primary}",
+                    node.id(),
+                    theirs.len()
+                )),
+        )
+        .await;
+    }
+    let mut bytes = 0u64;
+    for (i, (id, stat)) in todo.into_iter().enumerate() {
+        bytes += pull(node, svc, set, primary, id, stat).await?;
+        node.metrics.objects_caught_up.inc();
+        if (i + 1) % 100 == 0 || i + 1 == total {
+            tracing::info!(
+                set,
+                pass,
+                "catch-up: {}/{total} objects, {bytes} bytes",
+                i + 1
+            );
+        }
+    }
+    Ok(total)
 }
 
 /// Makes the local copy of `id` match the Primary's (`stat`; `None`: it has none).
