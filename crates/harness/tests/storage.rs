@@ -1011,7 +1011,7 @@ async fn the_sweep_collects_old_orphans_and_nothing_else() -> anyhow::Result<()>
             "the young orphan is gone from node {n}: {young_here:?}"
         );
     }
-    info!("--- sweeps with no grace on every node: only what no file refers to goes");
+    info!("--- sweeps with no grace on every node: what no file refers to goes, tombstones too");
     for n in [1, 2, 3] {
         let node = c.node(n)?;
         let task = c.spawn_on(n, async move {
@@ -1021,11 +1021,15 @@ async fn the_sweep_collects_old_orphans_and_nothing_else() -> anyhow::Result<()>
             .await
             .context("a sweep did not end")???;
     }
-    let young_now = store_call(&c, primary, primary, StoreRequest::Stat { id: young }).await??;
-    ensure!(
-        matches!(&young_now, StoreReply::Stat(Some(s)) if s.deleted),
-        "an unreferenced object survived a sweep with no grace: {young_now:?}"
-    );
+    for n in [primary, secondary] {
+        for (what, id) in [("the young orphan", young), ("the old orphan", old)] {
+            let here = store_call(&c, n, n, StoreRequest::Stat { id }).await??;
+            ensure!(
+                matches!(here, StoreReply::Stat(None)),
+                "{what} (or its tombstone) is still on node {n} after a sweep with no grace: {here:?}"
+            );
+        }
+    }
     let (_, data) = read(&c, 2, "/kept".into()).await?;
     ensure!(data == content(1), "a file's chunks were collected");
     wait_until("an orphans_collected event", STEP, || {

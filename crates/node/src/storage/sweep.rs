@@ -9,6 +9,8 @@
 //!   committed within [`crate::gateway::files::PUT_DEADLINE`], half of it);
 //! - belong to this set under the current placement map (a rebalance moves the others).
 //!
+//! Tombstones older than the grace period are forgotten on every member.
+//!
 //! Must never: delete an object a committed file refers to, or one younger than the
 //! grace period.
 
@@ -118,5 +120,50 @@ pub async fn sweep(node: &Arc<NodeShared>, grace: Duration) -> Result<usize, Dat
             .await;
         }
     }
+    purge_tombstones(node, &old_enough).await?;
     Ok(deleted)
+}
+
+/// Forgets this node's tombstones older than the grace period, in every storage set
+/// it is a member of. Catch-up does not need them (a returning member drops what the
+/// Primary does not have); they are only bookkeeping of deletes.
+async fn purge_tombstones(
+    node: &Arc<NodeShared>,
+    old_enough: &impl Fn(u64) -> bool,
+) -> Result<(), DataError> {
+    let Some(svc) = node.storage.as_ref() else {
+        return Ok(());
+    };
+    let me = MemberRef::Node(node.id());
+    let sets: Vec<SetId> = node.db.read(|s| {
+        s.sets
+            .values()
+            .filter(|x| x.kind == SetKind::Storage && x.has_member(&me))
+            .map(|x| x.id.clone())
+            .collect()
+    });
+    for set in sets {
+        let mut after = None;
+        loop {
+            let page = {
+                let set = set.clone();
+                svc.blocking(move |s| s.list_set(&set, after, PAGE)).await?
+            };
+            let full = page.len() == PAGE;
+            after = page.last().map(|s| s.id);
+            let old: Vec<ObjectId> = page
+                .iter()
+                .filter(|o| o.deleted && old_enough(o.version.seq))
+                .map(|o| o.id)
+                .collect();
+            if !old.is_empty() {
+                svc.blocking(move |s| old.iter().try_for_each(|id| s.purge_tombstone(*id)))
+                    .await?;
+            }
+            if !full {
+                break;
+            }
+        }
+    }
+    Ok(())
 }
