@@ -345,3 +345,43 @@ async fn delete(
         Err(e) => error_response(e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_range;
+
+    #[test]
+    fn ranges_within_the_file() {
+        assert_eq!(parse_range("bytes=0-9", "/f", 100).ok(), Some((0, 10)));
+        assert_eq!(parse_range("bytes=90-", "/f", 100).ok(), Some((90, 100)));
+        assert_eq!(parse_range("bytes=-30", "/f", 100).ok(), Some((70, 100)));
+        // A range running over the end is cut at the end.
+        assert_eq!(parse_range("bytes=95-200", "/f", 100).ok(), Some((95, 100)));
+        // A suffix longer than the file is the whole file.
+        assert_eq!(parse_range("bytes=-500", "/f", 100).ok(), Some((0, 100)));
+    }
+
+    #[test]
+    fn a_range_past_the_end_is_past_end() {
+        let e = parse_range("bytes=100-", "/f", 100).expect_err("past the end");
+        assert_eq!(e.code(), "past_end");
+        assert_eq!(e.http_status(), 416);
+        let e = parse_range("bytes=1-", "/empty", 0).expect_err("past the end");
+        assert_eq!(e.code(), "past_end");
+    }
+
+    #[test]
+    fn malformed_ranges_are_bad_requests() {
+        for h in [
+            "0-9",
+            "bytes=9-0",
+            "bytes=a-b",
+            "bytes=1-2,4-5",
+            "bytes=",
+            "items=0-1",
+        ] {
+            let e = parse_range(h, "/f", 100).expect_err(h);
+            assert_eq!(e.code(), "bad_request", "{h}");
+        }
+    }
+}
