@@ -1,7 +1,8 @@
 //! `keel bench io`: on fresh local clusters with replication factor 2 and then 3,
 //! write N files of S bytes through the native API (several clients at once), read
-//! them back byte-exact, then write again while SIGKILL takes down one storage node
-//! (every acknowledged put must read back; the longest put measures the stall).
+//! them back byte-exact, then write again while SIGSTOP pauses one storage set's
+//! Primary, and again while SIGKILL takes one down (every acknowledged put must read
+//! back; the longest put measures the stall).
 //! In the same run it measures the raw disk under the clusters (write + fsync, then
 //! read, of the same bytes) and prints each figure as a ratio to it.
 //!
@@ -114,8 +115,13 @@ pub async fn run(
                 "/bench",
             )
             .await?;
-            let k = kill_during_writes(&client, &cdir, &payloads, parallel, rf).await?;
-            Ok::<_, anyhow::Error>(vec![w, r, k])
+            let p =
+                fault_during_writes(&client, &cdir, &payloads, parallel, rf, Fault::Pause).await?;
+            // The paused node is back: wait until it is in sync again everywhere.
+            wait_storage(&cdir).await?;
+            let k =
+                fault_during_writes(&client, &cdir, &payloads, parallel, rf, Fault::Kill).await?;
+            Ok::<_, anyhow::Error>(vec![w, r, p, k])
         }
         .await;
         stop_cluster(&mut dev).await;
@@ -196,17 +202,23 @@ async fn stop_cluster(dev: &mut tokio::process::Child) {
     let _ = tokio::time::timeout(Duration::from_secs(20), dev.wait()).await;
 }
 
-/// Waits until every storage set's Primary holds its lease.
+/// Waits until every storage set's Primary holds its lease and every member is in
+/// sync, with every node up.
 async fn wait_storage(dir: &Path) -> Result<Client> {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         if let Ok(c) = Client::open(dir) {
             if let Ok(s) = c.status().await {
                 let storage: Vec<_> = s.sets.iter().filter(|x| x.kind == "storage").collect();
+                // Every Primary acts under its lease, every member is in sync, every
+                // node is up (after a pause: the node is back and caught up).
                 if !storage.is_empty()
-                    && storage
-                        .iter()
-                        .all(|x| x.lease_holder.is_some() && x.lease_holder == x.primary_node())
+                    && storage.iter().all(|x| {
+                        x.lease_holder.is_some()
+                            && x.lease_holder == x.primary_node()
+                            && x.in_sync.len() == x.members.len()
+                    })
+                    && s.nodes.iter().all(|n| n.state == "up")
                 {
                     return Ok(c);
                 }
@@ -283,55 +295,79 @@ async fn reads(
     })
 }
 
-/// Writes while SIGKILL takes down the Primary of one storage set a third of the way
-/// in; then checks that every acknowledged put reads back. The longest put is the
-/// client's stall.
-async fn kill_during_writes(
+/// A fault for the phase that writes through it.
+#[derive(Clone, Copy, PartialEq)]
+enum Fault {
+    /// SIGKILL (the node stays down: the cluster runs with `--no-restart`).
+    Kill,
+    /// SIGSTOP, then SIGCONT once the phase's puts are done.
+    Pause,
+}
+
+/// Writes while `fault` strikes the Primary of one storage set (not the configuration
+/// database leader, when there is a choice) a third of the way in; then checks that
+/// every acknowledged put reads back. The longest put is the client's stall.
+async fn fault_during_writes(
     client: &Client,
     dir: &Path,
     payloads: &Arc<Vec<Vec<u8>>>,
     parallel: usize,
     rf: usize,
+    fault: Fault,
 ) -> Result<Phase> {
     let status = client.status().await?;
-    let victim = status
+    let primaries: Vec<u64> = status
         .sets
         .iter()
         .filter(|x| x.kind == "storage")
-        .find_map(|x| x.primary_node())
-        .filter(|p| Some(*p) != status.leader)
-        .or_else(|| status.sets.iter().find_map(|x| x.primary_node()))
-        .context("no storage Primary to kill")?;
-    let pid = client.file.node(victim)?.pid;
+        .filter_map(|x| x.primary_node())
+        .collect();
+    let victim = primaries
+        .iter()
+        .copied()
+        .find(|p| Some(*p) != status.leader)
+        .or_else(|| primaries.first().copied())
+        .context("no storage Primary to fault")?;
+    let pid = client.file.node(victim)?.pid as i32;
+    let (signal, name, prefix) = match fault {
+        Fault::Kill => (libc::SIGKILL, "SIGKILLed", "/kill"),
+        Fault::Pause => (libc::SIGSTOP, "SIGSTOPped", "/pause"),
+    };
     let n = payloads.len();
-    let killed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let struck = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let start = Instant::now();
     let lat = run_parallel(n, parallel, |i| {
-        let (c, p, killed) = (client.clone(), payloads.clone(), killed.clone());
-        let path = format!("/kill/f{i}");
+        let (c, p, struck) = (client.clone(), payloads.clone(), struck.clone());
+        let path = format!("{prefix}/f{i}");
         async move {
-            if i == n / 3 && !killed.swap(true, std::sync::atomic::Ordering::SeqCst) {
-                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            if i == n / 3 && !struck.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                // SAFETY: kill(2) on a node process of the benchmark's own cluster.
+                unsafe { libc::kill(pid, signal) };
             }
             c.put_bytes(&path, p[i].clone(), None)
                 .await
-                .with_context(|| format!("put {path} (node {victim} killed)"))
+                .with_context(|| format!("put {path} (node {victim} {name})"))
                 .map(|_| ())
         }
     })
-    .await?;
+    .await;
+    if fault == Fault::Pause {
+        // SAFETY: as above.
+        unsafe { libc::kill(pid, libc::SIGCONT) };
+    }
+    let lat = lat?;
     let elapsed = start.elapsed();
     // Every put above was acknowledged: each must read back byte-exact.
-    reads(client, payloads, parallel, "check", "/kill")
+    reads(client, payloads, parallel, "check", prefix)
         .await
         .with_context(|| {
             format!(
-                "an acknowledged put was lost after node {victim} was killed; see {}",
+                "an acknowledged put was lost after node {victim} was {name}; see {}",
                 dir.display()
             )
         })?;
     Ok(Phase {
-        name: format!("rf{rf} write, node {victim} SIGKILLed"),
+        name: format!("rf{rf} write, node {victim} {name}"),
         bytes: payloads.iter().map(|p| p.len() as u64).sum(),
         ops: n,
         elapsed,
@@ -388,5 +424,5 @@ fn report(rows: &[Phase]) {
             p.mb_s() / base
         );
     }
-    println!("(vs raw: throughput as a ratio to the same disk's write+fsync or read of the same bytes, measured in this run; the MAX of a SIGKILL phase is the longest a client waited: the stall)");
+    println!("(vs raw: throughput as a ratio to the same disk's write+fsync or read of the same bytes, measured in this run; the MAX of a SIGSTOP or SIGKILL phase is the longest a client waited: the stall)");
 }
