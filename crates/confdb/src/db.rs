@@ -198,6 +198,18 @@ impl ConfDb {
         Ok(())
     }
 
+    /// The voters of the group as this node's Raft knows them, in id order.
+    pub fn voters(&self) -> BTreeSet<NodeId> {
+        self.inner
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .collect()
+    }
+
     /// The leader this node currently knows of.
     pub fn leader(&self) -> Option<NodeId> {
         self.inner.raft.metrics().borrow().current_leader

@@ -238,8 +238,7 @@ async fn writes(
     name: &str,
     prefix: &str,
 ) -> Result<Phase> {
-    let start = Instant::now();
-    let lat = run_parallel(payloads.len(), parallel, |i| {
+    timed_phase(name, payloads, parallel, |i| {
         let (c, p) = (client.clone(), payloads.clone());
         let path = format!("{prefix}/f{i}");
         async move {
@@ -249,14 +248,7 @@ async fn writes(
                 .map(|_| ())
         }
     })
-    .await?;
-    Ok(Phase {
-        name: name.to_string(),
-        bytes: payloads.iter().map(|p| p.len() as u64).sum(),
-        ops: payloads.len(),
-        elapsed: start.elapsed(),
-        latencies_ms: lat,
-    })
+    .await
 }
 
 async fn reads(
@@ -266,8 +258,7 @@ async fn reads(
     name: &str,
     prefix: &str,
 ) -> Result<Phase> {
-    let start = Instant::now();
-    let lat = run_parallel(payloads.len(), parallel, |i| {
+    timed_phase(name, payloads, parallel, |i| {
         let (c, p) = (client.clone(), payloads.clone());
         let path = format!("{prefix}/f{i}");
         async move {
@@ -285,14 +276,7 @@ async fn reads(
             Ok(())
         }
     })
-    .await?;
-    Ok(Phase {
-        name: name.to_string(),
-        bytes: payloads.iter().map(|p| p.len() as u64).sum(),
-        ops: payloads.len(),
-        elapsed: start.elapsed(),
-        latencies_ms: lat,
-    })
+    .await
 }
 
 /// A fault for the phase that writes through it.
@@ -335,28 +319,31 @@ async fn fault_during_writes(
     };
     let n = payloads.len();
     let struck = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let start = Instant::now();
-    let lat = run_parallel(n, parallel, |i| {
-        let (c, p, struck) = (client.clone(), payloads.clone(), struck.clone());
-        let path = format!("{prefix}/f{i}");
-        async move {
-            if i == n / 3 && !struck.swap(true, std::sync::atomic::Ordering::SeqCst) {
-                // SAFETY: kill(2) on a node process of the benchmark's own cluster.
-                unsafe { libc::kill(pid, signal) };
+    let phase = timed_phase(
+        &format!("rf{rf} write, node {victim} {name}"),
+        payloads,
+        parallel,
+        |i| {
+            let (c, p, struck) = (client.clone(), payloads.clone(), struck.clone());
+            let path = format!("{prefix}/f{i}");
+            async move {
+                if i == n / 3 && !struck.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                    // SAFETY: kill(2) on a node process of the benchmark's own cluster.
+                    unsafe { libc::kill(pid, signal) };
+                }
+                c.put_bytes(&path, p[i].clone(), None)
+                    .await
+                    .with_context(|| format!("put {path} (node {victim} {name})"))
+                    .map(|_| ())
             }
-            c.put_bytes(&path, p[i].clone(), None)
-                .await
-                .with_context(|| format!("put {path} (node {victim} {name})"))
-                .map(|_| ())
-        }
-    })
+        },
+    )
     .await;
     if fault == Fault::Pause {
         // SAFETY: as above.
         unsafe { libc::kill(pid, libc::SIGCONT) };
     }
-    let lat = lat?;
-    let elapsed = start.elapsed();
+    let phase = phase?;
     // Every put above was acknowledged: each must read back byte-exact.
     reads(client, payloads, parallel, "check", prefix)
         .await
@@ -366,23 +353,24 @@ async fn fault_during_writes(
                 dir.display()
             )
         })?;
-    Ok(Phase {
-        name: format!("rf{rf} write, node {victim} {name}"),
-        bytes: payloads.iter().map(|p| p.len() as u64).sum(),
-        ops: n,
-        elapsed,
-        latencies_ms: lat,
-    })
+    Ok(phase)
 }
 
-/// Runs `op(i)` for i in 0..n with `parallel` at once; returns each op's latency (ms).
-async fn run_parallel<F, Fut>(n: usize, parallel: usize, op: F) -> Result<Vec<i64>>
+/// Runs `op(i)` for every payload, `parallel` at once, as one measured phase: its
+/// throughput over the payloads' bytes and each operation's latency.
+async fn timed_phase<F, Fut>(
+    name: &str,
+    payloads: &[Vec<u8>],
+    parallel: usize,
+    op: F,
+) -> Result<Phase>
 where
     F: Fn(usize) -> Fut,
     Fut: std::future::Future<Output = Result<()>>,
 {
     use futures::StreamExt;
-    let results: Vec<Result<i64>> = futures::stream::iter(0..n)
+    let start = Instant::now();
+    let results: Vec<Result<i64>> = futures::stream::iter(0..payloads.len())
         .map(|i| {
             let fut = op(i);
             async move {
@@ -394,7 +382,13 @@ where
         .buffer_unordered(parallel)
         .collect()
         .await;
-    results.into_iter().collect()
+    Ok(Phase {
+        name: name.to_string(),
+        bytes: payloads.iter().map(|p| p.len() as u64).sum(),
+        ops: payloads.len(),
+        elapsed: start.elapsed(),
+        latencies_ms: results.into_iter().collect::<Result<_>>()?,
+    })
 }
 
 fn report(rows: &[Phase]) {

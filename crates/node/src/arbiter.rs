@@ -594,15 +594,7 @@ fn hurry_election(
             now
         }
     };
-    let voters: Vec<NodeId> = node
-        .db
-        .raft()
-        .metrics()
-        .borrow()
-        .membership_config
-        .membership()
-        .voter_ids()
-        .collect();
+    let voters: Vec<NodeId> = node.db.voters().into_iter().collect();
     if !voters.contains(&me) {
         release(timer_held);
         return;

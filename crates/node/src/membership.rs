@@ -202,12 +202,8 @@ async fn admit_locked(
 /// Removes a node from the configuration database's membership (it must hold no set).
 pub async fn remove_from_raft(node: &NodeShared, id: NodeId) -> Result<(), String> {
     let _one = node.membership_lock.lock().await;
-    let membership = node.db.raft().metrics().borrow().membership_config.clone();
-    let voters: BTreeSet<NodeId> = membership
-        .membership()
-        .voter_ids()
-        .filter(|v| *v != id)
-        .collect();
+    let mut voters = node.db.voters();
+    voters.remove(&id);
     if voters.is_empty() {
         return Err("cannot remove the last voter".into());
     }
@@ -277,16 +273,7 @@ pub async fn join(node: Arc<NodeShared>) -> Result<(), NodeError> {
                 _ => {}
             }
         }
-        let uninitialized = node
-            .db
-            .raft()
-            .metrics()
-            .borrow()
-            .membership_config
-            .membership()
-            .voter_ids()
-            .next()
-            .is_none();
+        let uninitialized = node.db.voters().is_empty();
         if node.cfg.discovery.bootstrap && uninitialized && round >= 3 {
             tracing::info!("no cluster answered: creating one (bootstrap)");
             let me = [(node.id(), node.raft_peer())].into_iter().collect();

@@ -383,15 +383,7 @@ impl NodeShared {
     /// included) within `window`? A leader that lost its quorum keeps sending appends:
     /// its followers must not take them for a working control plane.
     fn hears_voter_majority(&self, window: Duration) -> bool {
-        let voters: Vec<NodeId> = self
-            .db
-            .raft()
-            .metrics()
-            .borrow()
-            .membership_config
-            .membership()
-            .voter_ids()
-            .collect();
+        let voters = self.db.voters();
         let now = std::time::Instant::now();
         let heard = voters
             .iter()

@@ -82,6 +82,30 @@ impl StorageService {
         }
     }
 
+    /// The ids of this node's objects and tombstones of `set` that `keep` selects,
+    /// read page by page (only the selected ids are held).
+    pub(crate) async fn select(
+        &self,
+        set: &SetId,
+        mut keep: impl FnMut(&keel_store::ObjectStat) -> bool,
+    ) -> Result<Vec<ObjectId>, DataError> {
+        const PAGE: usize = 1000;
+        let mut out = vec![];
+        let mut after = None;
+        loop {
+            let page = {
+                let set = set.clone();
+                self.blocking(move |s| s.list_set(&set, after, PAGE))
+                    .await?
+            };
+            after = page.last().map(|s| s.id);
+            out.extend(page.iter().filter(|o| keep(o)).map(|o| o.id));
+            if page.len() < PAGE {
+                return Ok(out);
+            }
+        }
+    }
+
     /// Runs a blocking store call on the blocking pool.
     pub(crate) async fn blocking<T: Send + 'static>(
         &self,

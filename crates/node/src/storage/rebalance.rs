@@ -12,13 +12,12 @@ use super::wire::{Durability, StoreReply, StoreRequest, WriteOp, WriteRequest};
 use super::{call, DataError};
 use crate::locator;
 use crate::node::{now_ms, NodeShared};
-use keel_core::{Event, EventKind, MemberRef, ObjectId, SetId, SetKind};
+use keel_core::{Event, EventKind, MemberRef, SetId, SetKind};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const PERIOD: Duration = Duration::from_secs(1);
-const PAGE: usize = 1000;
 
 /// Runs for the life of the node.
 pub async fn run(node: Arc<NodeShared>) {
@@ -60,26 +59,11 @@ async fn rebalance_set(node: &Arc<NodeShared>, set: &SetId, version: u64) -> Res
     let svc = node.storage.as_ref().ok_or_else(|| DataError::Internal {
         reason: "no storage role".into(),
     })?;
-    let mut misplaced: Vec<ObjectId> = vec![];
-    let mut after = None;
-    loop {
-        let page = {
-            let set = set.clone();
-            svc.blocking(move |s| s.list_set(&set, after, PAGE)).await?
-        };
-        let full = page.len() == PAGE;
-        after = page.last().map(|s| s.id);
-        node.db.read(|s| {
-            misplaced.extend(
-                page.iter()
-                    .filter(|st| !st.deleted && s.placement.set_for(st.id) != Some(set))
-                    .map(|st| st.id),
-            )
-        });
-        if !full {
-            break;
-        }
-    }
+    let misplaced = svc
+        .select(set, |o| {
+            !o.deleted && node.db.read(|s| s.placement.set_for(o.id) != Some(set))
+        })
+        .await?;
     if misplaced.is_empty() {
         return Ok(());
     }

@@ -17,7 +17,7 @@
 use super::wire::{Durability, StoreRequest, WriteOp, WriteRequest};
 use super::{call, DataError};
 use crate::node::{now_ms, NodeShared};
-use keel_core::{Event, EventKind, MemberRef, ObjectId, SetId, SetKind};
+use keel_core::{Event, EventKind, MemberRef, SetId, SetKind};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,7 +26,6 @@ use std::time::Duration;
 pub const GRACE: Duration = Duration::from_secs(24 * 3600);
 /// How often a sweep runs.
 const PERIOD: Duration = Duration::from_secs(60);
-const PAGE: usize = 1000;
 
 /// Runs for the life of the node.
 pub async fn run(node: Arc<NodeShared>) {
@@ -61,28 +60,14 @@ pub async fn sweep(node: &Arc<NodeShared>, grace: Duration) -> Result<usize, Dat
     let old_enough = |seq: u64| now_micros.saturating_sub(seq) >= grace.as_micros() as u64;
     let mut deleted = 0;
     for set in mine {
-        let mut orphans: Vec<ObjectId> = vec![];
-        let mut after = None;
-        loop {
-            let page = {
-                let set = set.clone();
-                svc.blocking(move |s| s.list_set(&set, after, PAGE)).await?
-            };
-            let full = page.len() == PAGE;
-            after = page.last().map(|s| s.id);
-            node.db.read(|s| {
-                orphans.extend(
-                    page.iter()
-                        .filter(|o| !o.deleted && old_enough(o.version.seq))
-                        .filter(|o| !referenced.contains(&o.id))
-                        .filter(|o| s.placement.set_for(o.id) == Some(&set))
-                        .map(|o| o.id),
-                )
-            });
-            if !full {
-                break;
-            }
-        }
+        let orphans = svc
+            .select(&set, |o| {
+                !o.deleted
+                    && old_enough(o.version.seq)
+                    && !referenced.contains(&o.id)
+                    && node.db.read(|s| s.placement.set_for(o.id) == Some(&set))
+            })
+            .await?;
         for id in &orphans {
             let Some(epoch) = node.db.read(|s| s.sets.get(&set).map(|x| x.epoch)) else {
                 break;
@@ -143,26 +128,12 @@ async fn purge_tombstones(
             .collect()
     });
     for set in sets {
-        let mut after = None;
-        loop {
-            let page = {
-                let set = set.clone();
-                svc.blocking(move |s| s.list_set(&set, after, PAGE)).await?
-            };
-            let full = page.len() == PAGE;
-            after = page.last().map(|s| s.id);
-            let old: Vec<ObjectId> = page
-                .iter()
-                .filter(|o| o.deleted && old_enough(o.version.seq))
-                .map(|o| o.id)
-                .collect();
-            if !old.is_empty() {
-                svc.blocking(move |s| old.iter().try_for_each(|id| s.purge_tombstone(*id)))
-                    .await?;
-            }
-            if !full {
-                break;
-            }
+        let old = svc
+            .select(&set, |o| o.deleted && old_enough(o.version.seq))
+            .await?;
+        if !old.is_empty() {
+            svc.blocking(move |s| old.iter().try_for_each(|id| s.purge_tombstone(*id)))
+                .await?;
         }
     }
     Ok(())
