@@ -1,6 +1,7 @@
 //! Files through the native HTTP API: put and get, with retries over every member
 //! that serves data (see `retry.rs`) and an idempotency key per put, so that a
-//! retried put is applied once.
+//! retried put is applied once. A get is answered only by a member whose directory
+//! replica is current, unless the client allows a stale answer as a last resort.
 //!
 //! Must never: report a put as done before a member answered 201 (durable on every
 //! in-sync replica and committed in the directory), or leave a half-written local
@@ -9,7 +10,7 @@
 use crate::retry::Attempt;
 use crate::{short, Client, ClientError};
 use futures::StreamExt;
-use keel_node::gateway::api::{FileView, STALE_HEADER};
+use keel_node::gateway::api::{FileView, ALLOW_STALE_HEADER, IDEMPOTENCY_HEADER, STALE_HEADER};
 use std::path::Path;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -21,8 +22,9 @@ const UPLOAD_PIECE: usize = 256 * 1024;
 #[derive(Clone, Debug, PartialEq)]
 pub struct GetOutcome {
     pub bytes: u64,
-    /// Served from a directory replica that may lag (the control plane was out of
-    /// reach): the data may not be the newest.
+    /// Served from a directory replica that may lag (no member reaching the control
+    /// plane's majority answered, and the client allowed it: see
+    /// [`Client::allowing_stale`]): the data may not be the newest.
     pub stale: bool,
 }
 
@@ -85,7 +87,7 @@ impl Client {
                     .http
                     .put(Self::url(&base, "fs", path, volume)?)
                     .bearer_auth(&token)
-                    .header("idempotency-key", key)
+                    .header(IDEMPOTENCY_HEADER, key)
                     .header("content-length", length)
                     .body(reqwest::Body::wrap_stream(body))
                     .timeout(Duration::from_secs(600));
@@ -112,7 +114,7 @@ impl Client {
                     .http
                     .put(Self::url(&base, "fs", path, volume)?)
                     .bearer_auth(&token)
-                    .header("idempotency-key", key)
+                    .header(IDEMPOTENCY_HEADER, key)
                     .body(data)
                     .timeout(Duration::from_secs(120));
                 Self::put_answer(Self::exchange_json::<FileView>(req).await?)
@@ -129,7 +131,8 @@ impl Client {
         volume: Option<&str>,
     ) -> Result<(Vec<u8>, GetOutcome), ClientError> {
         let token = self.data_token()?.to_string();
-        self.with_retries(&format!("get {path}"), |base| {
+        let what = format!("get {path}");
+        self.with_retries_reading(&what, self.allow_stale, |base, accept_stale| {
             let token = token.clone();
             async move {
                 let mut req = self
@@ -137,6 +140,9 @@ impl Client {
                     .get(Self::url(&base, "fs", path, volume)?)
                     .bearer_auth(&token)
                     .timeout(Duration::from_secs(120));
+                if accept_stale {
+                    req = req.header(ALLOW_STALE_HEADER, "true");
+                }
                 if let Some((a, b)) = range {
                     req = req.header("range", format!("bytes={a}-{}", b.saturating_sub(1)));
                 }
@@ -180,14 +186,17 @@ impl Client {
             reason: e.to_string(),
         };
         let outcome = self
-            .with_retries(&format!("get {path}"), |base| {
+            .with_retries_reading(&format!("get {path}"), self.allow_stale, |base, accept_stale| {
                 let (token, partial, progress) = (token.clone(), partial.clone(), progress.clone());
                 async move {
-                    let req = self
+                    let mut req = self
                         .http
                         .get(Self::url(&base, "fs", path, volume)?)
                         .bearer_auth(&token)
                         .timeout(Duration::from_secs(600));
+                    if accept_stale {
+                        req = req.header(ALLOW_STALE_HEADER, "true");
+                    }
                     let r = match Self::exchange(req).await? {
                         Attempt::Done(r) => r,
                         other => return Ok(other.retype()),

@@ -30,6 +30,9 @@ pub struct Client {
     leader: std::sync::Arc<std::sync::Mutex<Option<u64>>>,
     /// Which data-serving member answered last (tried first next time).
     data_start: std::sync::Arc<std::sync::Mutex<usize>>,
+    /// Reads (get, stat, list) may, as a last resort, be answered from a directory
+    /// replica that may lag (see [`Client::allowing_stale`]).
+    allow_stale: bool,
 }
 
 impl Client {
@@ -53,7 +56,17 @@ impl Client {
             token,
             leader: Default::default(),
             data_start: Default::default(),
+            allow_stale: false,
         })
+    }
+
+    /// With `yes`, a read (get, stat, list) that no member reaching the control
+    /// plane's majority answers within a grace period is answered by a member whose
+    /// directory replica may lag, and says so (`stale`). Without it (the default)
+    /// such a read fails with `no_control_plane`: an answer is always current.
+    pub fn allowing_stale(mut self, yes: bool) -> Client {
+        self.allow_stale = yes;
+        self
     }
 
     /// Admin API base URLs, every member's, in file order.

@@ -1,15 +1,29 @@
 //! The namespace through the native HTTP API: stat, list, mkdir, rename, remove, and
 //! volumes, each retried over every member that serves data (see `retry.rs`).
 //!
-//! Must never: turn a final refusal (not found, exists, not empty) into a retry.
+//! Must never: turn a final refusal (not found, exists, not empty) into a retry, or
+//! send the tries of one change under different idempotency keys.
 
 use crate::{Client, ClientError};
-use keel_node::gateway::api::{EntryView, FileView, ListView, VolumeView};
+use keel_node::gateway::api::{
+    EntryView, FileView, ListView, VolumeView, ALLOW_STALE_HEADER, IDEMPOTENCY_HEADER,
+};
 use std::time::Duration;
+
+/// What a metadata call is, for retries: a read, or a change (which carries an
+/// idempotency key).
+#[derive(Clone, Copy)]
+enum Call {
+    Read,
+    Change,
+}
 
 impl Client {
     /// A JSON call of the metadata routes (`stat`, `list`, `mkdir`, `rename`, `fs`
-    /// delete), retried across members.
+    /// delete), retried across members. A change carries one idempotency key over all
+    /// its tries (`Call::Change`), so a retry after a try that committed is answered
+    /// as applied; a read (`Call::Read`) is answered by a current replica, or as a
+    /// last resort by one that may lag if the client allows it.
     async fn meta_call<T: serde::de::DeserializeOwned>(
         &self,
         method: reqwest::Method,
@@ -17,22 +31,35 @@ impl Client {
         path: &str,
         extra: &[(&str, String)],
         volume: Option<&str>,
+        call: Call,
     ) -> Result<Option<T>, ClientError> {
         let token = self.data_token()?.to_string();
-        self.with_retries(&format!("{route} {path}"), |base| {
-            let (token, method) = (token.clone(), method.clone());
+        let key = match call {
+            Call::Change => Some(format!("{:032x}", keel_core::ObjectId::random().0)),
+            Call::Read => None,
+        };
+        let allow_stale = matches!(call, Call::Read) && self.allow_stale;
+        let what = format!("{route} {path}");
+        self.with_retries_reading(&what, allow_stale, |base, accept_stale| {
+            let (token, method, key) = (token.clone(), method.clone(), key.clone());
             async move {
                 let mut query: Vec<(&str, String)> = extra.to_vec();
                 if let Some(v) = volume {
                     query.push(("volume", v.to_string()));
                 }
                 let url = Self::url(&base, route, path, None)?;
-                let req = self
+                let mut req = self
                     .http
                     .request(method, url)
                     .query(&query)
                     .bearer_auth(&token)
                     .timeout(Duration::from_secs(15));
+                if let Some(key) = key {
+                    req = req.header(IDEMPOTENCY_HEADER, key);
+                }
+                if accept_stale {
+                    req = req.header(ALLOW_STALE_HEADER, "true");
+                }
                 Self::exchange_json::<T>(req).await
             }
         })
@@ -40,7 +67,7 @@ impl Client {
     }
 
     pub async fn stat(&self, path: &str, volume: Option<&str>) -> Result<FileView, ClientError> {
-        self.meta_call(reqwest::Method::GET, "stat", path, &[], volume)
+        self.meta_call(reqwest::Method::GET, "stat", path, &[], volume, Call::Read)
             .await?
             .ok_or_else(|| ClientError::Http("empty stat reply".into()))
     }
@@ -61,7 +88,7 @@ impl Client {
                 extra.push(("after", a.clone()));
             }
             let page: ListView = self
-                .meta_call(reqwest::Method::GET, "list", path, &extra, volume)
+                .meta_call(reqwest::Method::GET, "list", path, &extra, volume, Call::Read)
                 .await?
                 .ok_or_else(|| ClientError::Http("empty list reply".into()))?;
             stale |= page.stale;
@@ -74,7 +101,7 @@ impl Client {
     }
 
     pub async fn mkdir(&self, path: &str, volume: Option<&str>) -> Result<FileView, ClientError> {
-        self.meta_call(reqwest::Method::POST, "mkdir", path, &[], volume)
+        self.meta_call(reqwest::Method::POST, "mkdir", path, &[], volume, Call::Change)
             .await?
             .ok_or_else(|| ClientError::Http("empty mkdir reply".into()))
     }
@@ -91,18 +118,28 @@ impl Client {
             from,
             &[("to", to.to_string())],
             volume,
+            Call::Change,
         )
         .await?
         .ok_or_else(|| ClientError::Http("empty rename reply".into()))
     }
 
     pub async fn remove(&self, path: &str, volume: Option<&str>) -> Result<(), ClientError> {
-        self.meta_call::<serde_json::Value>(reqwest::Method::DELETE, "fs", path, &[], volume)
+        self.meta_call::<serde_json::Value>(
+            reqwest::Method::DELETE,
+            "fs",
+            path,
+            &[],
+            volume,
+            Call::Change,
+        )
             .await
             .map(|_| ())
     }
 
-    /// Creates a volume (`replication`: "sync" or "async"; `chunk_size` in bytes).
+    /// Creates a volume (`replication`: "sync" or "async"; `chunk_size` in bytes). A
+    /// retry after a try that committed is answered as applied: the directory answers
+    /// a create of an existing volume with the same settings with that volume.
     pub async fn create_volume(
         &self,
         name: &str,

@@ -91,17 +91,48 @@ impl Client {
         F: FnMut(String) -> Fut,
         Fut: std::future::Future<Output = Result<Attempt<T>, ClientError>>,
     {
+        self.with_retries_reading(what, false, |base, _| attempt(base))
+            .await
+    }
+
+    /// Like [`Client::with_retries`], for a read of the directory. Every member is
+    /// asked for a current answer (one that ran the read barrier) first; a member
+    /// that cannot give one answers `no_control_plane` and the next is tried. Only
+    /// when none gave a current answer within [`CONTROL_PLANE_GRACE`] and the caller
+    /// allows it (`allow_stale`) are the attempts told they may accept a stale answer
+    /// (`attempt(base, true)`, which sends `x-keel-allow-stale`); otherwise the read
+    /// fails with `no_control_plane`.
+    pub(crate) async fn with_retries_reading<T, F, Fut>(
+        &self,
+        what: &str,
+        allow_stale: bool,
+        mut attempt: F,
+    ) -> Result<T, ClientError>
+    where
+        F: FnMut(String, bool) -> Fut,
+        Fut: std::future::Future<Output = Result<Attempt<T>, ClientError>>,
+    {
         let started = Instant::now();
         let deadline = started + RETRY_DEADLINE;
         let mut tried: Vec<String> = vec![];
         let mut down_rounds = 0;
+        let mut accept_stale = false;
         loop {
             let mut all_down = true;
             for base in self.data_bases() {
-                match attempt(base.clone()).await? {
+                match attempt(base.clone(), accept_stale).await? {
                     Attempt::Done(v) => {
                         self.answered(&base);
                         return Ok(v);
+                    }
+                    Attempt::NoControlPlane(_)
+                        if allow_stale
+                            && !accept_stale
+                            && started.elapsed() >= CONTROL_PLANE_GRACE =>
+                    {
+                        // The last resort: no member reaching a majority answered.
+                        all_down = false;
+                        accept_stale = true;
                     }
                     Attempt::NoControlPlane(message)
                         if started.elapsed() >= CONTROL_PLANE_GRACE =>

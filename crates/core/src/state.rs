@@ -41,6 +41,11 @@ pub struct ClusterState {
     /// Where storage objects live (see [`PlacementMap`]).
     #[serde(default)]
     pub placement: PlacementMap,
+    /// The last epoch of each deleted set: members may hold it in their fences, so a
+    /// set re-created under the same id starts above it (never reused below an epoch
+    /// its members have seen).
+    #[serde(default)]
+    pub retired_epochs: BTreeMap<SetId, Epoch>,
 }
 
 impl ClusterState {
@@ -59,6 +64,7 @@ impl ClusterState {
             next_event_seq: self.next_event_seq,
             settings: self.settings.clone(),
             placement: self.placement.clone(),
+            retired_epochs: self.retired_epochs.clone(),
         }
     }
 
@@ -309,10 +315,21 @@ impl ClusterState {
                         reason: "it is a member of a hierarchical set".into(),
                     });
                 }
-                self.sets
+                let removed = self
+                    .sets
                     .remove(&set)
                     .ok_or(ClusterError::UnknownSet { set: set.clone() })?;
-                self.push_event(Event::new(at, EventKind::SetDeleted).set(set));
+                let retired = self.retired_epochs.entry(set.clone()).or_default();
+                *retired = (*retired).max(removed.epoch);
+                self.push_event(
+                    Event::new(at, EventKind::SetDeleted)
+                        .set(set)
+                        .epoch(removed.epoch)
+                        .detail(format!(
+                            "a set re-created under this id starts above epoch {}",
+                            removed.epoch
+                        )),
+                );
                 Ok(None)
             }
             ClusterCommand::AssignRoles {
@@ -497,10 +514,14 @@ impl ClusterState {
         let secondary = order.next();
         let mut alternates: Vec<MemberRef> = order.collect();
         alternates.extend(rest);
+        // Above the last epoch of a deleted set of the same id: its members' fences
+        // may hold that epoch. Without a Primary the set stays at the retired epoch
+        // (nobody acts in it); the first assignment moves above it.
+        let retired = self.retired_epochs.get(&id).copied().unwrap_or_default();
         let epoch = if primary.is_some() {
-            Epoch(1)
+            retired.next()
         } else {
-            Epoch(0)
+            retired
         };
         // A new storage set holds nothing yet: every member is in sync.
         let in_sync = if spec.kind == crate::SetKind::Storage {

@@ -87,3 +87,65 @@ fn the_oldest_token_is_forgotten_after_the_memory_fills() {
     );
     ns.check_invariants().unwrap();
 }
+
+/// What the gateway sends when a client retries a removal on another member after the
+/// first try committed: the path is gone, so it cannot tell a file from a directory
+/// and sends `Unlink` with the client's token. The directory answers what the first
+/// try answered (an `Rmdir`'s `Done`, an `Unlink`'s `Freed`), not "not found".
+#[test]
+fn a_retried_removal_of_a_gone_path_answers_as_applied() {
+    let mut ns = namespace();
+    ok(&mut ns, mkdir("/d", false));
+    let removed = ok(&mut ns, with_token(rmdir("/d"), 11));
+    assert_eq!(removed, keel_dir::DirReply::Done);
+    assert_eq!(ok(&mut ns, with_token(unlink("/d"), 11)), removed);
+
+    ok(&mut ns, put("/f", &[4], 1));
+    let unlinked = ok(&mut ns, with_token(unlink("/f"), 12));
+    assert_eq!(freed_of(&unlinked), vec![4]);
+    assert_eq!(ok(&mut ns, with_token(unlink("/f"), 12)), unlinked);
+    // Without a token a retry is what it is: not found.
+    assert_eq!(code(&mut ns, unlink("/f")), "not_found");
+}
+
+/// A retried rename after the first committed answers with the moved inode, and the
+/// namespace is left as the first try left it, even if the source path was reused.
+#[test]
+fn a_retried_rename_answers_as_applied_and_moves_nothing_more() {
+    let mut ns = namespace();
+    ok(&mut ns, put("/a", &[1], 1));
+    let first = ok(&mut ns, with_token(rename("/a", "/b"), 21));
+    ok(&mut ns, put("/a", &[2], 1));
+    let before = ns.clone();
+    assert_eq!(ok(&mut ns, with_token(rename("/a", "/b"), 21)), first);
+    assert_eq!(ns, before, "the retry changed nothing");
+    assert_eq!(inode_of(&first).ino, ns.lookup(VOL, "/b").unwrap().ino);
+}
+
+/// A retried mkdir answers with the directory, not "exists".
+#[test]
+fn a_retried_mkdir_answers_as_applied() {
+    let mut ns = namespace();
+    let first = ok(&mut ns, with_token(mkdir("/m", false), 31));
+    assert_eq!(ok(&mut ns, with_token(mkdir("/m", false), 31)), first);
+    assert_eq!(code(&mut ns, mkdir("/m", false)), "exists");
+}
+
+/// Creating a volume carries no token: a retry with the same settings answers with
+/// the volume as it was created; other settings are refused.
+#[test]
+fn a_retried_volume_create_answers_as_applied() {
+    let mut ns = namespace();
+    let first = ok(&mut ns, create_volume("logs"));
+    // The retry is proposed later (another `at`) by another member.
+    let mut retry = create_volume("logs");
+    if let keel_dir::DirCommand::CreateVolume { at, .. } = &mut retry {
+        *at += 5_000;
+    }
+    assert_eq!(ok(&mut ns, retry), first);
+    let mut other = create_volume("logs");
+    if let keel_dir::DirCommand::CreateVolume { replication, .. } = &mut other {
+        *replication = keel_dir::Replication::Async;
+    }
+    assert_eq!(code(&mut ns, other), "exists");
+}

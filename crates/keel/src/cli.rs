@@ -79,6 +79,11 @@ pub enum Command {
     Get {
         path: String,
         local: PathBuf,
+        /// If no member that reaches the control plane's majority answers, accept an
+        /// answer from a directory replica that may lag (warned on stderr). Without it
+        /// such a read fails with a non-zero exit.
+        #[arg(long)]
+        allow_stale: bool,
         #[command(flatten)]
         volume: VolumeArg,
     },
@@ -88,6 +93,11 @@ pub enum Command {
         path: String,
         #[arg(long)]
         json: bool,
+        /// If no member that reaches the control plane's majority answers, accept an
+        /// answer from a directory replica that may lag (warned on stderr). Without it
+        /// such a read fails with a non-zero exit.
+        #[arg(long)]
+        allow_stale: bool,
         #[command(flatten)]
         volume: VolumeArg,
     },
@@ -115,6 +125,11 @@ pub enum Command {
         path: String,
         #[arg(long)]
         json: bool,
+        /// If no member that reaches the control plane's majority answers, accept an
+        /// answer from a directory replica that may lag (warned on stderr). Without it
+        /// such a read fails with a non-zero exit.
+        #[arg(long)]
+        allow_stale: bool,
         #[command(flatten)]
         volume: VolumeArg,
     },
@@ -240,8 +255,13 @@ pub enum SetCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Delete a set. A storage set that the placement map (current or previous) names,
+    /// or that still holds objects, is refused unless `--force`.
     Delete {
         id: String,
+        /// Delete even a storage set in use (its objects become unreachable).
+        #[arg(long)]
+        force: bool,
     },
 }
 

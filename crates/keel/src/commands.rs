@@ -123,13 +123,29 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Get {
             path,
             local,
+            allow_stale,
             volume,
-        } => crate::files_cmd::get(&client(cli.cluster)?, &path, &local, &volume).await,
-        Command::Ls { path, json, volume } => {
-            crate::files_cmd::ls(&client(cli.cluster)?, &path, json, &volume).await
+        } => {
+            let c = client(cli.cluster)?.allowing_stale(allow_stale);
+            crate::files_cmd::get(&c, &path, &local, &volume).await
         }
-        Command::Stat { path, json, volume } => {
-            crate::files_cmd::stat(&client(cli.cluster)?, &path, json, &volume).await
+        Command::Ls {
+            path,
+            json,
+            allow_stale,
+            volume,
+        } => {
+            let c = client(cli.cluster)?.allowing_stale(allow_stale);
+            crate::files_cmd::ls(&c, &path, json, &volume).await
+        }
+        Command::Stat {
+            path,
+            json,
+            allow_stale,
+            volume,
+        } => {
+            let c = client(cli.cluster)?.allowing_stale(allow_stale);
+            crate::files_cmd::stat(&c, &path, json, &volume).await
         }
         Command::Mkdir { path, volume } => {
             let f = client(cli.cluster)?
@@ -266,7 +282,9 @@ async fn set(dir: Option<PathBuf>, cmd: SetCommand) -> Result<()> {
             };
             admin(dir, AdminRequest::CreateSet { spec }).await
         }
-        SetCommand::Delete { id } => admin(dir, AdminRequest::DeleteSet { set: id }).await,
+        SetCommand::Delete { id, force } => {
+            admin(dir, AdminRequest::DeleteSet { set: id, force }).await
+        }
         SetCommand::List { json } => {
             let status = client(dir)?.status().await?;
             if json {

@@ -1,14 +1,29 @@
 //! The file commands: put, get, ls, mkdir, mv, rm, stat, with a progress bar for
 //! transfers (shown only on a terminal).
 //!
-//! Must never: exit 0 for a put the cluster did not acknowledge, or leave a partial
-//! local file after a failed get.
+//! Must never: exit 0 for a put the cluster did not acknowledge, leave a partial
+//! local file after a failed get, or exit 0 for a read answered by a directory
+//! replica that may lag unless `--allow-stale` was given.
 
 use crate::cli::VolumeArg;
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
-use keel_client::Client;
+use keel_client::{Client, ClientError};
 use std::path::Path;
+
+/// A read that no current replica answered: one line naming `--allow-stale`.
+fn current_only(path: &str, e: ClientError) -> anyhow::Error {
+    if e.code() == Some("no_control_plane") {
+        anyhow::anyhow!(
+            "{path}: no member that reaches the control plane's majority answered, so any answer could be stale; \
+             --allow-stale accepts one from a directory replica that may lag"
+        )
+    } else {
+        e.into()
+    }
+}
+
+const STALE_WARNING: &str = "warning: --allow-stale: answered from a directory replica that may be stale (no member reaching the control plane's majority answered)";
 
 fn bar(len: Option<u64>) -> ProgressBar {
     let pb = match len {
@@ -48,9 +63,12 @@ pub async fn put(c: &Client, local: &Path, path: &str, v: &VolumeArg) -> Result<
 
 pub async fn get(c: &Client, path: &str, local: &Path, v: &VolumeArg) -> Result<()> {
     if local == Path::new("-") {
-        let (bytes, o) = c.get_bytes(path, None, v.volume.as_deref()).await?;
+        let (bytes, o) = c
+            .get_bytes(path, None, v.volume.as_deref())
+            .await
+            .map_err(|e| current_only(path, e))?;
         if o.stale {
-            eprintln!("warning: served from a directory replica while the control plane is out of reach: it may be stale");
+            eprintln!("{STALE_WARNING}");
         }
         use std::io::Write;
         std::io::stdout().write_all(&bytes)?;
@@ -68,20 +86,27 @@ pub async fn get(c: &Client, path: &str, local: &Path, v: &VolumeArg) -> Result<
     };
     let r = c.get_file(path, local, v.volume.as_deref(), progress).await;
     pb.finish_and_clear();
-    let o = r?;
+    let o = r.map_err(|e| current_only(path, e))?;
     if o.stale {
-        eprintln!(
-            "warning: served from a directory replica while the control plane is out of reach: it may be stale"
+        eprintln!("{STALE_WARNING}");
+        println!(
+            "{path}: {} bytes written to {} (stale: from a replica that may lag)",
+            o.bytes,
+            local.display()
         );
+    } else {
+        println!("{path}: {} bytes written to {}", o.bytes, local.display());
     }
-    println!("{path}: {} bytes written to {}", o.bytes, local.display());
     Ok(())
 }
 
 pub async fn ls(c: &Client, path: &str, json: bool, v: &VolumeArg) -> Result<()> {
-    let (entries, stale) = c.list(path, v.volume.as_deref()).await?;
+    let (entries, stale) = c
+        .list(path, v.volume.as_deref())
+        .await
+        .map_err(|e| current_only(path, e))?;
     if stale {
-        eprintln!("warning: listed from a directory replica that may be stale (control plane out of reach)");
+        eprintln!("{STALE_WARNING}");
     }
     if json {
         println!("{}", serde_json::to_string(&entries)?);
@@ -99,15 +124,16 @@ pub async fn ls(c: &Client, path: &str, json: bool, v: &VolumeArg) -> Result<()>
 }
 
 pub async fn stat(c: &Client, path: &str, json: bool, v: &VolumeArg) -> Result<()> {
-    let f = c.stat(path, v.volume.as_deref()).await?;
+    let f = c
+        .stat(path, v.volume.as_deref())
+        .await
+        .map_err(|e| current_only(path, e))?;
+    if f.stale {
+        eprintln!("{STALE_WARNING}");
+    }
     if json {
         println!("{}", serde_json::to_string(&f)?);
         return Ok(());
-    }
-    if f.stale {
-        eprintln!(
-            "warning: from a directory replica that may be stale (control plane out of reach)"
-        );
     }
     println!("path:       {}", f.path);
     println!("kind:       {}", f.kind);

@@ -22,6 +22,84 @@ use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Objects asked for per page when looking for a live object of a set.
+const IN_USE_PAGE: u32 = 64;
+
+/// Refuses to delete a storage set that is in use: one the placement map (current or
+/// previous) names, or one whose members still hold a live object of it (asked with
+/// a storage `List`), or whose members cannot be asked. `--force` skips this.
+async fn refuse_if_in_use(node: &Arc<NodeShared>, set: &keel_core::SetId) -> Result<(), AdminError> {
+    let (record, placement) = node.db.read(|s| (s.sets.get(set).cloned(), s.placement.clone()));
+    let Some(record) = record else {
+        return Ok(()); // the write answers "unknown set"
+    };
+    let refuse = |why: String| {
+        AdminError::bad(format!(
+            "set {set} is in use: {why}; `keel set delete {set} --force` deletes it anyway"
+        ))
+    };
+    let groups = placement.groups.iter().filter(|s| *s == set).count();
+    if groups > 0 {
+        return Err(refuse(format!(
+            "the placement map (version {}) puts {groups} placement groups on it (change the layout first)",
+            placement.version
+        )));
+    }
+    if placement.previous.iter().any(|s| s == set) {
+        return Err(refuse(
+            "the previous placement map still names it (a rebalance may still be moving its objects)"
+                .into(),
+        ));
+    }
+    if record.kind != keel_core::SetKind::Storage {
+        return Ok(());
+    }
+    for member in &record.members {
+        let MemberRef::Node(n) = member else { continue };
+        match holds_a_live_object(node, *n, set).await {
+            Ok(None) => {}
+            Ok(Some(id)) => {
+                return Err(refuse(format!("node {n} still holds its object {id}")))
+            }
+            Err(e) => {
+                return Err(refuse(format!(
+                    "cannot tell whether node {n} still holds its objects ({e})"
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A live (not deleted) object of `set` on node `n`, if it holds one.
+async fn holds_a_live_object(
+    node: &Arc<NodeShared>,
+    n: keel_core::NodeId,
+    set: &keel_core::SetId,
+) -> Result<Option<keel_core::ObjectId>, String> {
+    use crate::storage::wire::{StoreReply, StoreRequest};
+    let mut after = None;
+    loop {
+        let req = StoreRequest::List {
+            set: set.clone(),
+            after,
+            limit: IN_USE_PAGE,
+        };
+        let page = match crate::storage::call(node, n, req, Duration::from_secs(5)).await {
+            Ok(StoreReply::List(page)) => page,
+            Ok(_) => return Err("unexpected storage reply".into()),
+            Err(e) => return Err(e.to_string()),
+        };
+        if let Some(live) = page.iter().find(|o| !o.deleted) {
+            return Ok(Some(live.id));
+        }
+        if page.len() < IN_USE_PAGE as usize {
+            return Ok(None);
+        }
+        after = page.last().map(|o| o.id);
+    }
+}
+
 /// Executes an admin change here if this node leads, else forwards it to the leader.
 pub async fn execute(node: &Arc<NodeShared>, req: AdminRequest) -> Result<AdminReply, AdminError> {
     if !node.is_leader() {
@@ -96,7 +174,10 @@ pub async fn execute(node: &Arc<NodeShared>, req: AdminRequest) -> Result<AdminR
                 .map_err(|error| AdminError::Refused { error })?;
             reply(format!("set {id} created"), epoch)
         }
-        AdminRequest::DeleteSet { set } => {
+        AdminRequest::DeleteSet { set, force } => {
+            if !force {
+                refuse_if_in_use(node, &set).await?;
+            }
             write(ClusterCommand::DeleteSet {
                 set: set.clone(),
                 at,

@@ -13,6 +13,10 @@ pub enum AdminRequest {
     },
     DeleteSet {
         set: SetId,
+        /// Delete even a storage set that the placement map names or that holds
+        /// objects.
+        #[serde(default)]
+        force: bool,
     },
     /// Graceful manual takeover.
     Takeover {

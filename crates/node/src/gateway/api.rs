@@ -10,10 +10,22 @@
 //! - `?volume=NAME` on any of them (default `default`).
 //!
 //! Errors are `{"code": "...", "message": "..."}` with the status of
-//! [`DataError::http_status`]. A read answered from a directory replica that may lag
-//! (the control plane is out of reach) carries `x-keel-stale: true`.
+//! [`DataError::http_status`].
 //!
-//! Must never: answer 2xx for a write that is not durable and committed.
+//! Every route that reads the directory (get, stat, list, and the changes that look a
+//! path or a volume up before deciding: put, rm, mv, mkdir) first runs the read
+//! barrier ([`NodeShared::read_barrier`]), so it sees every acknowledged change. A
+//! member that cannot run it (its control plane is out of reach) answers 503
+//! `no_control_plane` and the client tries another member. Only a read that carries
+//! `x-keel-allow-stale: true` is then answered from the local replica anyway, marked
+//! `x-keel-stale: true`.
+//!
+//! Changes a client may retry carry `Idempotency-Key: <1 to 32 hex digits>` (put, rm,
+//! mv, mkdir): the directory remembers the answer under the key, so a retry on
+//! another member after the first try committed is answered as applied.
+//!
+//! Must never: answer 2xx for a write that is not durable and committed, or answer a
+//! read from a replica that may lag unless the request allowed it.
 
 use super::files::{self, DEFAULT_VOLUME};
 use crate::node::{now_ms, NodeShared};
@@ -33,6 +45,11 @@ use super::meta_api::{create_volume, list, list_root, mkdir, rename, stat, stat_
 pub use super::views::{EntryView, ErrorView, FileView, ListView, VolumeView};
 
 pub const STALE_HEADER: &str = "x-keel-stale";
+/// A read that carries this header (`true`) may be answered from a directory replica
+/// that may lag, marked [`STALE_HEADER`], when no read barrier can be had.
+pub const ALLOW_STALE_HEADER: &str = "x-keel-allow-stale";
+/// The idempotency key of a change (1 to 32 hex digits).
+pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 
 pub fn router(node: Arc<NodeShared>) -> Router {
     Router::new()
@@ -111,6 +128,59 @@ pub(super) fn authorized(node: &NodeShared, headers: &HeaderMap) -> Result<(), D
     }
 }
 
+/// The request's idempotency key, if it carries one.
+pub(super) fn idempotency_key(headers: &HeaderMap) -> Result<Option<u128>, DataError> {
+    let Some(v) = headers.get(IDEMPOTENCY_HEADER) else {
+        return Ok(None);
+    };
+    v.to_str()
+        .ok()
+        .filter(|s| !s.is_empty() && s.len() <= 32)
+        .and_then(|s| u128::from_str_radix(s, 16).ok())
+        .map(Some)
+        .ok_or_else(|| DataError::BadRequest {
+            reason: "Idempotency-Key must be 1 to 32 hex digits".into(),
+        })
+}
+
+/// Runs the read barrier before a change that reads the directory to decide; a
+/// member that cannot run it refuses (503), so the client asks another member.
+pub(super) async fn barrier_for_change(node: &NodeShared, what: &str) -> Result<(), DataError> {
+    if node.read_barrier().await {
+        Ok(())
+    } else {
+        Err(DataError::NoControlPlane {
+            what: what.to_string(),
+        })
+    }
+}
+
+/// Runs the read barrier before a read. `Ok(false)`: the replica is current.
+/// `Ok(true)`: no barrier could be had and the request allows a stale answer.
+/// Otherwise a 503 that names why, for the client to try another member.
+pub(super) async fn barrier_for_read(
+    node: &NodeShared,
+    headers: &HeaderMap,
+    what: &str,
+) -> Result<bool, DataError> {
+    if node.read_barrier().await {
+        return Ok(false);
+    }
+    let allowed = headers
+        .get(ALLOW_STALE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    if allowed {
+        Ok(true)
+    } else {
+        Err(DataError::NoControlPlane {
+            what: format!(
+                "{what} from this member's directory replica, which may lag (no stale answer was allowed)"
+            ),
+        })
+    }
+}
+
 pub(super) fn abs(path: &str) -> String {
     format!("/{}", path.trim_start_matches('/'))
 }
@@ -163,17 +233,7 @@ async fn put_file(
     let run = async {
         authorized(&node, &headers)?;
         check_raw(&uri)?;
-        let token = match headers.get("idempotency-key") {
-            None => None,
-            Some(v) => Some(
-                v.to_str()
-                    .ok()
-                    .and_then(|s| u128::from_str_radix(s, 16).ok())
-                    .ok_or_else(|| DataError::BadRequest {
-                        reason: "Idempotency-Key must be up to 32 hex digits".into(),
-                    })?,
-            ),
-        };
+        let token = idempotency_key(&headers)?;
         let path = abs(&path);
         let stream = body.into_data_stream().boxed();
         let inode = files::put(
@@ -196,36 +256,52 @@ async fn put_file(
     respond(run.await, StatusCode::CREATED, false)
 }
 
-/// Parses `bytes=a-b`, `bytes=a-` or `bytes=-n` against the file `path` of `size` bytes.
+/// Parses `bytes=a-b`, `bytes=a-` or `bytes=-n` against the file `path` of `size`
+/// bytes into `[start, end)` with `start <= end <= size`. Any u64 is accepted as a
+/// bound (`bytes=0-18446744073709551615` is the whole file): the arithmetic is done so
+/// that no bound can overflow.
 pub fn parse_range(h: &str, path: &str, size: u64) -> Result<(u64, u64), DataError> {
     let bad = || DataError::BadRequest {
         reason: format!("unsupported Range {h:?} (one range: bytes=a-b, bytes=a- or bytes=-n)"),
     };
+    let number = |s: &str| -> Result<u64, DataError> {
+        // `u64::from_str` takes a leading '+': a Range bound is digits only.
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        s.parse().map_err(|_| bad())
+    };
     let spec = h.strip_prefix("bytes=").ok_or_else(bad)?;
     let (a, b) = spec.split_once('-').ok_or_else(bad)?;
+    let past_end = |offset: u64| DataError::PastEnd {
+        path: path.to_string(),
+        offset,
+        size,
+    };
     let (start, end) = match (a.trim(), b.trim()) {
         ("", n) => {
-            let n: u64 = n.parse().map_err(|_| bad())?;
-            (size.saturating_sub(n), size)
+            // The last n bytes; a suffix of 0 bytes selects nothing (unsatisfiable).
+            let n = number(n)?;
+            if n == 0 && size > 0 {
+                return Err(past_end(size));
+            }
+            (size - n.min(size), size)
         }
-        (a, "") => (a.parse().map_err(|_| bad())?, size),
+        (a, "") => (number(a)?, size),
         (a, b) => {
-            let a: u64 = a.parse().map_err(|_| bad())?;
-            let b: u64 = b.parse().map_err(|_| bad())?;
+            let (a, b) = (number(a)?, number(b)?);
             if b < a {
                 return Err(bad());
             }
-            (a, (b + 1).min(size))
+            // `b` is inclusive: the end is `b + 1`, cut at the file's end (computed
+            // as `min(b, size - 1) + 1`, which cannot overflow).
+            (a, size.checked_sub(1).map_or(0, |last| b.min(last) + 1))
         }
     };
     if start >= size && size > 0 || (size == 0 && start > 0) {
-        return Err(DataError::PastEnd {
-            path: path.to_string(),
-            offset: start,
-            size,
-        });
+        return Err(past_end(start));
     }
-    Ok((start, end))
+    Ok((start, end.max(start)))
 }
 
 async fn get_file(
@@ -234,10 +310,17 @@ async fn get_file(
     Query(q): Query<FsQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let stale = !node.read_barrier().await;
-    let run = || {
+    let path = abs(&path);
+    let barrier = async {
         authorized(&node, &headers)?;
-        let path = abs(&path);
+        barrier_for_read(&node, &headers, &format!("reading {path:?}")).await
+    };
+    let stale = match barrier.await {
+        Ok(stale) => stale,
+        Err(e) => return error_response(e),
+    };
+    let run = || {
+        let path = path.clone();
         let (inode, chunk_size) = node.db.read_dir(|ns| {
             let inode = ns.lookup(q.volume(), &path)?;
             let cs = ns
@@ -315,25 +398,34 @@ async fn delete(
 ) -> Response {
     let run = async {
         authorized(&node, &headers)?;
-        files::require_control_plane(&node, "delete")?;
+        let token = idempotency_key(&headers)?;
         let path = abs(&path);
+        barrier_for_change(&node, &format!("removing {path:?}")).await?;
         let is_dir = node
             .db
-            .read_dir(|ns| ns.lookup(q.volume(), &path).map(|i| i.is_dir()))?;
-        let cmd = if is_dir {
-            DirCommand::Rmdir {
+            .read_dir(|ns| ns.lookup(q.volume(), &path).map(|i| i.is_dir()));
+        let cmd = match is_dir {
+            Ok(true) => DirCommand::Rmdir {
                 volume: q.volume().to_string(),
                 path: path.clone(),
                 at: now_ms(),
-                token: None,
-            }
-        } else {
-            DirCommand::Unlink {
+                token,
+            },
+            Ok(false) => DirCommand::Unlink {
                 volume: q.volume().to_string(),
                 path: path.clone(),
                 at: now_ms(),
-                token: None,
-            }
+                token,
+            },
+            // Gone: a retry of a removal that already committed (the directory
+            // answers it from the token's memory), or not found.
+            Err(keel_dir::DirError::NotFound { .. }) if token.is_some() => DirCommand::Unlink {
+                volume: q.volume().to_string(),
+                path: path.clone(),
+                at: now_ms(),
+                token,
+            },
+            Err(e) => return Err(e.into()),
         };
         if let DirReply::Freed { freed, .. } = node.write_dir(cmd).await?? {
             files::delete_objects(&node, freed);
@@ -379,9 +471,76 @@ mod tests {
             "bytes=1-2,4-5",
             "bytes=",
             "items=0-1",
+            "bytes=+1-2",
+            "bytes=1-+2",
+            "bytes=--1",
+            "bytes=-",
+            "bytes=0-18446744073709551616",
+            "bytes=18446744073709551616-",
+            "bytes=-18446744073709551616",
         ] {
             let e = parse_range(h, "/f", 100).expect_err(h);
             assert_eq!(e.code(), "bad_request", "{h}");
+        }
+    }
+
+    #[test]
+    fn hostile_bounds_do_not_overflow() {
+        let max = u64::MAX;
+        // The end at u64::MAX: the whole file, or its tail.
+        let r = parse_range(&format!("bytes=0-{max}"), "/f", 100);
+        assert_eq!(r.ok(), Some((0, 100)));
+        let r = parse_range(&format!("bytes=99-{max}"), "/f", 100);
+        assert_eq!(r.ok(), Some((99, 100)));
+        // Both bounds at u64::MAX: past the end, not a wrapped-around range.
+        let e = parse_range(&format!("bytes={max}-{max}"), "/f", 100).expect_err("past");
+        assert_eq!(e.code(), "past_end");
+        let e = parse_range(&format!("bytes={max}-"), "/f", 100).expect_err("past");
+        assert_eq!(e.code(), "past_end");
+        // A file whose size is u64::MAX (a sparse file can claim it).
+        let r = parse_range(&format!("bytes=0-{max}"), "/f", max);
+        assert_eq!(r.ok(), Some((0, max)));
+        let r = parse_range(&format!("bytes={}-{max}", max - 1), "/f", max);
+        assert_eq!(r.ok(), Some((max - 1, max)));
+        let r = parse_range(&format!("bytes=-{max}"), "/f", max);
+        assert_eq!(r.ok(), Some((0, max)));
+        // An empty file: any range from 0 is the (empty) file, nothing more.
+        let r = parse_range(&format!("bytes=0-{max}"), "/f", 0);
+        assert_eq!(r.ok(), Some((0, 0)));
+        let e = parse_range(&format!("bytes={max}-"), "/f", 0).expect_err("past");
+        assert_eq!(e.code(), "past_end");
+    }
+
+    #[test]
+    fn suffix_ranges() {
+        let max = u64::MAX;
+        assert_eq!(parse_range(&format!("bytes=-{max}"), "/f", 100).ok(), Some((0, 100)));
+        assert_eq!(parse_range("bytes=-1", "/f", 100).ok(), Some((99, 100)));
+        assert_eq!(parse_range("bytes=-100", "/f", 100).ok(), Some((0, 100)));
+        assert_eq!(parse_range("bytes=-5", "/f", 0).ok(), Some((0, 0)));
+        // A suffix of no bytes selects nothing: unsatisfiable.
+        let e = parse_range("bytes=-0", "/f", 100).expect_err("empty suffix");
+        assert_eq!(e.code(), "past_end");
+    }
+
+    #[test]
+    fn every_parsed_range_lies_within_the_file() {
+        let max = u64::MAX;
+        let bounds = [0, 1, 2, 99, 100, 101, max / 2, max - 1, max];
+        for size in [0, 1, 100, max - 1, max] {
+            for a in bounds {
+                for b in bounds {
+                    for h in [
+                        format!("bytes={a}-{b}"),
+                        format!("bytes={a}-"),
+                        format!("bytes=-{b}"),
+                    ] {
+                        if let Ok((start, end)) = parse_range(&h, "/f", size) {
+                            assert!(start <= end && end <= size, "{h} of {size}: {start}..{end}");
+                        }
+                    }
+                }
+            }
         }
     }
 }

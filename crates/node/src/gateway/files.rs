@@ -89,7 +89,9 @@ where
     E: std::fmt::Display,
 {
     keel_dir::parse_path(path)?;
-    require_control_plane(node, "write")?;
+    // The volume and parent checks below read the local replica: bring it up to date
+    // first (a member that cannot refuses, and the client asks another).
+    super::api::barrier_for_change(node, &format!("writing {path:?}")).await?;
     let started = std::time::Instant::now();
     let (chunk_size, durability) = volume(node, volume_name).await?;
     let mut chunks: Vec<ChunkRef> = vec![];
@@ -209,7 +211,8 @@ pub fn delete_objects(node: &Arc<NodeShared>, ids: Vec<ObjectId>) {
 }
 
 /// Where a range of a file lives: `(chunk, offset in chunk, length)` pieces; a
-/// `None` chunk is a hole (zeros).
+/// `None` chunk is a hole (zeros). `chunk_size` must not be 0 (a volume's is 4 KiB or
+/// more).
 pub fn pieces(
     inode: &Inode,
     chunk_size: u64,
@@ -221,7 +224,11 @@ pub fn pieces(
     while at < end {
         let i = (at / chunk_size) as usize;
         let within = at % chunk_size;
-        let chunk_end = ((i as u64 + 1) * chunk_size).min(end);
+        // Saturating: a sparse file may claim a size near u64::MAX.
+        let chunk_end = (at / chunk_size)
+            .saturating_add(1)
+            .saturating_mul(chunk_size)
+            .min(end);
         let want = chunk_end - at;
         match inode.chunks.get(i) {
             Some(c) if within < c.len => {
@@ -309,5 +316,15 @@ mod tests {
         let shape: Vec<(bool, u64, u64)> =
             p.iter().map(|(c, o, l)| (c.is_some(), *o, *l)).collect();
         assert_eq!(shape, vec![(true, 2, 2), (false, 0, 6)]);
+    }
+
+    #[test]
+    fn pieces_near_the_largest_size_do_not_overflow() {
+        let mut f = inode(&[10]);
+        f.size = u64::MAX;
+        let p = pieces(&f, 10, u64::MAX - 15, u64::MAX);
+        let total: u64 = p.iter().map(|(_, _, l)| *l).sum();
+        assert_eq!(total, 15);
+        assert!(p.iter().all(|(c, _, _)| c.is_none()));
     }
 }

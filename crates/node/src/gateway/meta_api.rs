@@ -1,10 +1,14 @@
 //! The namespace routes of the native HTTP API: stat, list (paged), mkdir, rename, and
 //! volumes (list, create with synchronous or asynchronous replication).
 //!
-//! Must never: answer a change before the directory committed it, or hide that a
-//! listing came from a replica that may lag.
+//! Must never: answer a change before the directory committed it, read the local
+//! replica without the read barrier, or answer from a replica that may lag unless the
+//! request allowed it (and then say so).
 
-use super::api::{abs, authorized, check_raw, respond, unless_stale, FsQuery};
+use super::api::{
+    abs, authorized, barrier_for_change, barrier_for_read, check_raw, error_response,
+    idempotency_key, respond, unless_stale, FsQuery,
+};
 use super::files;
 use super::views::{EntryView, FileView, ListView, VolumeView};
 use crate::node::{now_ms, NodeShared};
@@ -30,10 +34,16 @@ pub(super) async fn stat(
     Query(q): Query<FsQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let stale = !node.read_barrier().await;
-    let run = || {
+    let path = abs(&path);
+    let barrier = async {
         authorized(&node, &headers)?;
-        let path = abs(&path);
+        barrier_for_read(&node, &headers, &format!("reading the attributes of {path:?}")).await
+    };
+    let stale = match barrier.await {
+        Ok(stale) => stale,
+        Err(e) => return error_response(e),
+    };
+    let run = || {
         let inode = node.db.read_dir(|ns| ns.lookup(q.volume(), &path))?;
         Ok::<_, DataError>(FileView::of(&path, &inode, stale))
     };
@@ -58,10 +68,16 @@ pub(super) async fn list(
     Query(q): Query<FsQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let stale = !node.read_barrier().await;
-    let run = || {
+    let path = abs(&path);
+    let barrier = async {
         authorized(&node, &headers)?;
-        let path = abs(&path);
+        barrier_for_read(&node, &headers, &format!("listing {path:?}")).await
+    };
+    let stale = match barrier.await {
+        Ok(stale) => stale,
+        Err(e) => return error_response(e),
+    };
+    let run = || {
         let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
         let page = node
             .db
@@ -103,8 +119,9 @@ pub(super) async fn mkdir(
     let run = async {
         authorized(&node, &headers)?;
         check_raw(&uri)?;
-        files::require_control_plane(&node, "mkdir")?;
+        let token = idempotency_key(&headers)?;
         let path = abs(&path);
+        barrier_for_change(&node, &format!("creating the directory {path:?}")).await?;
         if node.db.read_dir(|ns| ns.volume(q.volume()).is_none()) {
             files::ensure_volume(&node, q.volume()).await?;
         }
@@ -117,7 +134,7 @@ pub(super) async fn mkdir(
                 gid: 0,
                 parents: false,
                 at: now_ms(),
-                token: None,
+                token,
             })
             .await??;
         match reply {
@@ -140,8 +157,9 @@ pub(super) async fn rename(
     let run = async {
         authorized(&node, &headers)?;
         check_raw(&uri)?;
-        files::require_control_plane(&node, "rename")?;
+        let token = idempotency_key(&headers)?;
         let from = abs(&path);
+        barrier_for_change(&node, &format!("renaming {from:?}")).await?;
         let to = q.to.clone().ok_or_else(|| DataError::BadRequest {
             reason: "rename needs ?to=/new/path".into(),
         })?;
@@ -151,7 +169,7 @@ pub(super) async fn rename(
                 from,
                 to: to.clone(),
                 at: now_ms(),
-                token: None,
+                token,
             })
             .await??;
         match reply {
