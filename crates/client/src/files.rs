@@ -186,52 +186,57 @@ impl Client {
             reason: e.to_string(),
         };
         let outcome = self
-            .with_retries_reading(&format!("get {path}"), self.allow_stale, |base, accept_stale| {
-                let (token, partial, progress) = (token.clone(), partial.clone(), progress.clone());
-                async move {
-                    let mut req = self
-                        .http
-                        .get(Self::url(&base, "fs", path, volume)?)
-                        .bearer_auth(&token)
-                        .timeout(Duration::from_secs(600));
-                    if accept_stale {
-                        req = req.header(ALLOW_STALE_HEADER, "true");
-                    }
-                    let r = match Self::exchange(req).await? {
-                        Attempt::Done(r) => r,
-                        other => return Ok(other.retype()),
-                    };
-                    let stale = r.headers().get(STALE_HEADER).is_some();
-                    let total = r.content_length();
-                    let mut out = tokio::fs::File::create(&partial).await.map_err(local_err)?;
-                    let mut got = 0u64;
-                    let mut stream = r.bytes_stream();
-                    while let Some(piece) = stream.next().await {
-                        match piece {
-                            Ok(b) => {
-                                out.write_all(&b).await.map_err(local_err)?;
-                                got += b.len() as u64;
-                                progress(got, total);
-                            }
-                            Err(e) => {
-                                let _ = tokio::fs::remove_file(&partial).await;
-                                return Ok(Attempt::Next(format!(
-                                    "broken download: {}",
-                                    short(&e)
-                                )));
+            .with_retries_reading(
+                &format!("get {path}"),
+                self.allow_stale,
+                |base, accept_stale| {
+                    let (token, partial, progress) =
+                        (token.clone(), partial.clone(), progress.clone());
+                    async move {
+                        let mut req = self
+                            .http
+                            .get(Self::url(&base, "fs", path, volume)?)
+                            .bearer_auth(&token)
+                            .timeout(Duration::from_secs(600));
+                        if accept_stale {
+                            req = req.header(ALLOW_STALE_HEADER, "true");
+                        }
+                        let r = match Self::exchange(req).await? {
+                            Attempt::Done(r) => r,
+                            other => return Ok(other.retype()),
+                        };
+                        let stale = r.headers().get(STALE_HEADER).is_some();
+                        let total = r.content_length();
+                        let mut out = tokio::fs::File::create(&partial).await.map_err(local_err)?;
+                        let mut got = 0u64;
+                        let mut stream = r.bytes_stream();
+                        while let Some(piece) = stream.next().await {
+                            match piece {
+                                Ok(b) => {
+                                    out.write_all(&b).await.map_err(local_err)?;
+                                    got += b.len() as u64;
+                                    progress(got, total);
+                                }
+                                Err(e) => {
+                                    let _ = tokio::fs::remove_file(&partial).await;
+                                    return Ok(Attempt::Next(format!(
+                                        "broken download: {}",
+                                        short(&e)
+                                    )));
+                                }
                             }
                         }
+                        if total.is_some_and(|t| t != got) {
+                            let _ = tokio::fs::remove_file(&partial).await;
+                            return Ok(Attempt::Next(format!(
+                                "short download: {got} of {total:?} bytes"
+                            )));
+                        }
+                        out.sync_all().await.map_err(local_err)?;
+                        Ok(Attempt::Done(GetOutcome { bytes: got, stale }))
                     }
-                    if total.is_some_and(|t| t != got) {
-                        let _ = tokio::fs::remove_file(&partial).await;
-                        return Ok(Attempt::Next(format!(
-                            "short download: {got} of {total:?} bytes"
-                        )));
-                    }
-                    out.sync_all().await.map_err(local_err)?;
-                    Ok(Attempt::Done(GetOutcome { bytes: got, stale }))
-                }
-            })
+                },
+            )
             .await;
         match outcome {
             Ok(o) => {

@@ -88,7 +88,14 @@ impl Client {
                 extra.push(("after", a.clone()));
             }
             let page: ListView = self
-                .meta_call(reqwest::Method::GET, "list", path, &extra, volume, Call::Read)
+                .meta_call(
+                    reqwest::Method::GET,
+                    "list",
+                    path,
+                    &extra,
+                    volume,
+                    Call::Read,
+                )
                 .await?
                 .ok_or_else(|| ClientError::Http("empty list reply".into()))?;
             stale |= page.stale;
@@ -101,9 +108,16 @@ impl Client {
     }
 
     pub async fn mkdir(&self, path: &str, volume: Option<&str>) -> Result<FileView, ClientError> {
-        self.meta_call(reqwest::Method::POST, "mkdir", path, &[], volume, Call::Change)
-            .await?
-            .ok_or_else(|| ClientError::Http("empty mkdir reply".into()))
+        self.meta_call(
+            reqwest::Method::POST,
+            "mkdir",
+            path,
+            &[],
+            volume,
+            Call::Change,
+        )
+        .await?
+        .ok_or_else(|| ClientError::Http("empty mkdir reply".into()))
     }
 
     pub async fn rename(
@@ -133,8 +147,8 @@ impl Client {
             volume,
             Call::Change,
         )
-            .await
-            .map(|_| ())
+        .await
+        .map(|_| ())
     }
 
     /// Creates a volume (`replication`: "sync" or "async"; `chunk_size` in bytes). A

@@ -49,7 +49,8 @@ fn storage_set(id: &str, members: &[u64]) -> SetSpec {
 }
 
 fn create(st: &mut ClusterState, spec: SetSpec) -> Result<Option<Epoch>, ClusterError> {
-    st.apply(ClusterCommand::CreateSet { spec, at: 1 }).into_result()
+    st.apply(ClusterCommand::CreateSet { spec, at: 1 })
+        .into_result()
 }
 
 /// Moves the Primary of `set` to the next member `times` times (each bumps the epoch).
@@ -72,7 +73,10 @@ fn fail_over(st: &mut ClusterState, set: &str, times: usize) {
 #[test]
 fn a_re_created_set_starts_above_the_deleted_sets_last_epoch() {
     let mut st = cluster(&[1, 2]);
-    assert_eq!(create(&mut st, storage_set("st-1", &[1, 2])), Ok(Some(Epoch(1))));
+    assert_eq!(
+        create(&mut st, storage_set("st-1", &[1, 2])),
+        Ok(Some(Epoch(1)))
+    );
     fail_over(&mut st, "st-1", 4);
     assert_eq!(st.sets["st-1"].epoch, Epoch(5));
 
@@ -83,10 +87,16 @@ fn a_re_created_set_starts_above_the_deleted_sets_last_epoch() {
     assert_eq!(r, ClusterResponse::Ok);
     assert_eq!(st.retired_epochs.get("st-1"), Some(&Epoch(5)));
 
-    assert_eq!(create(&mut st, storage_set("st-1", &[2, 1])), Ok(Some(Epoch(6))));
+    assert_eq!(
+        create(&mut st, storage_set("st-1", &[2, 1])),
+        Ok(Some(Epoch(6)))
+    );
     assert_eq!(st.sets["st-1"].epoch, Epoch(6));
     // Another id is not affected.
-    assert_eq!(create(&mut st, storage_set("st-2", &[2, 1])), Ok(Some(Epoch(1))));
+    assert_eq!(
+        create(&mut st, storage_set("st-2", &[2, 1])),
+        Ok(Some(Epoch(1)))
+    );
 }
 
 #[test]
@@ -98,7 +108,10 @@ fn the_memory_survives_several_deletions_and_a_snapshot() {
         set: "st-1".into(),
         at: 3,
     });
-    assert_eq!(create(&mut st, storage_set("st-1", &[1, 2])), Ok(Some(Epoch(4))));
+    assert_eq!(
+        create(&mut st, storage_set("st-1", &[1, 2])),
+        Ok(Some(Epoch(4)))
+    );
     st.apply(ClusterCommand::DeleteSet {
         set: "st-1".into(),
         at: 4,
@@ -109,9 +122,14 @@ fn the_memory_survives_several_deletions_and_a_snapshot() {
     let json = serde_json::to_value(&st).expect("to json");
     let mut back: ClusterState = serde_json::from_value(json.clone()).expect("from json");
     assert_eq!(back.retired_epochs, st.retired_epochs);
-    assert_eq!(create(&mut back, storage_set("st-1", &[1, 2])), Ok(Some(Epoch(5))));
+    assert_eq!(
+        create(&mut back, storage_set("st-1", &[1, 2])),
+        Ok(Some(Epoch(5)))
+    );
     let mut old = json;
-    old.as_object_mut().expect("an object").remove("retired_epochs");
+    old.as_object_mut()
+        .expect("an object")
+        .remove("retired_epochs");
     let old: ClusterState = serde_json::from_value(old).expect("an older snapshot");
     assert!(old.retired_epochs.is_empty());
     // Without events too (what decision logic works on).
@@ -137,7 +155,10 @@ fn a_re_created_set_without_an_eligible_member_stays_at_the_retired_epoch() {
         });
     }
     // Nobody can act in epoch 3 (no Primary); the first assignment moves above it.
-    assert_eq!(create(&mut st, storage_set("st-1", &[1, 2])), Ok(Some(Epoch(3))));
+    assert_eq!(
+        create(&mut st, storage_set("st-1", &[1, 2])),
+        Ok(Some(Epoch(3)))
+    );
     assert!(st.sets["st-1"].primary.is_none());
 }
 

@@ -8,7 +8,8 @@
 //! non-empty directory, a read past the end and a stale epoch; no acknowledged put lost
 //! when a Primary is killed mid-stream, and the killed node caught up and back in sync;
 //! a corrupt chunk file repaired from a replica, with an event; a whole site lost, then
-//! the tiebreaker too, with reads served (flagged possibly stale) and writes refused.
+//! the tiebreaker too, with reads refused unless `--allow-stale` (then served, flagged
+//! possibly stale) and writes refused.
 
 mod support;
 
@@ -1058,34 +1059,55 @@ fn a_lost_site_leaves_data_readable_and_without_the_tiebreaker_writes_are_refuse
     let pid = c.signal(tiebreaker[0], libc::SIGKILL);
     c.wait_gone(pid);
     // Members take the control plane for working until its silence exceeds their
-    // freshness window.
+    // freshness window; then a read that does not allow a stale answer is refused.
     let (path, content) = &files[0];
-    let local = tmp.path().join("stale-read");
-    wait_for(
-        "a get to warn of a possibly stale directory",
+    let refused = tmp.path().join("refused-read");
+    let out = wait_for(
+        "a get without --allow-stale to be refused",
         SETTLE,
         |last| {
-            let (got, out) = c.get_ok(path, &local);
-            assert_same(path, &got, content);
-            *last = out.stderr.clone();
-            out.stderr.contains("may be stale").then_some(())
+            let out = c.keel(&["get", path, refused.to_str().expect("utf-8 path")]);
+            *last = format!("{} {}", out.status, out.stderr);
+            (!out.ok()).then_some(out)
         },
     );
+    assert_refused("get without a control plane", &out, &["--allow-stale"]);
+    assert!(!refused.exists(), "a refused get leaves no file");
     for (path, content) in &files {
         let local = tmp.path().join("stale-read");
-        let (got, out) = c.get_ok(path, &local);
+        let out = c.keel(&[
+            "get",
+            "--allow-stale",
+            path,
+            local.to_str().expect("utf-8 path"),
+        ]);
+        assert!(out.ok(), "get --allow-stale {path}: {}", out.stderr);
+        let got = std::fs::read(&local).expect("get --allow-stale wrote the file");
         assert_same(path, &got, content);
         assert!(
-            out.stderr.contains("may be stale"),
-            "get {path} warns of a possibly stale directory: {:?}",
+            out.stderr.contains("may be stale") && out.stdout.contains("stale"),
+            "get {path} says the answer may be stale: {:?} {:?}",
+            out.stdout,
             out.stderr
         );
     }
-    eprintln!("--- each node of site 2 serves reads, flagged possibly stale");
+    eprintln!("--- each node of site 2 serves reads that allow it, flagged possibly stale");
     let auth = format!("Bearer {}", c.admin_token());
-    let (path, content) = &files[0];
     for n in &site2 {
         let addr = c.admin_addr(*n);
+        let plain = http_request(
+            &addr,
+            "GET",
+            &format!("/v1/fs{path}"),
+            &[("authorization", &auth)],
+            b"",
+        )
+        .unwrap_or_else(|e| panic!("node {n}: {e}"));
+        assert_eq!(
+            plain.code, 503,
+            "node {n} without x-keel-allow-stale: {}",
+            plain.head
+        );
         let r = wait_for(
             &format!("node {n} to flag its reads as stale"),
             SETTLE,
@@ -1094,7 +1116,7 @@ fn a_lost_site_leaves_data_readable_and_without_the_tiebreaker_writes_are_refuse
                     &addr,
                     "GET",
                     &format!("/v1/fs{path}"),
-                    &[("authorization", &auth)],
+                    &[("authorization", &auth), ("x-keel-allow-stale", "true")],
                     b"",
                 )
                 .map_err(|e| *last = e)
@@ -1118,6 +1140,8 @@ fn a_lost_site_leaves_data_readable_and_without_the_tiebreaker_writes_are_refuse
     );
     assert_refused("put without a control plane", &out, &["control plane"]);
     let out = c.keel(&["ls", "--json", "/sites"]);
+    assert_refused("ls without a control plane", &out, &["--allow-stale"]);
+    let out = c.keel(&["ls", "--json", "--allow-stale", "/sites"]);
     assert!(out.ok(), "ls: {}", out.stderr);
     assert!(out.stderr.contains("may be stale"), "ls: {:?}", out.stderr);
     assert!(
@@ -1196,7 +1220,15 @@ fn a_duplicate_no_map_names_is_found_by_a_multicast_search() {
         let pid = c.signal(*n, libc::SIGKILL);
         c.wait_gone(pid);
     }
-    let (got, out) = c.get_ok("/search.bin", &tmp.path().join("search.out"));
+    let local = tmp.path().join("search.out");
+    let out = c.keel(&[
+        "get",
+        "--allow-stale",
+        "/search.bin",
+        local.to_str().expect("utf-8 path"),
+    ]);
+    assert!(out.ok(), "get --allow-stale /search.bin: {}", out.stderr);
+    let got = std::fs::read(&local).expect("get wrote /search.bin");
     assert_same("/search.bin", &got, &content);
     assert!(
         out.stderr.contains("may be stale"),

@@ -28,8 +28,13 @@ const IN_USE_PAGE: u32 = 64;
 /// Refuses to delete a storage set that is in use: one the placement map (current or
 /// previous) names, or one whose members still hold a live object of it (asked with
 /// a storage `List`), or whose members cannot be asked. `--force` skips this.
-async fn refuse_if_in_use(node: &Arc<NodeShared>, set: &keel_core::SetId) -> Result<(), AdminError> {
-    let (record, placement) = node.db.read(|s| (s.sets.get(set).cloned(), s.placement.clone()));
+async fn refuse_if_in_use(
+    node: &Arc<NodeShared>,
+    set: &keel_core::SetId,
+) -> Result<(), AdminError> {
+    let (record, placement) = node
+        .db
+        .read(|s| (s.sets.get(set).cloned(), s.placement.clone()));
     let Some(record) = record else {
         return Ok(()); // the write answers "unknown set"
     };
@@ -58,9 +63,7 @@ async fn refuse_if_in_use(node: &Arc<NodeShared>, set: &keel_core::SetId) -> Res
         let MemberRef::Node(n) = member else { continue };
         match holds_a_live_object(node, *n, set).await {
             Ok(None) => {}
-            Ok(Some(id)) => {
-                return Err(refuse(format!("node {n} still holds its object {id}")))
-            }
+            Ok(Some(id)) => return Err(refuse(format!("node {n} still holds its object {id}"))),
             Err(e) => {
                 return Err(refuse(format!(
                     "cannot tell whether node {n} still holds its objects ({e})"

@@ -514,7 +514,10 @@ mod tests {
     #[test]
     fn suffix_ranges() {
         let max = u64::MAX;
-        assert_eq!(parse_range(&format!("bytes=-{max}"), "/f", 100).ok(), Some((0, 100)));
+        assert_eq!(
+            parse_range(&format!("bytes=-{max}"), "/f", 100).ok(),
+            Some((0, 100))
+        );
         assert_eq!(parse_range("bytes=-1", "/f", 100).ok(), Some((99, 100)));
         assert_eq!(parse_range("bytes=-100", "/f", 100).ok(), Some((0, 100)));
         assert_eq!(parse_range("bytes=-5", "/f", 0).ok(), Some((0, 0)));

@@ -37,7 +37,12 @@ pub(super) async fn stat(
     let path = abs(&path);
     let barrier = async {
         authorized(&node, &headers)?;
-        barrier_for_read(&node, &headers, &format!("reading the attributes of {path:?}")).await
+        barrier_for_read(
+            &node,
+            &headers,
+            &format!("reading the attributes of {path:?}"),
+        )
+        .await
     };
     let stale = match barrier.await {
         Ok(stale) => stale,
