@@ -143,10 +143,30 @@ pub(super) fn idempotency_key(headers: &HeaderMap) -> Result<Option<u128>, DataE
         })
 }
 
+/// How long a request keeps trying the read barrier before it is refused: a leader's
+/// quorum confirmation can lapse for a moment under load, which is no reason to send
+/// the client elsewhere.
+const BARRIER_PATIENCE: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// The read barrier ([`NodeShared::read_barrier`]), tried again for up to
+/// [`BARRIER_PATIENCE`].
+async fn barrier(node: &NodeShared) -> bool {
+    let started = std::time::Instant::now();
+    loop {
+        if node.read_barrier().await {
+            return true;
+        }
+        if started.elapsed() >= BARRIER_PATIENCE {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 /// Runs the read barrier before a change that reads the directory to decide; a
 /// member that cannot run it refuses (503), so the client asks another member.
 pub(super) async fn barrier_for_change(node: &NodeShared, what: &str) -> Result<(), DataError> {
-    if node.read_barrier().await {
+    if barrier(node).await {
         Ok(())
     } else {
         Err(DataError::NoControlPlane {
@@ -163,7 +183,7 @@ pub(super) async fn barrier_for_read(
     headers: &HeaderMap,
     what: &str,
 ) -> Result<bool, DataError> {
-    if node.read_barrier().await {
+    if barrier(node).await {
         return Ok(false);
     }
     let allowed = headers

@@ -203,11 +203,18 @@ pub struct VolumeQuery {
 }
 
 pub(super) async fn volumes(State(node): State<Arc<NodeShared>>, headers: HeaderMap) -> Response {
-    let views = authorized(&node, &headers).map(|()| {
-        node.db
-            .read_dir(|ns| ns.volumes().map(VolumeView::of).collect::<Vec<_>>())
-    });
-    respond(views, StatusCode::OK, false)
+    let run = async {
+        authorized(&node, &headers)?;
+        let stale = barrier_for_read(&node, &headers, "listing the volumes").await?;
+        let views = node
+            .db
+            .read_dir(|ns| ns.volumes().map(VolumeView::of).collect::<Vec<_>>());
+        Ok::<_, DataError>((views, stale))
+    };
+    match run.await {
+        Ok((views, stale)) => respond(Ok::<_, DataError>(views), StatusCode::OK, stale),
+        Err(e) => error_response(e),
+    }
 }
 
 pub(super) async fn create_volume(
