@@ -1,0 +1,237 @@
+//! The client's retries against fake members (plain TCP servers speaking just enough
+//! HTTP): every try of one change carries the same idempotency key, so a member that
+//! committed and died before answering is followed by one that answers as applied;
+//! a read is answered by a member whose replica is current, and a stale answer is
+//! taken only as a last resort and only when the client allows it.
+
+use keel_client::{Client, ClusterFile, NodeEntry};
+use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// What a fake member saw of one request.
+#[derive(Clone, Debug)]
+struct Seen {
+    line: String,
+    key: Option<String>,
+    allow_stale: bool,
+}
+
+/// How a fake member answers a request: `None` drops the connection unanswered (the
+/// member died just after acting on it), else the raw response.
+type Answer = Arc<dyn Fn(&Seen) -> Option<String> + Send + Sync>;
+
+fn response(status: &str, extra: &str, body: &str) -> String {
+    format!(
+        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\n{extra}content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+fn file_view(path: &str, stale: bool) -> String {
+    serde_json::json!({
+        "path": path, "ino": 42, "kind": "file", "size": 5, "mode": 420, "uid": 0,
+        "gid": 0, "mtime": 0, "ctime": 0, "nlink": 1, "chunks": 1, "generation": 1,
+        "stale": stale,
+    })
+    .to_string()
+}
+
+fn no_control_plane() -> String {
+    response(
+        "503 Service Unavailable",
+        "",
+        r#"{"code":"no_control_plane","message":"the control plane is out of reach: reading refused"}"#,
+    )
+}
+
+/// Starts a fake member; returns its address and what it saw.
+async fn member(answer: Answer) -> (String, Arc<Mutex<Vec<Seen>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("a port");
+    let addr = listener.local_addr().expect("an address").to_string();
+    let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let (log, answer) = (log.clone(), answer.clone());
+            tokio::spawn(async move {
+                let mut raw = vec![];
+                let mut buf = [0u8; 4096];
+                while !raw.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => raw.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&raw).to_string();
+                let header = |name: &str| {
+                    head.lines().find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.trim()
+                            .eq_ignore_ascii_case(name)
+                            .then(|| v.trim().to_string())
+                    })
+                };
+                let req = Seen {
+                    line: head.lines().next().unwrap_or("").to_string(),
+                    key: header("idempotency-key"),
+                    allow_stale: header("x-keel-allow-stale").as_deref() == Some("true"),
+                };
+                log.lock().expect("log").push(req.clone());
+                if let Some(r) = answer(&req) {
+                    let _ = s.write_all(r.as_bytes()).await;
+                }
+            });
+        }
+    });
+    (addr, seen)
+}
+
+/// A client of a cluster made of `members` (data-serving, in this order).
+fn client(dir: &std::path::Path, members: &[String]) -> Client {
+    let secret = keel_net::ClusterSecret::generate("test").expect("a secret");
+    let secret_file = dir.join("secret.pem");
+    secret.save(&secret_file).expect("saving the secret");
+    let nodes = members
+        .iter()
+        .enumerate()
+        .map(|(i, admin)| NodeEntry {
+            id: i as u64 + 1,
+            site: "1".into(),
+            addr: admin.clone(),
+            links: vec![],
+            admin: admin.clone(),
+            roles: vec!["storage".into(), "gateway".into()],
+            pid: 0,
+            config: None,
+            log: None,
+        })
+        .collect();
+    ClusterFile {
+        name: "test".into(),
+        secret_file,
+        nodes,
+        dev: true,
+        supervisor_pid: None,
+    }
+    .save(dir)
+    .expect("cluster.json");
+    Client::open(dir).expect("a client")
+}
+
+#[tokio::test]
+async fn a_change_retried_after_a_member_died_carries_the_same_key() {
+    let tmp = tempfile::tempdir().expect("a directory");
+    // Member 1 acts on the request and dies before answering; member 2 answers (as
+    // the directory does for a remembered key).
+    let (a, seen_a) = member(Arc::new(|_: &Seen| None)).await;
+    let (b, seen_b) = member(Arc::new(|r: &Seen| {
+        let body = if r.line.starts_with("DELETE") {
+            return Some(response("204 No Content", "", ""));
+        } else if r.line.contains("/v1/mkdir/") {
+            serde_json::json!({
+                "path": "/m", "ino": 7, "kind": "dir", "size": 0, "mode": 493, "uid": 0,
+                "gid": 0, "mtime": 0, "ctime": 0, "nlink": 2, "chunks": 0, "generation": 1,
+            })
+            .to_string()
+        } else {
+            file_view("/b", false)
+        };
+        Some(response("200 OK", "", &body))
+    }))
+    .await;
+    // A new client for each change (as each CLI command is): it asks member 1 first.
+    let c = || client(tmp.path(), &[a.clone(), b.clone()]);
+    let moved = c()
+        .rename("/a", "/b", None)
+        .await
+        .expect("mv answered as applied");
+    assert_eq!(moved.path, "/b");
+    c().remove("/b", None)
+        .await
+        .expect("rm answered as applied");
+    c().mkdir("/m", None)
+        .await
+        .expect("mkdir answered as applied");
+
+    let a = seen_a.lock().expect("log").clone();
+    let b = seen_b.lock().expect("log").clone();
+    assert_eq!(a.len(), 3, "{a:?}");
+    assert_eq!(b.len(), 3, "{b:?}");
+    let mut keys = std::collections::BTreeSet::new();
+    for (first, retry) in a.iter().zip(&b) {
+        assert_eq!(first.line, retry.line);
+        let key = first
+            .key
+            .clone()
+            .expect("a change carries an idempotency key");
+        assert_eq!(key.len(), 32, "{key}");
+        assert_eq!(
+            retry.key.as_ref(),
+            Some(&key),
+            "the retry of {} carries the same key",
+            first.line
+        );
+        keys.insert(key);
+    }
+    assert_eq!(keys.len(), 3, "each change has its own key");
+}
+
+#[tokio::test]
+async fn a_read_goes_to_a_current_member_before_a_stale_one() {
+    let tmp = tempfile::tempdir().expect("a directory");
+    // Member 1 is cut off: it answers only a request that allows a stale answer.
+    let cut_off: Answer = Arc::new(|r: &Seen| {
+        Some(if r.allow_stale {
+            response("200 OK", "x-keel-stale: true\r\n", &file_view("/f", true))
+        } else {
+            no_control_plane()
+        })
+    });
+    let (a, seen_a) = member(cut_off.clone()).await;
+    let (b, _) = member(Arc::new(|_: &Seen| {
+        Some(response("200 OK", "", &file_view("/f", false)))
+    }))
+    .await;
+    for allow in [false, true] {
+        let c = client(tmp.path(), &[a.clone(), b.clone()]).allowing_stale(allow);
+        let f = c
+            .stat("/f", None)
+            .await
+            .expect("stat from the current member");
+        assert!(!f.stale, "allow_stale {allow}: {f:?}");
+    }
+    assert!(
+        seen_a
+            .lock()
+            .expect("log")
+            .iter()
+            .all(|r| !r.allow_stale && r.key.is_none()),
+        "no stale answer was asked for while a current member answered"
+    );
+}
+
+#[tokio::test]
+async fn a_stale_answer_is_the_last_resort_and_only_when_allowed() {
+    let tmp = tempfile::tempdir().expect("a directory");
+    let cut_off: Answer = Arc::new(|r: &Seen| {
+        Some(if r.allow_stale {
+            response("200 OK", "x-keel-stale: true\r\n", &file_view("/f", true))
+        } else {
+            no_control_plane()
+        })
+    });
+    let (a, _) = member(cut_off.clone()).await;
+    let (b, _) = member(cut_off).await;
+
+    let c = client(tmp.path(), &[a.clone(), b.clone()]);
+    let e = c
+        .stat("/f", None)
+        .await
+        .expect_err("no current member answers");
+    assert_eq!(e.code(), Some("no_control_plane"), "{e}");
+
+    let c = client(tmp.path(), &[a, b]).allowing_stale(true);
+    let f = c.stat("/f", None).await.expect("a stale answer, allowed");
+    assert!(f.stale, "{f:?}");
+}
