@@ -46,7 +46,7 @@ async fn refuse_if_in_use(
     let groups = placement.groups.iter().filter(|s| *s == set).count();
     if groups > 0 {
         return Err(refuse(format!(
-            "the placement map (version {}) puts {groups} placement groups on it (change the layout first)",
+            "the placement map (version {}) puts {groups} placement groups on it (move them first: drain its node, then `keel layout apply`)",
             placement.version
         )));
     }
