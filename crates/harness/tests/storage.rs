@@ -686,6 +686,7 @@ async fn a_write_from_a_deposed_epoch_is_refused_as_stale() -> anyhow::Result<()
             version: Version { epoch: e1, seq: 1 },
             op: WriteOp::Put(vec![4; 1000].into()),
             force: false,
+            store: None,
         })
     };
     for (to, what) in [(p, "the replica"), (q, "the new Primary")] {
@@ -937,6 +938,7 @@ async fn a_duplicate_outside_the_map_is_found_by_a_search() -> anyhow::Result<()
         version: Version { epoch, seq: 1 },
         op: WriteOp::Put(data.clone().into()),
         force: true,
+        store: None,
     });
     store_call(&c, 3, 3, copy).await??;
 
@@ -985,6 +987,7 @@ async fn the_sweep_collects_old_orphans_and_nothing_else() -> anyhow::Result<()>
             version: Version { epoch, seq: 1 },
             op: WriteOp::Put(content_of_len(6, 1000).into()),
             force: true,
+            store: None,
         });
         store_call(&c, n, n, req).await??;
     }

@@ -19,6 +19,18 @@ pub async fn apply(
     svc: &StorageService,
     r: ReplicateRequest,
 ) -> Result<StoreReply, DataError> {
+    // A write meant for another store (this node's disk was wiped or replaced since
+    // the Primary's in-sync list recorded it) is refused: taking it would make the
+    // Primary count a copy this store does not have in full.
+    let actual = svc.store.store_id();
+    if let Some(expected) = r.store.filter(|s| *s != actual) {
+        return Err(DataError::StoreMismatch {
+            set: r.set,
+            node: node.id(),
+            expected,
+            actual,
+        });
+    }
     let _object = svc.object_lock(r.id).lock().await;
     let (set, presented, id) = (r.set.clone(), r.epoch, r.id);
     let result = svc
