@@ -93,7 +93,11 @@ pub enum ClusterCommand {
         expected_epoch: Epoch,
         expected_in_sync: Vec<NodeId>,
         in_sync: Vec<NodeId>,
-        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        #[serde(
+            default,
+            skip_serializing_if = "BTreeMap::is_empty",
+            with = "crate::set::store_pairs"
+        )]
         stores: BTreeMap<NodeId, StoreId>,
         at: UnixMillis,
     },

@@ -89,7 +89,11 @@ pub struct FailoverSet {
     /// The store each in-sync node held when it was put on the list (a node with no
     /// entry had no store recorded). The list is a claim about disks: a node that comes
     /// back with another store leaves the list (see `ClusterState::apply`).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        with = "store_pairs"
+    )]
     pub in_sync_stores: BTreeMap<NodeId, StoreId>,
     /// How many times the Primary changed.
     #[serde(default)]
@@ -151,5 +155,28 @@ impl FailoverSet {
                 MemberRef::Set(_) => None,
             })
             .collect()
+    }
+}
+
+/// A map of node to store, written as a list of `[node, store]` pairs: JSON map keys
+/// are strings, which an enclosing tagged enum cannot turn back into node ids.
+pub mod store_pairs {
+    use crate::{NodeId, StoreId};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::collections::BTreeMap;
+
+    pub fn serialize<S: Serializer>(
+        map: &BTreeMap<NodeId, StoreId>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        map.iter().collect::<Vec<_>>().serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<NodeId, StoreId>, D::Error> {
+        Ok(Vec::<(NodeId, StoreId)>::deserialize(d)?
+            .into_iter()
+            .collect())
     }
 }

@@ -239,3 +239,39 @@ fn store_ids_print_and_parse_as_32_hex_digits() {
     let json = serde_json::to_string(&id).unwrap();
     assert_eq!(serde_json::from_str::<StoreId>(&json).unwrap(), id);
 }
+
+#[test]
+fn commands_and_state_with_stores_survive_the_log_encoding() {
+    let mut s = cluster();
+    let cmd = ClusterCommand::SetInSync {
+        set: "st-1".into(),
+        expected_epoch: Epoch(1),
+        expected_in_sync: vec![1, 2],
+        in_sync: vec![1, 2],
+        stores: [(2, StoreId(1002))].into_iter().collect(),
+        at: 9,
+    };
+    let json = serde_json::to_vec(&cmd).unwrap();
+    let back: ClusterCommand = serde_json::from_slice(&json).unwrap();
+    assert_eq!(back, cmd);
+    let back = ClusterCommand::MemberBack {
+        node: 2,
+        boot: BootType::Restart,
+        pid: None,
+        store: Some(StoreId(5)),
+        at: 1,
+    };
+    let json = serde_json::to_vec(&back).unwrap();
+    assert_eq!(
+        serde_json::from_slice::<ClusterCommand>(&json).unwrap(),
+        back
+    );
+    s.apply(cmd).into_result().unwrap();
+    let json = serde_json::to_vec(&s).unwrap();
+    let state: ClusterState = serde_json::from_slice(&json).unwrap();
+    assert_eq!(
+        state.sets["st-1"].in_sync_stores,
+        s.sets["st-1"].in_sync_stores
+    );
+    assert_eq!(state.members[&2].store, Some(StoreId(1002)));
+}

@@ -507,6 +507,63 @@ async fn a_crashed_primary_loses_no_acknowledged_put_and_catches_up() -> anyhow:
 }
 
 #[tokio::test]
+async fn a_replica_with_a_wiped_disk_is_out_of_sync_until_it_caught_up() -> anyhow::Result<()> {
+    let mut c = storage_cluster().await?;
+    let checker = c.checker()?;
+    info!("--- puts through node 1");
+    let mut acked = vec![];
+    for i in 0..4 {
+        let inode = put(&c, 1, path(i), content(i), None).await??;
+        acked.push((i, inode));
+    }
+    let since = c.next_event_seq();
+    info!("--- crash node 2, wipe its object store, restart it");
+    c.crash(2).await?;
+    let objects = c.data_dir(2).context("node 2's data dir")?.join("objects");
+    ensure!(objects.is_dir(), "{} is node 2's store", objects.display());
+    std::fs::remove_dir_all(&objects)?;
+    c.restart(2).await?;
+    let ev = c
+        .wait_event("store_replaced", IO_WITHIN, since, |e| {
+            e.kind == EventKind::StoreReplaced && e.node == Some(2)
+        })
+        .await?;
+    info!("--- {}", ev.detail);
+    info!("--- node 2 catches up; until then it is on no list with its new store");
+    let store = c.node(2)?.store_id();
+    wait_until("node 2 caught up in every set", IO_WITHIN, || {
+        c.read(|s| {
+            s.sets
+                .values()
+                .filter(|x| x.kind == SetKind::Storage && x.member_nodes().contains(&2))
+                .all(|x| x.in_sync.contains(&2) && x.in_sync_store(2) == store)
+        })
+    })
+    .await?;
+    c.wait_event("catch_up_done", STEP, since, |e| {
+        e.kind == EventKind::CatchUpDone && e.node == Some(2)
+    })
+    .await?;
+    check_acknowledged(&c, 1, &acked).await?;
+    let events: Vec<_> = c.events().into_iter().filter(|e| e.seq >= since).collect();
+    for x in ["st-1", "st-2"] {
+        let left = events
+            .iter()
+            .position(|e| e.kind == EventKind::StoreReplaced && e.set.as_deref() == Some(x));
+        let back = events.iter().position(|e| {
+            e.kind == EventKind::InSyncChanged
+                && e.set.as_deref() == Some(x)
+                && e.detail.contains("added [2]")
+        });
+        ensure!(
+            matches!((left, back), (Some(l), Some(b)) if l < b),
+            "{x}: node 2 left ({left:?}) before it was re-admitted ({back:?})"
+        );
+    }
+    finish(c, checker).await
+}
+
+#[tokio::test]
 async fn a_paused_primary_loses_no_acknowledged_put_and_catches_up() -> anyhow::Result<()> {
     init_tracing();
     let _one = serial().await;

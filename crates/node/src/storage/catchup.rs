@@ -286,16 +286,12 @@ pub async fn admit(
             })?;
     }
     let join = |list: &InSync| {
-        let on_list = list.nodes.contains(&joiner) && list.stores.get(&joiner).copied() == store;
-        if on_list {
+        // On the list already: the state machine keeps only a node whose store is the
+        // recorded one there.
+        if list.nodes.contains(&joiner) {
             return None;
         }
-        let mut nodes: Vec<NodeId> = list
-            .nodes
-            .iter()
-            .copied()
-            .filter(|n| *n != joiner)
-            .collect();
+        let mut nodes = list.nodes.clone();
         nodes.push(joiner);
         let stores = store.map(|s| (joiner, s)).into_iter().collect();
         Some((nodes, stores))
