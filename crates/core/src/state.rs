@@ -120,6 +120,13 @@ impl ClusterState {
             if set.in_sync_store(node) == Some(store) {
                 continue;
             }
+            // A node that never reported a store, on a list that recorded none for it
+            // (both written before stores had identities), names its store for the
+            // first time: the list adopts it.
+            if previous.is_none() && set.in_sync_store(node).is_none() {
+                set.in_sync_stores.insert(node, store);
+                continue;
+            }
             set.in_sync.retain(|n| *n != node);
             set.in_sync_stores.remove(&node);
             set.changed_at = at;

@@ -275,3 +275,33 @@ fn commands_and_state_with_stores_survive_the_log_encoding() {
     );
     assert_eq!(state.members[&2].store, Some(StoreId(1002)));
 }
+
+#[test]
+fn a_first_store_report_on_a_list_that_recorded_none_is_adopted() {
+    let mut s = cluster();
+    // As written before stores had identities: no store on the member or the list.
+    s.members.get_mut(&2).unwrap().store = None;
+    s.sets.get_mut("st-1").unwrap().in_sync_stores.remove(&2);
+    s.apply(ClusterCommand::MemberBack {
+        node: 2,
+        boot: BootType::Restart,
+        pid: None,
+        store: Some(StoreId(5)),
+        at: 3,
+    })
+    .into_result()
+    .unwrap();
+    assert_eq!(s.sets["st-1"].in_sync, vec![1, 2]);
+    assert_eq!(s.sets["st-1"].in_sync_store(2), Some(StoreId(5)));
+    // From then on another store is a replaced one.
+    s.apply(ClusterCommand::MemberBack {
+        node: 2,
+        boot: BootType::Restart,
+        pid: None,
+        store: Some(StoreId(6)),
+        at: 4,
+    })
+    .into_result()
+    .unwrap();
+    assert_eq!(s.sets["st-1"].in_sync, vec![1]);
+}

@@ -580,7 +580,10 @@ async fn a_replica_refuses_a_write_meant_for_another_store() -> anyhow::Result<(
     let epoch = c.epoch(&set);
     let actual = c.node(r)?.store_id().context("a store")?;
     let recorded = c.read(|s| s.sets[&set].in_sync_store(r));
-    ensure!(recorded == Some(actual), "the list recorded {recorded:?}, not {actual}");
+    ensure!(
+        recorded == Some(actual),
+        "the list recorded {recorded:?}, not {actual}"
+    );
     let id = object_in(&c, &set)?;
     let replicate = |store: StoreId| {
         StoreRequest::Replicate(ReplicateRequest {
@@ -597,7 +600,9 @@ async fn a_replica_refuses_a_write_meant_for_another_store() -> anyhow::Result<(
     let other = StoreId(actual.0 ^ 1);
     match store_call(&c, p, r, replicate(other)).await? {
         Err(CallError::Data(DataError::StoreMismatch {
-            expected, actual: a, ..
+            expected,
+            actual: a,
+            ..
         })) if expected == other && a == actual => {}
         got => bail!("node {r} took a write meant for store {other}: {got:?}"),
     }
@@ -628,9 +633,8 @@ async fn a_write_returns_only_once_the_writers_own_replica_applied_it() -> anyho
     let probe = |what: &str| ClusterCommand::RecordEvent {
         event: Event::new(now_ms(), EventKind::NodeCleared).detail(what.to_string()),
     };
-    let seen = |n: &Arc<NodeShared>, what: &str| {
-        n.db.read(|s| s.events.iter().any(|e| e.detail == what))
-    };
+    let seen =
+        |n: &Arc<NodeShared>, what: &str| n.db.read(|s| s.events.iter().any(|e| e.detail == what));
     info!("--- node {f}'s replica lags: calls to it (Raft appends) are dropped, its own pass");
     c.block(f, Traffic::Calls, Way::In);
     let n = node.clone();

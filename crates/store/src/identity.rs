@@ -46,6 +46,9 @@ pub enum Origin {
     Same,
     /// Nothing on disk: a first start.
     Created,
+    /// A store written by a build before identities (records, no identity anywhere):
+    /// it gets one and keeps its records.
+    Adopted,
     /// The disk changed under the store; it is a new store. Says what was found.
     Replaced { reason: String },
 }
@@ -62,6 +65,9 @@ pub(crate) fn establish(dir: &Path) -> Result<(StoreId, Origin), StoreError> {
     let origin = match (recorded, marker) {
         (Some(a), Some(b)) if a == b => return Ok((a, Origin::Same)),
         (None, None) if !index_existed || !has_records(&db)? => Origin::Created,
+        // Only a build before identities leaves records without an identity: this one
+        // records the identity in the index before anything else.
+        (None, None) => Origin::Adopted,
         (Some(a), Some(b)) => Origin::Replaced {
             reason: format!("the index belongs to store {a}, the objects directory to {b}"),
         },
@@ -73,12 +79,9 @@ pub(crate) fn establish(dir: &Path) -> Result<(StoreId, Origin), StoreError> {
         (None, Some(b)) => Origin::Replaced {
             reason: format!("the index of store {b} is gone or was replaced"),
         },
-        (None, None) => Origin::Replaced {
-            reason: "the store has records but no identity".into(),
-        },
     };
     let id = StoreId::random();
-    record(&db, id)?;
+    record(&db, id, origin != Origin::Adopted)?;
     drop(db);
     write_marker(&objects, id)?;
     if let Origin::Replaced { reason } = &origin {
@@ -117,20 +120,23 @@ fn has_records(db: &Database) -> Result<bool, StoreError> {
     Ok(false)
 }
 
-/// Drops every table but the kept ones and records `id`, in one durable transaction.
-fn record(db: &Database, id: StoreId) -> Result<(), StoreError> {
+/// Records `id` and (if `drop_records`) drops every table but the kept ones, in one
+/// durable transaction.
+fn record(db: &Database, id: StoreId, drop_records: bool) -> Result<(), StoreError> {
     let mut txn = db.begin_write()?;
     txn.set_durability(Durability::Immediate);
-    let stale: Vec<_> = txn
-        .list_tables()?
-        .filter(|h| !KEPT_TABLES.contains(&h.name()))
-        .collect();
-    for handle in stale {
-        txn.delete_table(handle)?;
-    }
-    let multimaps: Vec<_> = txn.list_multimap_tables()?.collect();
-    for handle in multimaps {
-        txn.delete_multimap_table(handle)?;
+    if drop_records {
+        let stale: Vec<_> = txn
+            .list_tables()?
+            .filter(|h| !KEPT_TABLES.contains(&h.name()))
+            .collect();
+        for handle in stale {
+            txn.delete_table(handle)?;
+        }
+        let multimaps: Vec<_> = txn.list_multimap_tables()?.collect();
+        for handle in multimaps {
+            txn.delete_multimap_table(handle)?;
+        }
     }
     {
         let mut meta = txn.open_table(META)?;

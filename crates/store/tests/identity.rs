@@ -84,3 +84,30 @@ fn an_objects_directory_from_another_store_makes_a_new_store() {
     assert_eq!(store.stat(ObjectId(1)).unwrap(), None);
     assert_eq!(store.stat(ObjectId(2)).unwrap(), None);
 }
+
+#[test]
+fn a_store_from_before_identities_is_adopted_with_its_records() {
+    let (dir, store) = temp_store();
+    store.put(SET, ObjectId(1), b"one", v(1, 1)).unwrap();
+    drop(store);
+    // What a build before identities left: no identity in the index, no marker.
+    {
+        let db = redb::Database::create(dir.path().join(INDEX_FILE)).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let meta: redb::TableDefinition<&str, u64> = redb::TableDefinition::new("meta");
+            let mut meta = txn.open_table(meta).unwrap();
+            meta.remove("store_id_hi").unwrap();
+            meta.remove("store_id_lo").unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    std::fs::remove_file(dir.path().join(OBJECTS_DIR).join(STORE_ID_FILE)).unwrap();
+    let store = ObjectStore::open(dir.path()).unwrap();
+    assert_eq!(store.origin(), &StoreOrigin::Adopted);
+    assert_eq!(store.read(ObjectId(1), 0, 10).unwrap(), b"one");
+    let id = store.store_id();
+    drop(store);
+    let again = ObjectStore::open(dir.path()).unwrap();
+    assert_eq!((again.store_id(), again.origin()), (id, &StoreOrigin::Same));
+}

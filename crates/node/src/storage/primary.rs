@@ -41,17 +41,19 @@ pub(crate) struct InSync {
     pub stores: BTreeMap<NodeId, StoreId>,
 }
 
+impl InSync {
+    fn of(set: &keel_core::FailoverSet) -> InSync {
+        InSync {
+            nodes: set.in_sync.clone(),
+            stores: set.in_sync_stores.clone(),
+        }
+    }
+}
+
 /// The in-sync list of `set` and its epoch, as this node's replica has it.
 pub(crate) fn read_in_sync(node: &NodeShared, set: &str) -> Option<(Epoch, InSync)> {
-    node.db.read(|s| {
-        s.sets.get(set).map(|x| {
-            let list = InSync {
-                nodes: x.in_sync.clone(),
-                stores: x.in_sync_stores.clone(),
-            };
-            (x.epoch, list)
-        })
-    })
+    node.db
+        .read(|s| s.sets.get(set).map(|x| (x.epoch, InSync::of(x))))
 }
 
 /// Checks that this node acts as Primary of `set` at `epoch` (its replica of the
@@ -60,13 +62,9 @@ fn check_primary(node: &NodeShared, set: &SetId, epoch: Epoch) -> Result<InSync,
     let (current, primary, in_sync) = node
         .db
         .read(|s| {
-            s.sets.get(set).map(|x| {
-                let list = InSync {
-                    nodes: x.in_sync.clone(),
-                    stores: x.in_sync_stores.clone(),
-                };
-                (x.epoch, x.primary_node(), list)
-            })
+            s.sets
+                .get(set)
+                .map(|x| (x.epoch, x.primary_node(), InSync::of(x)))
         })
         .ok_or_else(|| DataError::BadRequest {
             reason: format!("unknown storage set {set:?}"),

@@ -3,7 +3,9 @@
 //! whose checksum does not match from another in-sync replica.
 //!
 //! Must never: apply a write from an older epoch than this node has seen for the set,
-//! or serve bytes whose checksum failed.
+//! apply a write meant for another store than this node's (its disk was wiped or
+//! replaced since the Primary's in-sync list recorded it), or serve bytes whose
+//! checksum failed.
 
 use super::primary::apply_local;
 use super::wire::{ReadRequest, ReplicateRequest, StoreReply, StoreRequest};
