@@ -139,6 +139,22 @@ impl ConfDb {
         Ok(response.data.into_cluster())
     }
 
+    /// Like [`ConfDb::write`], with the index of the log entry that carried the
+    /// command: a follower that forwarded the write waits until its own replica has
+    /// applied that index before acting on it.
+    pub async fn write_indexed(
+        &self,
+        cmd: ClusterCommand,
+    ) -> Result<(ClusterResponse, u64), WriteError> {
+        let response = self
+            .inner
+            .raft
+            .client_write(Command::Cluster(cmd))
+            .await
+            .map_err(|e| self.write_error(e))?;
+        Ok((response.data.into_cluster(), response.log_id.index))
+    }
+
     /// Proposes a directory command and waits until it is applied here (the leader).
     pub async fn write_dir(&self, cmd: DirCommand) -> Result<DirResult, WriteError> {
         let response = self

@@ -3,9 +3,10 @@
 
 use crate::{
     BootType, ClusterError, ClusterSettings, Epoch, Event, FaultKind, LinkName, Member, MemberRef,
-    MemberState, NodeId, SetId, SetSpec, UnixMillis,
+    MemberState, NodeId, SetId, SetSpec, StoreId, UnixMillis,
 };
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -38,6 +39,11 @@ pub enum ClusterCommand {
         /// ends that failure: a later death of it is a new failure.
         #[serde(default)]
         pid: Option<u32>,
+        /// The store the node came back with (`None`: not reported, nothing changes).
+        /// Another store than an in-sync list recorded for the node takes it off that
+        /// list (event `store_replaced`).
+        #[serde(default)]
+        store: Option<StoreId>,
         at: UnixMillis,
     },
     /// An operator clears a quarantined member, and its failure history.
@@ -77,11 +83,22 @@ pub enum ClusterCommand {
         reason: String,
         at: UnixMillis,
     },
-    /// Replace the in-sync list of a set (storage sets), fenced by epoch.
+    /// Replace the in-sync list of a set (storage sets), fenced by epoch and a
+    /// compare-and-set: refused with `InSyncChanged` unless the list is still
+    /// `expected_in_sync` (as a set of nodes). A node added to the list is recorded
+    /// with its store from `stores` (else the store its member record names); refused
+    /// with `StoreChanged` if that is no longer the member's store.
     SetInSync {
         set: SetId,
         expected_epoch: Epoch,
+        expected_in_sync: Vec<NodeId>,
         in_sync: Vec<NodeId>,
+        #[serde(
+            default,
+            skip_serializing_if = "BTreeMap::is_empty",
+            with = "crate::set::store_pairs"
+        )]
+        stores: BTreeMap<NodeId, StoreId>,
         at: UnixMillis,
     },
     UpdateSettings {

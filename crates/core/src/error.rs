@@ -1,6 +1,6 @@
 //! Errors returned when a command cannot be applied to the configuration database.
 
-use crate::{Epoch, NodeId, SetId};
+use crate::{Epoch, NodeId, SetId, StoreId};
 use serde::{Deserialize, Serialize};
 
 /// Why the configuration database refused a command. Stable: these travel over the wire
@@ -32,4 +32,22 @@ pub enum ClusterError {
     StillInSet { node: NodeId, set: SetId },
     #[error("node {node} already exists")]
     NodeExists { node: NodeId },
+    /// A `SetInSync` computed from a list that is no longer the set's (a compare-and-set
+    /// that lost): re-read the list and compute again.
+    #[error(
+        "the in-sync list of set {set:?} is {current:?}, not {expected:?}: re-read it and retry"
+    )]
+    InSyncChanged {
+        set: SetId,
+        expected: Vec<NodeId>,
+        current: Vec<NodeId>,
+    },
+    /// A node was to join an in-sync list with a store it no longer has (its disk was
+    /// wiped or replaced since it caught up).
+    #[error("node {node} now has store {current}, not {presented}: it must catch up again")]
+    StoreChanged {
+        node: NodeId,
+        presented: StoreId,
+        current: StoreId,
+    },
 }

@@ -42,6 +42,9 @@ pub enum EventKind {
     PlacementChanged,
     /// Storage: a replica left or rejoined a set's in-sync list.
     InSyncChanged,
+    /// Storage: a node came back with another store than the one a set's in-sync list
+    /// recorded (wiped or replaced disk): it left the list until it has caught up.
+    StoreReplaced,
     /// Storage: a returning replica copies what changed while it was away.
     CatchUpStarted,
     CatchUpDone,

@@ -98,6 +98,52 @@ impl<'de> Deserialize<'de> for ObjectId {
     }
 }
 
+/// A store's identity: 128 random bits made when a node's object store is first
+/// created, written as 32 hex digits. A store whose disk was wiped or replaced gets a
+/// new one, so the in-sync list of a storage set (which names stores, not only nodes)
+/// can tell a node that restarted from a node that came back empty.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StoreId(pub u128);
+
+impl StoreId {
+    /// A new random identity (the same source as [`ObjectId::random`]).
+    pub fn random() -> StoreId {
+        StoreId(ObjectId::random().0)
+    }
+}
+
+impl fmt::Display for StoreId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
+
+impl std::str::FromStr for StoreId {
+    type Err = String;
+    fn from_str(s: &str) -> Result<StoreId, String> {
+        let s = s.trim();
+        if s.len() != 32 {
+            return Err(format!("a store id is 32 hex digits, not {s:?}"));
+        }
+        u128::from_str_radix(s, 16)
+            .map(StoreId)
+            .map_err(|_| format!("a store id is 32 hex digits, not {s:?}"))
+    }
+}
+
+impl Serialize for StoreId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for StoreId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<StoreId, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// An object's version: the epoch of the Primary that wrote it, then a counter the
 /// Primary bumps on every write of the object. Ordered: a newer Primary's writes are
 /// newer than anything an older one wrote.

@@ -22,7 +22,7 @@ pub use command::{ClusterCommand, ClusterResponse};
 pub use error::ClusterError;
 pub use event::{Event, EventKind};
 pub use fence::{EpochFence, FenceError};
-pub use ids::{Epoch, LinkName, NodeId, ObjectId, SetId, UnixMillis, Version};
+pub use ids::{Epoch, LinkName, NodeId, ObjectId, SetId, StoreId, UnixMillis, Version};
 pub use member::{BootType, FaultKind, LinkAddr, Member, MemberState, NodeRole};
 pub use placement::{PlacementMap, PLACEMENT_GROUPS};
 pub use set::{Composition, FailoverSet, MemberRef, SetKind, SetSpec};

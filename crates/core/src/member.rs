@@ -1,6 +1,6 @@
 //! A member of the cluster as the configuration database records it.
 
-use crate::{LinkName, NodeId, UnixMillis};
+use crate::{LinkName, NodeId, StoreId, UnixMillis};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -119,6 +119,10 @@ pub struct Member {
     /// When the member last became `up` (for auto-giveback's stability delay).
     #[serde(default)]
     pub up_since: Option<UnixMillis>,
+    /// The identity of the member's object store as it last reported it (at join and
+    /// on return); `None` for a node without the storage role, or not reported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<StoreId>,
 }
 
 impl Member {

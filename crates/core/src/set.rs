@@ -1,8 +1,9 @@
 //! Failover sets: a group of members, one of them Primary, one Secondary and the rest
 //! ordered Alternates, with an epoch that grows on every change of Primary.
 
-use crate::{Epoch, NodeId, SetId, UnixMillis};
+use crate::{Epoch, NodeId, SetId, StoreId, UnixMillis};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// What a set owns. Decides nothing in the control plane; later parts key on it.
@@ -85,6 +86,15 @@ pub struct FailoverSet {
     /// Members that hold a current copy of what the set owns (used by storage sets).
     #[serde(default)]
     pub in_sync: Vec<NodeId>,
+    /// The store each in-sync node held when it was put on the list (a node with no
+    /// entry had no store recorded). The list is a claim about disks: a node that comes
+    /// back with another store leaves the list (see `ClusterState::apply`).
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        with = "store_pairs"
+    )]
+    pub in_sync_stores: BTreeMap<NodeId, StoreId>,
     /// How many times the Primary changed.
     #[serde(default)]
     pub failovers: u64,
@@ -119,14 +129,21 @@ impl FailoverSet {
         self.members.contains(m)
     }
 
-    /// May `r` become Primary as far as the data is concerned? For a storage set with
-    /// an in-sync list, only a member on it holds every acknowledged write; other sets
-    /// (and a storage set that has no list yet) put no condition.
+    /// May `r` become Primary as far as the data is concerned? For a storage set only
+    /// a member on its in-sync list holds every acknowledged write (an empty list: no
+    /// member does, nobody may lead until one has caught up); other sets put no
+    /// condition. This looks at the list only: [`crate::ClusterState::in_sync_allows`]
+    /// also checks that the member still has the store the list recorded.
     pub fn in_sync_allows(&self, r: &MemberRef) -> bool {
-        if self.kind != SetKind::Storage || self.in_sync.is_empty() {
+        if self.kind != SetKind::Storage {
             return true;
         }
         matches!(r, MemberRef::Node(n) if self.in_sync.contains(n))
+    }
+
+    /// The store recorded for in-sync node `n` (`None`: none recorded).
+    pub fn in_sync_store(&self, n: NodeId) -> Option<StoreId> {
+        self.in_sync_stores.get(&n).copied()
     }
 
     /// The nodes of this set (its members that are nodes), in preference order.
@@ -138,5 +155,28 @@ impl FailoverSet {
                 MemberRef::Set(_) => None,
             })
             .collect()
+    }
+}
+
+/// A map of node to store, written as a list of `[node, store]` pairs: JSON map keys
+/// are strings, which an enclosing tagged enum cannot turn back into node ids.
+pub mod store_pairs {
+    use crate::{NodeId, StoreId};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::collections::BTreeMap;
+
+    pub fn serialize<S: Serializer>(
+        map: &BTreeMap<NodeId, StoreId>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        map.iter().collect::<Vec<_>>().serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<NodeId, StoreId>, D::Error> {
+        Ok(Vec::<(NodeId, StoreId)>::deserialize(d)?
+            .into_iter()
+            .collect())
     }
 }

@@ -2,7 +2,8 @@
 
 use crate::{
     ClusterCommand, ClusterError, ClusterResponse, Composition, Epoch, Event, EventKind,
-    FailoverSet, Member, MemberRef, MemberState, NodeId, PlacementMap, SetId, UnixMillis,
+    FailoverSet, Member, MemberRef, MemberState, NodeId, PlacementMap, SetId, SetKind, StoreId,
+    UnixMillis,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
@@ -89,6 +90,69 @@ impl ClusterState {
         }
     }
 
+    /// May `r` become Primary of `set` as far as the data is concerned? It must be on
+    /// the set's in-sync list (storage sets) and still have the store the list
+    /// recorded for it: a node whose disk was wiped or replaced since holds nothing.
+    pub fn in_sync_allows(&self, set: &FailoverSet, r: &MemberRef) -> bool {
+        if !set.in_sync_allows(r) {
+            return false;
+        }
+        match r {
+            MemberRef::Node(n) if set.kind == SetKind::Storage => {
+                let current = self.members.get(n).and_then(|m| m.store);
+                set.in_sync_store(*n) == current
+            }
+            _ => true,
+        }
+    }
+
+    /// Records the store `node` reports (`None`: not reported, nothing changes). Every
+    /// storage set whose in-sync list recorded another store for it takes it off the
+    /// list, with a `store_replaced` event saying why: the list names disks, and this
+    /// disk has not caught up.
+    fn note_store(&mut self, node: NodeId, store: Option<StoreId>, at: UnixMillis) {
+        let Some(store) = store else {
+            return;
+        };
+        let Some(m) = self.members.get_mut(&node) else {
+            return;
+        };
+        let previous = m.store.replace(store);
+        let mut left = vec![];
+        for set in self.sets.values_mut() {
+            if set.kind != SetKind::Storage || !set.in_sync.contains(&node) {
+                continue;
+            }
+            if set.in_sync_store(node) == Some(store) {
+                continue;
+            }
+            // A node that never reported a store, on a list that recorded none for it
+            // (both written before stores had identities), names its store for the
+            // first time: the list adopts it.
+            if previous.is_none() && set.in_sync_store(node).is_none() {
+                set.in_sync_stores.insert(node, store);
+                continue;
+            }
+            set.in_sync.retain(|n| *n != node);
+            set.in_sync_stores.remove(&node);
+            set.changed_at = at;
+            left.push((set.id.clone(), set.epoch, set.in_sync.clone()));
+        }
+        let was = previous.map_or_else(|| "none recorded".to_string(), |p| p.to_string());
+        for (set, epoch, list) in left {
+            self.push_event(
+                Event::new(at, EventKind::StoreReplaced)
+                    .set(set.clone())
+                    .node(node)
+                    .epoch(epoch)
+                    .detail(format!(
+                        "node {node} came back with a new store ({store}, was {was}): out of \
+                         the in-sync list of {set} until it has caught up (in-sync {list:?})"
+                    )),
+            );
+        }
+    }
+
     /// The sets in which `node` holds any role, directly.
     pub fn sets_of(&self, node: NodeId) -> impl Iterator<Item = &FailoverSet> {
         let r = MemberRef::Node(node);
@@ -114,6 +178,7 @@ impl ClusterState {
         match cmd {
             ClusterCommand::AddMember { member, at } => {
                 let id = member.id;
+                let store = member.store;
                 let rejoin = self.members.contains_key(&id);
                 let detail = format!(
                     "site {} links {} version {}",
@@ -144,6 +209,7 @@ impl ClusterState {
                         self.members.insert(id, member);
                     }
                 }
+                self.note_store(id, store, at);
                 if !rejoin {
                     self.push_event(
                         Event::new(at, EventKind::NodeJoined)
@@ -220,8 +286,11 @@ impl ClusterState {
                 node,
                 boot,
                 pid,
+                store,
                 at,
             } => {
+                self.member_mut(node)?;
+                self.note_store(node, store, at);
                 let m = self.member_mut(node)?;
                 m.last_boot = Some(boot);
                 match pid {
@@ -352,62 +421,11 @@ impl ClusterState {
             ClusterCommand::SetInSync {
                 set,
                 expected_epoch,
+                expected_in_sync,
                 in_sync,
+                stores,
                 at,
-            } => {
-                let s = self
-                    .sets
-                    .get_mut(&set)
-                    .ok_or(ClusterError::UnknownSet { set: set.clone() })?;
-                if s.epoch != expected_epoch {
-                    return Err(ClusterError::StaleEpoch {
-                        set,
-                        presented: expected_epoch,
-                        current: s.epoch,
-                    });
-                }
-                if let Some(p) = s.primary_node().filter(|p| !in_sync.contains(p)) {
-                    return Err(ClusterError::InvalidSet {
-                        set,
-                        reason: format!("the in-sync list must keep the Primary ({p})"),
-                    });
-                }
-                if let Some(n) = in_sync
-                    .iter()
-                    .find(|n| !s.has_member(&MemberRef::Node(**n)))
-                {
-                    return Err(ClusterError::UnknownMember {
-                        set,
-                        member: n.to_string(),
-                    });
-                }
-                let removed: Vec<NodeId> = s
-                    .in_sync
-                    .iter()
-                    .copied()
-                    .filter(|n| !in_sync.contains(n))
-                    .collect();
-                let added: Vec<NodeId> = in_sync
-                    .iter()
-                    .copied()
-                    .filter(|n| !s.in_sync.contains(n))
-                    .collect();
-                s.in_sync = in_sync;
-                s.changed_at = at;
-                let epoch = s.epoch;
-                if !removed.is_empty() || !added.is_empty() {
-                    let list = s.in_sync.clone();
-                    self.push_event(
-                        Event::new(at, EventKind::InSyncChanged)
-                            .set(set)
-                            .epoch(epoch)
-                            .detail(format!(
-                                "in-sync {list:?} (removed {removed:?}, added {added:?})"
-                            )),
-                    );
-                }
-                Ok(Some(epoch))
-            }
+            } => self.set_in_sync(set, expected_epoch, expected_in_sync, in_sync, stores, at),
             ClusterCommand::SetPlacement {
                 expected_version,
                 groups,
@@ -441,6 +459,99 @@ impl ClusterState {
                 Ok(None)
             }
         }
+    }
+
+    fn set_in_sync(
+        &mut self,
+        set: SetId,
+        expected_epoch: Epoch,
+        expected_in_sync: Vec<NodeId>,
+        in_sync: Vec<NodeId>,
+        stores: BTreeMap<NodeId, StoreId>,
+        at: UnixMillis,
+    ) -> Result<Option<Epoch>, ClusterError> {
+        let s = self
+            .sets
+            .get(&set)
+            .ok_or(ClusterError::UnknownSet { set: set.clone() })?;
+        if s.epoch != expected_epoch {
+            return Err(ClusterError::StaleEpoch {
+                set,
+                presented: expected_epoch,
+                current: s.epoch,
+            });
+        }
+        let as_set = |v: &[NodeId]| v.iter().copied().collect::<std::collections::BTreeSet<_>>();
+        if as_set(&s.in_sync) != as_set(&expected_in_sync) {
+            return Err(ClusterError::InSyncChanged {
+                set,
+                expected: expected_in_sync,
+                current: s.in_sync.clone(),
+            });
+        }
+        if let Some(p) = s.primary_node().filter(|p| !in_sync.contains(p)) {
+            return Err(ClusterError::InvalidSet {
+                set,
+                reason: format!("the in-sync list must keep the Primary ({p})"),
+            });
+        }
+        if let Some(n) = in_sync
+            .iter()
+            .find(|n| !s.has_member(&MemberRef::Node(**n)))
+        {
+            return Err(ClusterError::UnknownMember {
+                set,
+                member: n.to_string(),
+            });
+        }
+        let removed: Vec<NodeId> = s
+            .in_sync
+            .iter()
+            .copied()
+            .filter(|n| !in_sync.contains(n))
+            .collect();
+        let added: Vec<NodeId> = in_sync
+            .iter()
+            .copied()
+            .filter(|n| !s.in_sync.contains(n))
+            .collect();
+        // A node joins the list with the store it caught up on, which must still be
+        // the one it has.
+        let mut added_stores = BTreeMap::new();
+        for n in &added {
+            let current = self.members.get(n).and_then(|m| m.store);
+            match (stores.get(n).copied(), current) {
+                (Some(presented), Some(current)) if presented != current => {
+                    return Err(ClusterError::StoreChanged {
+                        node: *n,
+                        presented,
+                        current,
+                    })
+                }
+                (Some(store), _) | (None, Some(store)) => {
+                    added_stores.insert(*n, store);
+                }
+                (None, None) => {}
+            }
+        }
+        let s = self.sets.get_mut(&set).expect("checked above");
+        s.in_sync_stores.retain(|n, _| in_sync.contains(n));
+        s.in_sync_stores.extend(added_stores);
+        s.in_sync = in_sync;
+        s.changed_at = at;
+        let epoch = s.epoch;
+        if !removed.is_empty() || !added.is_empty() {
+            let list = s.in_sync.clone();
+            self.push_event(
+                Event::new(at, EventKind::InSyncChanged)
+                    .set(set)
+                    .epoch(epoch)
+                    .detail(format!(
+                        "in-sync {list:?} (removed {removed:?}, added {added:?})"
+                    )),
+            );
+        }
+        Ok(Some(epoch))
     }
 
     fn create_set(
@@ -535,6 +646,11 @@ impl ClusterState {
         } else {
             vec![]
         };
+        // Each member is in sync with the store it has now.
+        let in_sync_stores = in_sync
+            .iter()
+            .filter_map(|n| self.members.get(n).and_then(|m| m.store).map(|st| (*n, st)))
+            .collect();
         let set = FailoverSet {
             id: id.clone(),
             kind: spec.kind,
@@ -547,6 +663,7 @@ impl ClusterState {
             health_threshold: spec.health_threshold,
             auto_giveback_ms: spec.auto_giveback_ms,
             in_sync,
+            in_sync_stores,
             failovers: 0,
             changed_at: at,
         };
@@ -619,15 +736,15 @@ impl ClusterState {
             }
         }
         if s.primary != primary {
-            if let Some(p) = primary.as_ref().filter(|p| !s.in_sync_allows(p)) {
+            if let Some(p) = primary.as_ref().filter(|p| !self.in_sync_allows(s, p)) {
                 return Err(ClusterError::NotEligible {
                     node: match p {
                         MemberRef::Node(n) => *n,
                         MemberRef::Set(_) => 0,
                     },
                     reason: format!(
-                        "{p} is not on the in-sync list of storage set {set:?} ({:?}): \
-                         it may lack acknowledged writes",
+                        "{p} is not on the in-sync list of storage set {set:?} ({:?}) with \
+                         the store it has now: it may lack acknowledged writes",
                         s.in_sync
                     ),
                 });

@@ -223,6 +223,11 @@ impl Cluster {
     }
 
     /// The network, for filters the cluster has no shortcut for.
+    /// Node `id`'s data directory (its object store is `objects/` in it).
+    pub fn data_dir(&self, id: NodeId) -> Option<&std::path::Path> {
+        self.configs.get(&id).map(|c| c.data_dir.as_path())
+    }
+
     pub fn net(&self) -> &Arc<MemNet> {
         &self.net
     }

@@ -13,9 +13,11 @@ use anyhow::{bail, ensure, Context};
 use bytes::Bytes;
 use common::*;
 use futures::TryStreamExt;
-use keel_core::{Epoch, EventKind, NodeId, ObjectId, SetId, SetKind, Version};
+use keel_core::{
+    ClusterCommand, Epoch, Event, EventKind, NodeId, ObjectId, SetId, SetKind, StoreId, Version,
+};
 use keel_dir::{DirCommand, Inode, Replication};
-use keel_harness::{wait_for, wait_until, Cluster};
+use keel_harness::{wait_for, wait_until, Cluster, Traffic, Way};
 use keel_node::admin_api::AdminRequest;
 use keel_node::gateway::files;
 use keel_node::node::now_ms;
@@ -507,6 +509,171 @@ async fn a_crashed_primary_loses_no_acknowledged_put_and_catches_up() -> anyhow:
 }
 
 #[tokio::test]
+async fn a_replica_with_a_wiped_disk_is_out_of_sync_until_it_caught_up() -> anyhow::Result<()> {
+    init_tracing();
+    let _one = serial().await;
+    let mut c = storage_cluster().await?;
+    let checker = c.checker()?;
+    info!("--- puts through node 1");
+    let mut acked = vec![];
+    for i in 0..4 {
+        let inode = put(&c, 1, path(i), content(i), None).await??;
+        acked.push((i, inode));
+    }
+    let since = c.next_event_seq();
+    info!("--- crash node 2, wipe its object store, restart it");
+    c.crash(2).await?;
+    let objects = c.data_dir(2).context("node 2's data dir")?.join("objects");
+    ensure!(objects.is_dir(), "{} is node 2's store", objects.display());
+    std::fs::remove_dir_all(&objects)?;
+    c.restart(2).await?;
+    let ev = c
+        .wait_event("store_replaced", IO_WITHIN, since, |e| {
+            e.kind == EventKind::StoreReplaced && e.node == Some(2)
+        })
+        .await?;
+    info!("--- {}", ev.detail);
+    info!("--- node 2 catches up; until then it is on no list with its new store");
+    let store = c.node(2)?.store_id();
+    wait_until("node 2 caught up in every set", IO_WITHIN, || {
+        c.read(|s| {
+            s.sets
+                .values()
+                .filter(|x| x.kind == SetKind::Storage && x.member_nodes().contains(&2))
+                .all(|x| x.in_sync.contains(&2) && x.in_sync_store(2) == store)
+        })
+    })
+    .await?;
+    c.wait_event("catch_up_done", STEP, since, |e| {
+        e.kind == EventKind::CatchUpDone && e.node == Some(2)
+    })
+    .await?;
+    check_acknowledged(&c, 1, &acked).await?;
+    let events: Vec<_> = c.events().into_iter().filter(|e| e.seq >= since).collect();
+    for x in ["st-1", "st-2"] {
+        let left = events
+            .iter()
+            .position(|e| e.kind == EventKind::StoreReplaced && e.set.as_deref() == Some(x));
+        let back = events.iter().position(|e| {
+            e.kind == EventKind::InSyncChanged
+                && e.set.as_deref() == Some(x)
+                && e.detail.contains("added [2]")
+        });
+        ensure!(
+            matches!((left, back), (Some(l), Some(b)) if l < b),
+            "{x}: node 2 left ({left:?}) before it was re-admitted ({back:?})"
+        );
+    }
+    finish(c, checker).await
+}
+
+#[tokio::test]
+async fn a_replica_refuses_a_write_meant_for_another_store() -> anyhow::Result<()> {
+    init_tracing();
+    let _one = serial().await;
+    let c = storage_cluster().await?;
+    let set = "st-1".to_string();
+    let p = c.primary(&set).context("a Primary")?;
+    let r = c
+        .read(|s| s.sets[&set].in_sync.iter().copied().find(|n| *n != p))
+        .context("a replica")?;
+    let epoch = c.epoch(&set);
+    let actual = c.node(r)?.store_id().context("a store")?;
+    let recorded = c.read(|s| s.sets[&set].in_sync_store(r));
+    ensure!(
+        recorded == Some(actual),
+        "the list recorded {recorded:?}, not {actual}"
+    );
+    let id = object_in(&c, &set)?;
+    let replicate = |store: StoreId| {
+        StoreRequest::Replicate(ReplicateRequest {
+            set: set.clone(),
+            epoch,
+            id,
+            version: Version { epoch, seq: 7 },
+            op: WriteOp::Put(vec![6; 100].into()),
+            force: false,
+            store: Some(store),
+        })
+    };
+    info!("--- a write for another store: refused, typed, nothing written");
+    let other = StoreId(actual.0 ^ 1);
+    match store_call(&c, p, r, replicate(other)).await? {
+        Err(CallError::Data(DataError::StoreMismatch {
+            expected,
+            actual: a,
+            ..
+        })) if expected == other && a == actual => {}
+        got => bail!("node {r} took a write meant for store {other}: {got:?}"),
+    }
+    let stat = store_call(&c, p, r, StoreRequest::Stat { id }).await?;
+    ensure!(
+        matches!(stat, Ok(StoreReply::Stat(None))),
+        "node {r} holds {id}: {stat:?}"
+    );
+    info!("--- the same write for its own store is taken");
+    let taken = store_call(&c, p, r, replicate(actual)).await?;
+    ensure!(matches!(taken, Ok(StoreReply::Written(_))), "{taken:?}");
+    c.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_write_returns_only_once_the_writers_own_replica_applied_it() -> anyhow::Result<()> {
+    init_tracing();
+    let _one = serial().await;
+    let c = Cluster::start(3).await?;
+    let leader = wait_for("a leader", STEP, || c.leader()).await?;
+    let f = c
+        .ids()
+        .into_iter()
+        .find(|n| *n != leader)
+        .context("a follower")?;
+    let node = c.node(f)?;
+    let probe = |what: &str| ClusterCommand::RecordEvent {
+        event: Event::new(now_ms(), EventKind::NodeCleared).detail(what.to_string()),
+    };
+    let seen =
+        |n: &Arc<NodeShared>, what: &str| n.db.read(|s| s.events.iter().any(|e| e.detail == what));
+    info!("--- node {f}'s replica lags: calls to it (Raft appends) are dropped, its own pass");
+    c.block(f, Traffic::Calls, Way::In);
+    let n = node.clone();
+    let cmd = probe("while lagging");
+    let r = c.spawn_on(f, async move { n.write(cmd).await })?.await?;
+    let leader_node = c.node(leader)?;
+    wait_until("the leader applied the change", STEP, || {
+        seen(&leader_node, "while lagging")
+    })
+    .await?;
+    // A Primary acting on its replica right after such a write would act on a guess.
+    ensure!(
+        r.is_err() || seen(&node, "while lagging"),
+        "node {f}'s write returned {r:?} before its own replica applied it"
+    );
+    info!("--- node {f} hears the leader again: a write returns once applied here");
+    c.unblock(f, Traffic::Calls, Way::In);
+    // (Its silence may have cost the leader its term: retry through an election.)
+    let deadline = tokio::time::Instant::now() + IO_WITHIN;
+    for attempt in 0.. {
+        let what = format!("caught up {attempt}");
+        let (n, cmd) = (node.clone(), probe(&what));
+        match c.spawn_on(f, async move { n.write(cmd).await })?.await? {
+            Ok(_) => {
+                ensure!(seen(&node, &what), "applied at the leader only");
+                break;
+            }
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                info!("write not made yet: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => bail!("no write through node {f} after it caught up: {e}"),
+        }
+    }
+    c.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_paused_primary_loses_no_acknowledged_put_and_catches_up() -> anyhow::Result<()> {
     init_tracing();
     let _one = serial().await;
@@ -686,6 +853,7 @@ async fn a_write_from_a_deposed_epoch_is_refused_as_stale() -> anyhow::Result<()
             version: Version { epoch: e1, seq: 1 },
             op: WriteOp::Put(vec![4; 1000].into()),
             force: false,
+            store: None,
         })
     };
     for (to, what) in [(p, "the replica"), (q, "the new Primary")] {
@@ -937,6 +1105,7 @@ async fn a_duplicate_outside_the_map_is_found_by_a_search() -> anyhow::Result<()
         version: Version { epoch, seq: 1 },
         op: WriteOp::Put(data.clone().into()),
         force: true,
+        store: None,
     });
     store_call(&c, 3, 3, copy).await??;
 
@@ -985,6 +1154,7 @@ async fn the_sweep_collects_old_orphans_and_nothing_else() -> anyhow::Result<()>
             version: Version { epoch, seq: 1 },
             op: WriteOp::Put(content_of_len(6, 1000).into()),
             force: true,
+            store: None,
         });
         store_call(&c, n, n, req).await??;
     }

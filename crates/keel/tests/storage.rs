@@ -489,6 +489,7 @@ fn stale_epochs_are_refused(c: &Cluster, scratch: &Path) {
                 version: stale_version,
                 op: WriteOp::Put(b"from the deposed Primary".to_vec().into()),
                 force: false,
+                store: None,
             }),
         );
         eprintln!("    replicate at epoch {epoch} to node {to} ({role}): {r:?}");
@@ -1210,6 +1211,7 @@ fn a_duplicate_no_map_names_is_found_by_a_multicast_search() {
         version: stat.version,
         op: WriteOp::Put(data.into()),
         force: true,
+        store: None,
     });
     store_call(&c, &rpc_addr(&c, outsider), copy).expect("placing the copy");
 

@@ -51,6 +51,7 @@ pub async fn decide_and_write_fenced(
         node: id,
         pid,
         boot,
+        ..
     } = input
     {
         let m = state.members.get(id);
@@ -254,7 +255,7 @@ fn detect(
         let silent = node.tracker.silent_all(m.id, now);
         // A heartbeat from a new process: the member came back (boot service), even
         // if nobody noticed it was gone.
-        if let Some((pid, boot)) = node.tracker.incarnation(m.id) {
+        if let Some((pid, boot, store)) = node.tracker.incarnation(m.id) {
             let away = matches!(
                 m.state,
                 MemberState::Up | MemberState::Suspect | MemberState::Failed
@@ -264,6 +265,7 @@ fn detect(
                     node: m.id,
                     boot,
                     pid,
+                    store,
                 });
                 continue;
             }

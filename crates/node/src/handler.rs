@@ -98,8 +98,12 @@ impl Handler for NodeHandler {
             }
             method::WRITE => {
                 let fw: ForwardedWrite = wire::decode(&body)?;
-                let r = node.db.write(fw.command).await.map_err(|e| e.to_string())?;
-                Ok(wire::encode(&r))
+                let (response, index) = node
+                    .db
+                    .write_indexed(fw.command)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(wire::encode(&wire::ForwardedWriteReply { response, index }))
             }
             method::FOUND => {
                 let found: crate::locator::Found = wire::decode(&body)?;

@@ -119,6 +119,7 @@ async fn beat(node: &Arc<NodeShared>) -> Vec<(keel_core::SetId, keel_core::Epoch
         from: me,
         pid: node.pid,
         boot: node.boot,
+        store: node.store_id(),
         seq,
         health,
         lease_requests: lease_requests.clone(),
@@ -159,8 +160,13 @@ pub fn on_datagram(node: &Arc<NodeShared>, link: &str, from: SocketAddr, payload
             if hb.cluster != node.cfg.cluster || hb.from == node.id() {
                 return;
             }
-            node.tracker
-                .heard(hb.from, link, hb.health, (hb.pid, hb.boot), Instant::now());
+            node.tracker.heard(
+                hb.from,
+                link,
+                hb.health,
+                (hb.pid, hb.boot, hb.store),
+                Instant::now(),
+            );
             node.metrics
                 .heartbeats_received
                 .get_or_create(&LinkLabel {

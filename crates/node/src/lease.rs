@@ -324,6 +324,7 @@ mod tests {
                 features: vec![],
                 last_boot: None,
                 up_since: Some(0),
+                store: None,
             };
             st.apply(ClusterCommand::AddMember { member, at: 0 });
         }

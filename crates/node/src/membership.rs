@@ -84,6 +84,7 @@ pub async fn handle_join(node: &Arc<NodeShared>, req: JoinRequest) -> JoinReply 
         node: id,
         boot: req.boot,
         pid: req.member.pid,
+        store: req.member.store,
     };
     // A known member's boot report is judged against its previous process, so it goes
     // before the record is refreshed; a new member must be recorded first. A retried

@@ -182,7 +182,13 @@ impl NodeShared {
             last_failed_pid: None,
             last_boot: None,
             up_since: None,
+            store: self.store_id(),
         }
+    }
+
+    /// The identity of this node's object store (`None` without the storage role).
+    pub fn store_id(&self) -> Option<keel_core::StoreId> {
+        self.storage.as_ref().map(|s| s.store.store_id())
     }
 
     pub fn raft_peer(&self) -> RaftPeer {
@@ -241,18 +247,23 @@ impl NodeShared {
     }
 
     /// Writes a command through the leader: locally if this node leads, else
-    /// forwarded over internal RPC.
+    /// forwarded over internal RPC. Returns once the command is committed AND this
+    /// node's replica has applied it, so what the caller reads next in its replica
+    /// includes the change (a Primary that changed its set's in-sync list replicates
+    /// to the new list, never to the one before). An error means the outcome is
+    /// unknown: the command may still commit.
     pub async fn write(&self, cmd: ClusterCommand) -> Result<ClusterResponse, String> {
+        let started = std::time::Instant::now();
         // A leader that lost its quorum would wait for ever (a Primary shrinking its
         // in-sync list would then block its set's writes for good): bound the wait.
-        let local = tokio::time::timeout(WRITE_TIMEOUT, self.db.write(cmd.clone()));
+        let local = tokio::time::timeout(WRITE_TIMEOUT, self.db.write_indexed(cmd.clone()));
         let Ok(local) = local.await else {
             return Err(format!(
                 "not committed within {WRITE_TIMEOUT:?} (no quorum reachable?)"
             ));
         };
-        match local {
-            Ok(r) => Ok(r),
+        let (response, index) = match local {
+            Ok(r) => r,
             Err(WriteError::ForwardToLeader { leader }) => {
                 let (_, peer) = leader.ok_or("no configuration database leader")?;
                 let addrs = PeerAddrs(peer.rpc.clone());
@@ -262,10 +273,35 @@ impl NodeShared {
                     .call(&addrs, method::WRITE, body, Duration::from_secs(3))
                     .await
                     .map_err(|e| e.to_string())?;
-                wire::decode(&reply)
+                let reply: wire::ForwardedWriteReply = wire::decode(&reply)?;
+                (reply.response, reply.index)
             }
-            Err(e) => Err(e.to_string()),
+            Err(e) => return Err(e.to_string()),
+        };
+        let left = WRITE_TIMEOUT.saturating_sub(started.elapsed()) + Duration::from_secs(1);
+        if !self.applied_here(index, left).await {
+            return Err(format!(
+                "committed at log index {index} but not applied by this node's replica \
+                 within {left:?}"
+            ));
         }
+        Ok(response)
+    }
+
+    /// Waits (up to `timeout`) until this node's replica has applied log `index`.
+    pub async fn applied_here(&self, index: u64, timeout: Duration) -> bool {
+        let mut applied = self.db.applied_watch();
+        let caught_up = async {
+            while *applied.borrow_and_update() < index {
+                if applied.changed().await.is_err() {
+                    return false;
+                }
+            }
+            true
+        };
+        tokio::time::timeout(timeout, caught_up)
+            .await
+            .unwrap_or(false)
     }
 
     /// Writes a directory command through the leader (locally or forwarded).

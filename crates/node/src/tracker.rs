@@ -9,6 +9,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// A peer's process id, boot type and object store identity, as its heartbeats say.
+pub type Incarnation = (u32, BootType, Option<keel_core::StoreId>);
+
 /// The pseudo-link under which a grace period is recorded.
 const GRACE: &str = "(grace)";
 
@@ -16,7 +19,7 @@ const GRACE: &str = "(grace)";
 struct Seen {
     links: HashMap<LinkName, Instant>,
     health: Health,
-    incarnation: Option<(u32, BootType)>,
+    incarnation: Option<Incarnation>,
 }
 
 #[derive(Debug)]
@@ -38,7 +41,7 @@ impl PeerTracker {
         node: NodeId,
         link: &str,
         health: Health,
-        incarnation: (u32, BootType),
+        incarnation: Incarnation,
         at: Instant,
     ) {
         let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
@@ -94,8 +97,8 @@ impl PeerTracker {
             .is_some_and(|s| s.links.keys().any(|l| l != GRACE))
     }
 
-    /// The process id and boot type of `node`'s latest heartbeat.
-    pub fn incarnation(&self, node: NodeId) -> Option<(u32, BootType)> {
+    /// The process id, boot type and store of `node`'s latest heartbeat.
+    pub fn incarnation(&self, node: NodeId) -> Option<Incarnation> {
         let peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
         peers.get(&node).and_then(|s| s.incarnation)
     }
@@ -125,7 +128,7 @@ mod tests {
     fn silence_is_per_link_and_overall() {
         let t = PeerTracker::new();
         let t0 = Instant::now();
-        let inc = (7, BootType::FirstBoot);
+        let inc = (7, BootType::FirstBoot, None);
         t.heard(2, "a", Health::default(), inc, t0);
         t.heard(
             2,

@@ -51,6 +51,10 @@ pub struct Heartbeat {
     /// member that came back, whether or not its failure was noticed.
     pub pid: u32,
     pub boot: BootType,
+    /// The sender's object store identity (a storage node): a process that comes back
+    /// with another store is reported back with it.
+    #[serde(default)]
+    pub store: Option<keel_core::StoreId>,
     pub seq: u64,
     pub health: Health,
     /// Sets for which the sender's replica says it is Primary, with that epoch: a
@@ -128,6 +132,14 @@ pub struct SelfTestReply {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct ForwardedWrite {
     pub command: ClusterCommand,
+}
+
+/// The leader's answer to a forwarded write: the result, and the index of the log
+/// entry, which the writer waits to have applied locally before it returns.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct ForwardedWriteReply {
+    pub response: keel_core::ClusterResponse,
+    pub index: u64,
 }
 
 pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {

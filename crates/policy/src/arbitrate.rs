@@ -64,13 +64,14 @@ pub(crate) fn rearbitrate(
     }
     let eligible = |r: Option<&MemberRef>| r.is_some_and(|r| state.ref_eligible(r));
     // A storage set's new Primary must hold every acknowledged write: in sync.
-    let can_lead = |r: Option<&MemberRef>| eligible(r) && r.is_some_and(|r| set.in_sync_allows(r));
+    let can_lead =
+        |r: Option<&MemberRef>| eligible(r) && r.is_some_and(|r| state.in_sync_allows(set, r));
     if !eligible(roles.primary.as_ref()) {
         let old = roles.primary.take();
         let new = if can_lead(roles.secondary.as_ref()) {
             roles.secondary.take()
         } else {
-            roles.take_first(|a| state.ref_eligible(a) && set.in_sync_allows(a))
+            roles.take_first(|a| state.ref_eligible(a) && state.in_sync_allows(set, a))
         };
         if new.is_none() && !set.in_sync.is_empty() && set.kind == keel_core::SetKind::Storage {
             why.push(format!(
@@ -115,7 +116,7 @@ pub(crate) fn giveback(state: &ClusterState, set: &FailoverSet, now: UnixMillis)
     if set.composition == Composition::Single
         || current == home
         || !state.ref_eligible(home)
-        || !set.in_sync_allows(home)
+        || !state.in_sync_allows(set, home)
         || !state.ref_eligible(current)
     {
         return None;

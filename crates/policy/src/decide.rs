@@ -33,7 +33,12 @@ pub fn decide(
             self_test,
         } => detect::link_silent(&mut b, *node, link, *self_test)?,
         Input::LinkHeard { node, link } => detect::link_heard(&mut b, *node, link)?,
-        Input::Back { node, boot, pid } => detect::back(&mut b, *node, *boot, *pid)?,
+        Input::Back {
+            node,
+            boot,
+            pid,
+            store,
+        } => detect::back(&mut b, *node, *boot, *pid, *store)?,
         Input::Takeover { set, to } => operator::takeover(&mut b, set, to)?,
         Input::Drain { node } => operator::drain(&mut b, *node)?,
         Input::Undrain { node } => operator::undrain(&mut b, *node)?,

@@ -10,7 +10,7 @@ use crate::batch::Batch;
 use crate::characterize::{self, fault_name};
 use crate::{HealthReport, PolicyError, Probe, SelfTest, Timings};
 use keel_core::{
-    BootType, ClusterCommand, Event, EventKind, FaultKind, LinkName, MemberState, NodeId,
+    BootType, ClusterCommand, Event, EventKind, FaultKind, LinkName, MemberState, NodeId, StoreId,
 };
 
 /// Silent on every link: `fail_after_ms` or more while up or suspect fails the member
@@ -56,7 +56,7 @@ pub(crate) fn heard(b: &mut Batch, node: NodeId, health: &HealthReport) -> Resul
             if !characterize::fit_to_return(&b.state, node, health) {
                 return Ok(());
             }
-            come_back(b, node, BootType::ReturnAfterFailure, None)
+            come_back(b, node, BootType::ReturnAfterFailure, None, None)
         }
         state @ (MemberState::Up | MemberState::Suspect) => {
             if let Some((fault, reason)) = characterize::health_failure(&b.state, node, health) {
@@ -154,6 +154,7 @@ pub(crate) fn back(
     node: NodeId,
     boot: BootType,
     pid: u32,
+    store: Option<StoreId>,
 ) -> Result<(), PolicyError> {
     let m = b.member(node)?;
     let undetected = boot == BootType::ReturnAfterFailure
@@ -178,10 +179,11 @@ pub(crate) fn back(
             node,
             boot,
             pid,
+            store,
             at: b.now,
         });
     }
-    come_back(b, node, boot, pid)
+    come_back(b, node, boot, pid, store)
 }
 
 /// `pid`: the process that came back, if it is a new one; `None` when the process
@@ -191,11 +193,13 @@ fn come_back(
     node: NodeId,
     boot: BootType,
     pid: Option<u32>,
+    store: Option<StoreId>,
 ) -> Result<(), PolicyError> {
     b.push(ClusterCommand::MemberBack {
         node,
         boot,
         pid,
+        store,
         at: b.now,
     })?;
     b.rearbitrate_around(node, true, None)

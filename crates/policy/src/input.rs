@@ -4,7 +4,7 @@
 //! Owns: the shape of an observation and the detection timings. Must never: carry
 //! state or time of its own; `now` is passed to [`crate::decide`] beside the input.
 
-use keel_core::{BootType, LinkName, MemberRef, NodeId, SetId};
+use keel_core::{BootType, LinkName, MemberRef, NodeId, SetId, StoreId};
 use serde::{Deserialize, Serialize};
 
 /// Detection timeouts, as the runtime's failure detector applies them.
@@ -94,12 +94,16 @@ pub enum Input {
     /// Heartbeats arrive again on a link.
     LinkHeard { node: NodeId, link: LinkName },
     /// Boot service: a node (re)started and reports its boot type, with the new
-    /// process's id (0 if unknown).
+    /// process's id (0 if unknown) and the identity of its object store (`None`: not
+    /// known, e.g. no storage role): another store than the one recorded takes the
+    /// node off the in-sync lists that named the old one.
     Back {
         node: NodeId,
         boot: BootType,
         #[serde(default)]
         pid: u32,
+        #[serde(default)]
+        store: Option<StoreId>,
     },
     /// Operator: graceful manual takeover of `set` by `to`.
     Takeover { set: SetId, to: MemberRef },

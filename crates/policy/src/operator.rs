@@ -33,7 +33,7 @@ pub(crate) fn takeover(b: &mut Batch, set_id: &SetId, to: &MemberRef) -> Result<
             reason: describe(&b.state, to, None),
         });
     }
-    if !set.in_sync_allows(to) {
+    if !b.state.in_sync_allows(set, to) {
         return Err(PolicyError::NotEligible {
             set: set_id.clone(),
             member: to.clone(),

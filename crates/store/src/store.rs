@@ -39,7 +39,7 @@ use crate::index::Index;
 use crate::locks::ObjectLocks;
 use crate::meta::{ObjectMeta, ObjectStat};
 use crate::space;
-use keel_core::{Epoch, ObjectId};
+use keel_core::{Epoch, ObjectId, StoreId};
 use std::path::{Path, PathBuf};
 
 /// A node's local object store. Share it (`Arc`) between threads: every method takes
@@ -51,6 +51,8 @@ pub struct ObjectStore {
     pub(crate) index: Index,
     pub(crate) locks: ObjectLocks,
     pub(crate) fail_points: FailPoints,
+    /// This store's identity and how it was found at open (see `identity.rs`).
+    identity: (StoreId, crate::identity::Origin),
 }
 
 impl ObjectStore {
@@ -60,6 +62,7 @@ impl ObjectStore {
     pub fn open(dir: &Path) -> Result<ObjectStore, StoreError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::io(format!("creating {}", dir.display()), &e))?;
+        let identity = crate::identity::establish(dir)?;
         let index = Index::open(dir)?;
         let layout = Layout::create(dir)?;
         Ok(ObjectStore {
@@ -68,7 +71,20 @@ impl ObjectStore {
             index,
             locks: ObjectLocks::new(),
             fail_points: FailPoints::new(),
+            identity,
         })
+    }
+
+    /// This store's identity: made when the store was first created, new whenever the
+    /// disk under it was wiped or replaced (see [`ObjectStore::origin`]).
+    pub fn store_id(&self) -> StoreId {
+        self.identity.0
+    }
+
+    /// How the identity was found when the store was opened: the same store, a first
+    /// start, or a new store replacing one whose disk changed (its records dropped).
+    pub fn origin(&self) -> &crate::identity::Origin {
+        &self.identity.1
     }
 
     /// The object's size, version and set, or its tombstone (`deleted`); `None` if this

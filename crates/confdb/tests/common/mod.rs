@@ -41,6 +41,7 @@ pub fn member(id: NodeId) -> Member {
         features: vec![],
         last_boot: None,
         up_since: None,
+        store: None,
     }
 }
 

@@ -7,11 +7,11 @@
 //! Must never: put a replica back on the in-sync list while a write it has not seen
 //! can still be acknowledged.
 
-use super::primary::{is_primary, replicate_timeout};
+use super::primary::{change_in_sync, is_primary, replicate_timeout, ChangeError, InSync};
 use super::wire::{ReplicateRequest, StoreReply, StoreRequest, WriteOp};
 use super::{call, DataError, StorageService};
 use crate::node::{now_ms, NodeShared};
-use keel_core::{ClusterCommand, Event, EventKind, MemberRef, NodeId, ObjectId, SetId, SetKind};
+use keel_core::{Event, EventKind, MemberRef, NodeId, ObjectId, SetId, SetKind};
 use keel_store::ObjectStat;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -128,6 +128,7 @@ async fn catch_up(node: &Arc<NodeShared>, set: &SetId, primary: NodeId) -> Resul
     let req = StoreRequest::JoinInSync {
         set: set.clone(),
         node: node.id(),
+        store: node.store_id(),
     };
     call(node, primary, req, Duration::from_secs(60))
         .await
@@ -231,12 +232,17 @@ async fn pull(
 }
 
 /// The Primary's side: with the set's writes held, push to `joiner` whatever still
-/// differs, then put it on the in-sync list through Raft.
+/// differs, then put it on the in-sync list through Raft, recorded with the store it
+/// caught up on (`store`, which every push names: a joiner whose store changed
+/// meanwhile refuses them). The gate is released only once this node's replica shows
+/// the joiner on the list (or shows for certain that it is not): no write admitted
+/// after it can miss the joiner while the committed list names it.
 pub async fn admit(
     node: &Arc<NodeShared>,
     svc: &StorageService,
     set: &SetId,
     joiner: NodeId,
+    store: Option<keel_core::StoreId>,
 ) -> Result<StoreReply, DataError> {
     if !is_primary(node, set) {
         return Err(DataError::BadRequest {
@@ -270,6 +276,7 @@ pub async fn admit(
             version,
             op,
             force: true,
+            store,
         });
         call(node, joiner, req, timeout)
             .await
@@ -278,28 +285,25 @@ pub async fn admit(
                 tried: e.to_string(),
             })?;
     }
-    let in_sync = node
-        .db
-        .read(|s| s.sets.get(set).map(|x| x.in_sync.clone()))
-        .unwrap_or_default();
-    if in_sync.contains(&joiner) {
-        return Ok(StoreReply::Done);
-    }
-    let mut list = in_sync;
-    list.push(joiner);
-    let cmd = ClusterCommand::SetInSync {
-        set: set.clone(),
-        expected_epoch: epoch,
-        in_sync: list,
-        at: now_ms(),
+    let join = |list: &InSync| {
+        // On the list already: the state machine keeps only a node whose store is the
+        // recorded one there.
+        if list.nodes.contains(&joiner) {
+            return None;
+        }
+        let mut nodes = list.nodes.clone();
+        nodes.push(joiner);
+        let stores = store.map(|s| (joiner, s)).into_iter().collect();
+        Some((nodes, stores))
     };
-    node.write(cmd)
-        .await
-        .map_err(|what| DataError::NoControlPlane { what })?
-        .into_result()
-        .map_err(|e| DataError::Internal {
-            reason: e.to_string(),
-        })?;
+    // No deadline: while the outcome is unknown the gate stays held (a write admitted
+    // now could miss the joiner if the change commits later).
+    match change_in_sync(node, set, epoch, join, None).await {
+        Ok(false) => return Ok(StoreReply::Done),
+        Ok(true) => {}
+        Err(ChangeError::Data(e)) => return Err(e),
+        Err(ChangeError::Failed(reason)) => return Err(DataError::Internal { reason }),
+    }
     tracing::info!(set, joiner, moved, "replica back on the in-sync list");
     node.record(
         Event::new(now_ms(), EventKind::CatchUpDone)

@@ -4,7 +4,7 @@
 //!
 //! Must never: carry a half-formed message; every variant names what failed.
 
-use keel_core::{Epoch, NodeId, SetId};
+use keel_core::{Epoch, NodeId, SetId, StoreId};
 use keel_dir::DirError;
 use keel_store::StoreError;
 use serde::{Deserialize, Serialize};
@@ -30,6 +30,16 @@ pub enum DataError {
         set: SetId,
         node: NodeId,
         reason: String,
+    },
+    /// A replica was sent a write for a store it does not have (its disk was wiped or
+    /// replaced since the in-sync list recorded it): it holds none of what that store
+    /// held, so the write is a miss, never a success.
+    #[error("node {node} has store {actual}, not store {expected} that the in-sync list of {set:?} names: refused")]
+    StoreMismatch {
+        set: SetId,
+        node: NodeId,
+        expected: StoreId,
+        actual: StoreId,
     },
     #[error("no storage layout yet: run `keel layout apply`")]
     NoLayout,
@@ -61,6 +71,7 @@ impl DataError {
             DataError::NotPrimary { .. } => "not_primary".into(),
             DataError::NoLease { .. } => "no_lease".into(),
             DataError::InSyncShrinkFailed { .. } => "in_sync_shrink_failed".into(),
+            DataError::StoreMismatch { .. } => "store_mismatch".into(),
             DataError::NoLayout => "no_layout".into(),
             DataError::NoControlPlane { .. } => "no_control_plane".into(),
             DataError::PastEnd { .. } => "past_end".into(),
@@ -86,6 +97,7 @@ impl DataError {
             | "no_lease"
             | "not_primary"
             | "in_sync_shrink_failed"
+            | "store_mismatch"
             | "no_layout" => 503,
             _ => 500,
         }

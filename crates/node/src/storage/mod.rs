@@ -155,9 +155,11 @@ async fn handle_inner(node: &Arc<NodeShared>, req: StoreRequest) -> Result<Store
                 !st.deleted && min_version.is_none_or(|v| st.version >= v)
             })))
         }
-        StoreRequest::JoinInSync { set, node: joiner } => {
-            catchup::admit(node, svc, &set, joiner).await
-        }
+        StoreRequest::JoinInSync {
+            set,
+            node: joiner,
+            store,
+        } => catchup::admit(node, svc, &set, joiner, store).await,
     }
 }
 

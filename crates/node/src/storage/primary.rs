@@ -2,15 +2,26 @@
 //! replicate to every other in-sync replica in parallel, take the replicas that did
 //! not answer off the in-sync list through Raft, and only then acknowledge.
 //!
+//! The list replicated to is the COMMITTED one: this node's replica of the
+//! configuration database, which has applied every change this node made to the list
+//! (`NodeShared::write` returns only once the local replica applied the entry), and
+//! only this set's Primary grows the list (`catchup::admit`). Each replica is sent the
+//! store the list recorded for it; a replica with another store refuses, which is a
+//! miss. Every change to the list is a compare-and-set on the list it was computed
+//! from (`change_in_sync`).
+//!
 //! Must never: acknowledge when a replica neither took the write nor left the list
 //! (the Raft write failing means a Primary cut off from the control plane blocks and
-//! then refuses, it never acknowledges alone).
+//! then refuses, it never acknowledges alone); count a refusal as a success.
 
 use super::wire::{Durability, ReplicateRequest, StoreReply, StoreRequest, WriteOp, WriteRequest};
 use super::{call, CallError, DataError, StorageService};
 use crate::node::{now_ms, NodeShared};
-use keel_core::{ClusterCommand, Epoch, MemberRef, NodeId, ObjectId, SetId, Version};
+use keel_core::{
+    ClusterCommand, ClusterError, Epoch, MemberRef, NodeId, ObjectId, SetId, StoreId, Version,
+};
 use keel_store::{ObjectStat, ObjectStore, StoreError};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,15 +34,37 @@ pub(crate) fn replicate_timeout(bytes: usize) -> Duration {
     Duration::from_millis(1500) + Duration::from_millis((bytes / (20 * 1024)) as u64)
 }
 
+/// A set's committed in-sync list: the nodes, and the store recorded for each.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct InSync {
+    pub nodes: Vec<NodeId>,
+    pub stores: BTreeMap<NodeId, StoreId>,
+}
+
+impl InSync {
+    fn of(set: &keel_core::FailoverSet) -> InSync {
+        InSync {
+            nodes: set.in_sync.clone(),
+            stores: set.in_sync_stores.clone(),
+        }
+    }
+}
+
+/// The in-sync list of `set` and its epoch, as this node's replica has it.
+pub(crate) fn read_in_sync(node: &NodeShared, set: &str) -> Option<(Epoch, InSync)> {
+    node.db
+        .read(|s| s.sets.get(set).map(|x| (x.epoch, InSync::of(x))))
+}
+
 /// Checks that this node acts as Primary of `set` at `epoch` (its replica of the
 /// configuration database says so, and it holds the lease); returns the in-sync list.
-fn check_primary(node: &NodeShared, set: &SetId, epoch: Epoch) -> Result<Vec<NodeId>, DataError> {
+fn check_primary(node: &NodeShared, set: &SetId, epoch: Epoch) -> Result<InSync, DataError> {
     let (current, primary, in_sync) = node
         .db
         .read(|s| {
             s.sets
                 .get(set)
-                .map(|x| (x.epoch, x.primary_node(), x.in_sync.clone()))
+                .map(|x| (x.epoch, x.primary_node(), InSync::of(x)))
         })
         .ok_or_else(|| DataError::BadRequest {
             reason: format!("unknown storage set {set:?}"),
@@ -134,8 +167,13 @@ async fn write_inner(
     let me = node.id();
     let my_site = node.cfg.site.clone();
     let site_of = |n: NodeId| node.db.read(|s| s.members.get(&n).map(|m| m.site.clone()));
-    let (now, later): (Vec<NodeId>, Vec<NodeId>) =
-        in_sync.iter().copied().filter(|n| *n != me).partition(|n| {
+    let stores = Arc::new(in_sync.stores);
+    let (now, later): (Vec<NodeId>, Vec<NodeId>) = in_sync
+        .nodes
+        .iter()
+        .copied()
+        .filter(|n| *n != me)
+        .partition(|n| {
             req.durability == Durability::AllInSync || site_of(*n).as_deref() == Some(&my_site)
         });
     // The local write and the replicas' run at once (the acknowledgement waits for
@@ -146,7 +184,11 @@ async fn write_inner(
         let (set, op) = (set.clone(), op.clone());
         move |s| apply_local(s, &set, id, &op, version, false)
     });
-    let (stat, failed) = tokio::join!(local, replicate(node, &set, epoch, id, version, &op, &now));
+    let to = Replicas {
+        nodes: &now,
+        stores: &stores,
+    };
+    let (stat, failed) = tokio::join!(local, replicate(node, &set, epoch, id, version, &op, to));
     let stat = stat?;
     let failed = refusals_fail_the_write(&set, epoch, failed)?;
     if !failed.is_empty() {
@@ -155,7 +197,11 @@ async fn write_inner(
     if !later.is_empty() {
         let (node, set, op) = (node.clone(), set.clone(), op.clone());
         tokio::spawn(async move {
-            let failed = replicate(&node, &set, epoch, id, version, &op, &later).await;
+            let to = Replicas {
+                nodes: &later,
+                stores: &stores,
+            };
+            let failed = replicate(&node, &set, epoch, id, version, &op, to).await;
             let failed: Vec<(NodeId, String)> = failed
                 .into_iter()
                 .map(|(n, e)| (n, e.to_string()))
@@ -170,7 +216,15 @@ async fn write_inner(
     Ok(StoreReply::Written(stat))
 }
 
-/// Sends the write to each of `to` in parallel; returns those that did not take it.
+/// The replicas a write goes to, with the store the committed list recorded for each.
+#[derive(Clone, Copy)]
+struct Replicas<'a> {
+    nodes: &'a [NodeId],
+    stores: &'a BTreeMap<NodeId, StoreId>,
+}
+
+/// Sends the write to each replica in parallel (each told the store it must have);
+/// returns those that did not take it.
 async fn replicate(
     node: &Arc<NodeShared>,
     set: &SetId,
@@ -178,10 +232,10 @@ async fn replicate(
     id: ObjectId,
     version: Version,
     op: &WriteOp,
-    to: &[NodeId],
+    to: Replicas<'_>,
 ) -> Vec<(NodeId, CallError)> {
     let timeout = replicate_timeout(op.len());
-    let calls = to.iter().map(|n| {
+    let calls = to.nodes.iter().map(|n| {
         let req = StoreRequest::Replicate(ReplicateRequest {
             set: set.clone(),
             epoch,
@@ -189,6 +243,7 @@ async fn replicate(
             version,
             op: op.clone(),
             force: false,
+            store: to.stores.get(n).copied(),
         });
         async move {
             // A replica whose host is gone never answers: stop waiting as soon as the
@@ -271,62 +326,125 @@ pub(crate) async fn shrink_in_sync(
     epoch: Epoch,
     failed: &[(NodeId, String)],
 ) -> Result<(), DataError> {
-    let deadline = Instant::now() + SHRINK_DEADLINE;
     let (first, why) = failed[0].clone();
-    loop {
-        let current = node
-            .db
-            .read(|s| s.sets.get(set).map(|x| (x.epoch, x.in_sync.clone())));
-        let Some((current_epoch, list)) = current else {
-            return Err(DataError::BadRequest {
-                reason: format!("storage set {set:?} is gone"),
-            });
-        };
-        if current_epoch != epoch {
-            return Err(DataError::NotPrimary {
-                set: set.clone(),
-                presented: epoch,
-                current: current_epoch,
-                primary: None,
-            });
-        }
+    let change = |list: &InSync| {
         let keep: Vec<NodeId> = list
+            .nodes
             .iter()
             .copied()
             .filter(|n| !failed.iter().any(|(f, _)| f == n))
             .collect();
-        if keep == list {
-            return Ok(());
+        (keep != list.nodes).then_some((keep, BTreeMap::new()))
+    };
+    let deadline = Some(Instant::now() + SHRINK_DEADLINE);
+    match change_in_sync(node, set, epoch, change, deadline).await {
+        Ok(changed) => {
+            if changed {
+                tracing::warn!(
+                    set,
+                    ?failed,
+                    "replica missed a write: left the in-sync list"
+                );
+                node.metrics.in_sync_shrinks.inc_by(failed.len() as u64);
+            }
+            Ok(())
         }
-        tracing::warn!(
-            set,
-            ?failed,
-            "replica missed a write: leaving the in-sync list"
-        );
+        Err(ChangeError::Data(e)) => Err(e),
+        Err(ChangeError::Failed(reason)) => Err(DataError::InSyncShrinkFailed {
+            set: set.clone(),
+            node: first,
+            reason: format!("{why}; then {reason}"),
+        }),
+    }
+}
+
+/// Why a change of the in-sync list was not made.
+#[derive(Debug)]
+pub(crate) enum ChangeError {
+    /// This node is no longer the set's Primary at the epoch, or the set is gone.
+    Data(DataError),
+    /// Refused for good, or (past the deadline) its outcome is unknown.
+    Failed(String),
+}
+
+/// Changes the in-sync list of `set` through Raft as a compare-and-set: `change`
+/// computes the new list (and the stores of the nodes it adds) from the committed one,
+/// or `None` when nothing is left to do. A refusal because the list changed meanwhile
+/// recomputes from the fresh list (two changes computed from one list can never both
+/// apply). An unknown outcome (a timeout: the entry may still commit later) waits for
+/// a read barrier and tries again: the next attempt is written after the unknown one,
+/// so once it is decided the unknown one is too. Without a deadline it tries until the
+/// change is decided or the set's epoch moves on. Returns whether the list changed;
+/// when it returns, this node's replica shows the committed list.
+pub(crate) async fn change_in_sync(
+    node: &Arc<NodeShared>,
+    set: &SetId,
+    epoch: Epoch,
+    change: impl Fn(&InSync) -> Option<(Vec<NodeId>, BTreeMap<NodeId, StoreId>)>,
+    deadline: Option<Instant>,
+) -> Result<bool, ChangeError> {
+    let mut changed = false;
+    loop {
+        let Some((current_epoch, list)) = read_in_sync(node, set) else {
+            return Err(ChangeError::Data(DataError::BadRequest {
+                reason: format!("storage set {set:?} is gone"),
+            }));
+        };
+        if current_epoch != epoch {
+            return Err(ChangeError::Data(DataError::NotPrimary {
+                set: set.clone(),
+                presented: epoch,
+                current: current_epoch,
+                primary: None,
+            }));
+        }
+        let Some((in_sync, stores)) = change(&list) else {
+            return Ok(changed);
+        };
         let cmd = ClusterCommand::SetInSync {
             set: set.clone(),
             expected_epoch: epoch,
-            in_sync: keep,
+            expected_in_sync: list.nodes.clone(),
+            in_sync,
+            stores,
             at: now_ms(),
         };
-        let reason = match node.write(cmd).await {
-            Ok(r) => match r.into_result() {
-                Ok(_) => {
-                    node.metrics.in_sync_shrinks.inc_by(failed.len() as u64);
-                    return Ok(());
-                }
-                Err(e) => e.to_string(),
-            },
-            Err(e) => e,
+        let unknown = match node.write(cmd).await.map(|r| r.into_result()) {
+            // Applied here too: the next read of the list sees it.
+            Ok(Ok(_)) => {
+                changed = true;
+                continue;
+            }
+            // Decided, and applied here: recompute from the list that won.
+            Ok(Err(ClusterError::InSyncChanged { .. })) => continue,
+            Ok(Err(ClusterError::StaleEpoch { current, .. })) => {
+                return Err(ChangeError::Data(DataError::NotPrimary {
+                    set: set.clone(),
+                    presented: epoch,
+                    current,
+                    primary: None,
+                }))
+            }
+            Ok(Err(e)) => return Err(ChangeError::Failed(e.to_string())),
+            Err(unknown) => unknown,
         };
-        if Instant::now() >= deadline {
-            return Err(DataError::InSyncShrinkFailed {
-                set: set.clone(),
-                node: first,
-                reason: format!("{why}; then {reason}"),
-            });
+        tracing::warn!(
+            set,
+            "in-sync list change: outcome unknown ({unknown}); retrying"
+        );
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(ChangeError::Failed(unknown));
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // Re-read the list only once this replica is as current as the leader.
+        while !node.read_barrier().await {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(ChangeError::Failed(unknown));
+            }
+            if read_in_sync(node, set).is_none_or(|(e, _)| e != epoch) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
 

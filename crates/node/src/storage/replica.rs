@@ -3,7 +3,9 @@
 //! whose checksum does not match from another in-sync replica.
 //!
 //! Must never: apply a write from an older epoch than this node has seen for the set,
-//! or serve bytes whose checksum failed.
+//! apply a write meant for another store than this node's (its disk was wiped or
+//! replaced since the Primary's in-sync list recorded it), or serve bytes whose
+//! checksum failed.
 
 use super::primary::apply_local;
 use super::wire::{ReadRequest, ReplicateRequest, StoreReply, StoreRequest};
@@ -19,6 +21,18 @@ pub async fn apply(
     svc: &StorageService,
     r: ReplicateRequest,
 ) -> Result<StoreReply, DataError> {
+    // A write meant for another store (this node's disk was wiped or replaced since
+    // the Primary's in-sync list recorded it) is refused: taking it would make the
+    // Primary count a copy this store does not have in full.
+    let actual = svc.store.store_id();
+    if let Some(expected) = r.store.filter(|s| *s != actual) {
+        return Err(DataError::StoreMismatch {
+            set: r.set,
+            node: node.id(),
+            expected,
+            actual,
+        });
+    }
     let _object = svc.object_lock(r.id).lock().await;
     let (set, presented, id) = (r.set.clone(), r.epoch, r.id);
     let result = svc

@@ -6,7 +6,7 @@
 
 use super::error::DataError;
 use bytes::Bytes;
-use keel_core::{Epoch, NodeId, ObjectId, SetId, Version};
+use keel_core::{Epoch, NodeId, ObjectId, SetId, StoreId, Version};
 use keel_store::ObjectStat;
 use serde::{Deserialize, Serialize};
 
@@ -78,6 +78,11 @@ pub struct ReplicateRequest {
     /// old Primary never acknowledged).
     #[serde(default)]
     pub force: bool,
+    /// The store the Primary expects at the replica: the one the committed in-sync
+    /// list recorded (or, in catch-up, the one the joiner reported). A replica with
+    /// another store refuses with `StoreMismatch`. `None`: no store recorded.
+    #[serde(default)]
+    pub store: Option<StoreId>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -111,10 +116,12 @@ pub enum StoreRequest {
         id: ObjectId,
         min_version: Option<Version>,
     },
-    /// A replica that has caught up asks the Primary to put it back on the in-sync list.
+    /// A replica that has caught up asks the Primary to put it back on the in-sync
+    /// list, naming the store it caught up on (the list records it).
     JoinInSync {
         set: SetId,
         node: NodeId,
+        store: Option<StoreId>,
     },
 }
 

@@ -46,6 +46,7 @@ pub fn member(id: NodeId) -> Member {
         features: vec![],
         last_boot: None,
         up_since: Some(0),
+        store: None,
     }
 }
 

@@ -39,6 +39,7 @@ fn three_failures_in_the_window_quarantine_and_clear_brings_the_member_back() {
         node: 1,
         boot: keel_core::BootType::Restart,
         pid: 0,
+        store: None,
     });
     assert!(c.decide(Input::Tick).is_empty());
     assert_eq!(c.member_state(1), MemberState::Quarantined);

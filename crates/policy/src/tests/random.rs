@@ -66,6 +66,7 @@ fn random_input(rng: &mut Lcg, c: &Cluster) -> Input {
                 BootType::FirstBoot,
             ]),
             pid: rng.pick(&[0u32, 100, 101, 102]),
+            store: None,
         },
         75..79 => {
             let set = rng.pick(&["a", "b", "h"]).to_string();

@@ -5,7 +5,12 @@ use crate::Input;
 use keel_core::{BootType, MemberState};
 
 fn back(node: u64, boot: BootType) -> Input {
-    Input::Back { node, boot, pid: 0 }
+    Input::Back {
+        node,
+        boot,
+        pid: 0,
+        store: None,
+    }
 }
 
 #[test]
@@ -108,6 +113,7 @@ fn a_restart_faster_than_detection_is_a_failure_counted_once() {
         node: 1,
         boot: BootType::ReturnAfterFailure,
         pid: 101,
+        store: None,
     });
     assert!(
         recorded(&cmds).contains(&keel_core::EventKind::FailureDetected),
@@ -125,6 +131,7 @@ fn a_restart_faster_than_detection_is_a_failure_counted_once() {
         node: 1,
         boot: BootType::ReturnAfterFailure,
         pid: 101,
+        store: None,
     });
     assert!(
         !recorded(&again).contains(&keel_core::EventKind::FailureDetected),
@@ -150,6 +157,7 @@ fn a_death_noticed_by_silence_is_not_counted_again_by_the_boot_report() {
         node: 1,
         boot: BootType::ReturnAfterFailure,
         pid: 101,
+        store: None,
     };
     let cmds = c.decide(back.clone());
     assert!(
@@ -186,6 +194,7 @@ fn a_process_that_failed_resumed_and_then_died_fails_again() {
         node: 1,
         boot: BootType::ReturnAfterFailure,
         pid: 101,
+        store: None,
     });
     assert!(
         recorded(&cmds).contains(&keel_core::EventKind::FailureDetected),
