@@ -197,6 +197,7 @@ fn set_delete_guardrails(c: &Cluster, scratch: &Path) {
             },
             op: keel_node::storage::wire::WriteOp::Put(b"an object of extra".to_vec().into()),
             force: true,
+            store: None,
         },
     );
     store_call(c, 1, copy).expect("placing an object of extra on node 1");
