@@ -10,6 +10,8 @@
 
 pub mod admin;
 pub mod admin_api;
+mod admin_storage;
+pub mod data_invariant;
 pub mod arbiter;
 pub mod boot;
 pub mod error;
