@@ -10,13 +10,19 @@ use super::cluster::ChaosCluster;
 use super::model::{digest, Judged};
 use super::workload::ClientLog;
 use futures::StreamExt;
-use keel_node::data_invariant::DataViolation;
+use keel_node::data_invariant::{self, DataViolation};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 /// Attempts of one final read before the file counts as unreadable.
 const READ_ATTEMPTS: usize = 3;
 /// Final reads at once.
 const READERS: usize = 4;
+/// The longest one final read may take.
+const READ_DEADLINE: Duration = Duration::from_secs(60);
+/// The longest all final reads may take together (a broken cluster must not hold the
+/// run for hours): paths not read by then count as unreadable.
+const CHECK_DEADLINE: Duration = Duration::from_secs(600);
 /// Examples kept per kind of finding.
 const EXAMPLES: usize = 20;
 
@@ -28,6 +34,8 @@ pub struct Findings {
     pub unreadable_after_heal: u64,
     pub in_sync_violations: u64,
     pub lost_objects: u64,
+    /// The in-sync violations found (counted in `in_sync_violations`).
+    pub in_sync_found: Vec<DataViolation>,
     pub examples: Vec<String>,
 }
 
@@ -50,13 +58,21 @@ pub async fn check(c: &ChaosCluster, logs: &[ClientLog]) -> Findings {
         .collect();
     eprintln!("[chaos] check: reading {} paths again", paths.len());
     let client = &c.client;
+    let deadline = std::time::Instant::now() + CHECK_DEADLINE;
     let mut reads = futures::stream::iter(paths.into_iter().map(|(i, path)| async move {
         let mut last = None;
         for attempt in 0..READ_ATTEMPTS {
-            match client.get_bytes(&path, None, None).await {
-                Ok((bytes, _)) => return (i, path, Ok(Some((bytes.len(), digest(&bytes))))),
-                Err(e) if e.code() == Some("not_found") => return (i, path, Ok(None)),
-                Err(e) => last = Some(e.to_string()),
+            if std::time::Instant::now() > deadline {
+                last = Some(format!("not read: the check ran out of its {CHECK_DEADLINE:?}"));
+                break;
+            }
+            match tokio::time::timeout(READ_DEADLINE, client.get_bytes(&path, None, None)).await {
+                Ok(Ok((bytes, _))) => {
+                    return (i, path, Ok(Some((bytes.len(), digest(&bytes)))))
+                }
+                Ok(Err(e)) if e.code() == Some("not_found") => return (i, path, Ok(None)),
+                Ok(Err(e)) => last = Some(e.to_string()),
+                Err(_) => last = Some(format!("no answer within {READ_DEADLINE:?}")),
             }
             if attempt + 1 < READ_ATTEMPTS {
                 tokio::time::sleep(Duration::from_secs(1)).await;
@@ -98,7 +114,10 @@ pub async fn check(c: &ChaosCluster, logs: &[ClientLog]) -> Findings {
                     DataViolation::Lost { .. } | DataViolation::DeletedWhileReferenced { .. } => {
                         f.lost_objects += 1
                     }
-                    _ => f.in_sync_violations += 1,
+                    _ => {
+                        f.in_sync_violations += 1;
+                        f.in_sync_found.push(v.clone());
+                    }
                 }
                 f.example(format!("data invariant: {v}"));
             }
@@ -109,4 +128,28 @@ pub async fn check(c: &ChaosCluster, logs: &[ClientLog]) -> Findings {
         }
     }
     f
+}
+
+/// The data invariant at a quiescent point of the run (after a fault is healed), with
+/// the workload still going. Only what cannot race with it is judged: the objects
+/// that files referred to both before and after the members were listed (a chunk
+/// referred to at both times was acknowledged by every in-sync member before the
+/// first, and not deleted by the second), on the in-sync lists read after the first;
+/// and only the in-sync part (an object a rebalance is still moving is on no member of
+/// its new set yet: that is judged after the final heal).
+pub async fn check_quiescent(c: &ChaosCluster) -> Result<Vec<DataViolation>, String> {
+    let before = c.client.data_snapshot().await.map_err(|e| e.to_string())?;
+    let mut after = c.client.data_snapshot().await.map_err(|e| e.to_string())?;
+    for snap in &mut after {
+        let earlier: BTreeSet<keel_core::ObjectId> = before
+            .iter()
+            .find(|b| b.set == snap.set)
+            .map(|b| b.acknowledged.clone())
+            .unwrap_or_default();
+        snap.acknowledged = snap.acknowledged.intersection(&earlier).copied().collect();
+    }
+    Ok(data_invariant::check(&after)
+        .into_iter()
+        .filter(|v| matches!(v, DataViolation::InSyncMissing { .. }))
+        .collect())
 }

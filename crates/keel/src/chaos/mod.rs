@@ -115,6 +115,11 @@ async fn session(c: &mut ChaosCluster, args: &ChaosArgs, duration: Duration) -> 
             );
         }
     });
+    let warm = Instant::now() + Duration::from_secs(30);
+    let want = 2 * args.clients as u64;
+    while workload.progress.puts_acked.load(Ordering::Relaxed) < want && Instant::now() < warm {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let mut nemesis = Nemesis::new(args.seed);
     let ran = nemesis.run(c, started + duration).await;
     eprintln!("[chaos] nemesis done; stopping the workload");
@@ -170,7 +175,12 @@ async fn session(c: &mut ChaosCluster, args: &ChaosArgs, duration: Duration) -> 
     report.lost_writes = found.lost_writes;
     report.wrong_reads += found.wrong_reads;
     report.unreadable_after_heal = found.unreadable_after_heal;
-    report.in_sync_violations = found.in_sync_violations;
+    // Distinct violations seen between faults, and those still there at the end.
+    let unchecked = found.in_sync_violations - found.in_sync_found.len() as u64;
+    let mut distinct = nemesis.log.in_sync_violations.clone();
+    distinct.extend(found.in_sync_found.iter().cloned());
+    report.in_sync_violations = distinct.len() as u64 + unchecked;
+    report.examples.extend(nemesis.log.in_sync_examples.iter().cloned());
     report.lost_objects = found.lost_objects;
     report.files_checked = found.files_checked;
     report.examples.extend(found.examples);

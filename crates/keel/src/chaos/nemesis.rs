@@ -20,7 +20,7 @@ use keel_node::data_invariant::DataViolation;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 /// How long the cluster may take to be whole again after a fault is healed.
@@ -73,6 +73,10 @@ pub struct NemesisLog {
     pub timeline: Vec<String>,
     /// Faults after which the cluster was not whole again within the deadline.
     pub heal_timeouts: Vec<String>,
+    /// In-sync violations found at the quiescent points between faults (each once).
+    pub in_sync_violations: BTreeSet<DataViolation>,
+    /// The fault after which each was first seen.
+    pub in_sync_examples: Vec<String>,
 }
 
 /// The state of the added storage node across faults.
@@ -137,14 +141,35 @@ impl Nemesis {
             let line = format!("{at} ms: {what}");
             eprintln!("[chaos] nemesis: {what}: healed");
             self.log.timeline.push(line);
-            if let Err(e) = wait_whole(cluster, HEAL_DEADLINE).await {
-                eprintln!("[chaos] nemesis: after {what}: {e:#}");
-                self.log.heal_timeouts.push(format!("after {what}: {e:#}"));
+            match wait_whole(cluster, HEAL_DEADLINE).await {
+                Err(e) => {
+                    eprintln!("[chaos] nemesis: after {what}: {e:#}");
+                    self.log.heal_timeouts.push(format!("after {what}: {e:#}"));
+                }
+                Ok(()) => self.check(cluster, &what).await,
             }
             let gap = self.hold(300, 1500);
             tokio::time::sleep(gap).await;
         }
         Ok(())
+    }
+
+    /// The data invariant at this quiescent point; new violations are recorded.
+    async fn check(&mut self, cluster: &ChaosCluster, after: &str) {
+        match super::checker::check_quiescent(cluster).await {
+            Ok(found) => {
+                for v in found {
+                    if self.log.in_sync_violations.insert(v.clone()) {
+                        let line = format!("after \"{after}\": {v}");
+                        eprintln!("[chaos] data invariant broken {line}");
+                        if self.log.in_sync_examples.len() < 20 {
+                            self.log.in_sync_examples.push(line);
+                        }
+                    }
+                }
+            }
+            Err(e) => eprintln!("[chaos] data invariant not checked after {after}: {e}"),
+        }
     }
 
     /// Injects one fault and heals it. `None`: nothing to do it to right now.
