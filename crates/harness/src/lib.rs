@@ -37,8 +37,8 @@ mod wait;
 
 pub use checker::{InvariantChecker, Processes, SAMPLE_EVERY};
 pub use cluster::{Cluster, ClusterOptions, ADMIN_TOKEN};
-pub use data::AckedFile;
 pub use config::{link_ip, node_config, LINKS};
+pub use data::AckedFile;
 pub use error::HarnessError;
 pub use filters::{Filters, Traffic, Way};
 pub use net::{MemNet, NodeAddrs};

@@ -72,5 +72,8 @@ fn a_short_chaos_run_reports_one_json_object_and_leaves_no_process() {
         .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
         .filter(|c| c.contains(&ours) && c.contains(" node "))
         .collect();
-    assert!(left.is_empty(), "node processes outlived the chaos run: {left:?}");
+    assert!(
+        left.is_empty(),
+        "node processes outlived the chaos run: {left:?}"
+    );
 }

@@ -174,7 +174,10 @@ pub fn router(node: Arc<NodeShared>) -> Router {
         .route("/v1/events", get(events))
         .route("/v1/admin", post(admin))
         .route("/v1/fault/link", post(fault_link))
-        .route("/v1/storage/:set/objects", get(crate::admin_storage::objects))
+        .route(
+            "/v1/storage/:set/objects",
+            get(crate::admin_storage::objects),
+        )
         .with_state(node)
 }
 

@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 /// Attempts of one final read before the file counts as unreadable.
-const READ_ATTEMPTS: usize = 3;
+const READ_ATTEMPTS: usize = 2;
 /// Final reads at once.
 const READERS: usize = 4;
 /// The longest one final read may take.
@@ -63,13 +63,13 @@ pub async fn check(c: &ChaosCluster, logs: &[ClientLog]) -> Findings {
         let mut last = None;
         for attempt in 0..READ_ATTEMPTS {
             if std::time::Instant::now() > deadline {
-                last = Some(format!("not read: the check ran out of its {CHECK_DEADLINE:?}"));
+                last = Some(format!(
+                    "not read: the check ran out of its {CHECK_DEADLINE:?}"
+                ));
                 break;
             }
             match tokio::time::timeout(READ_DEADLINE, client.get_bytes(&path, None, None)).await {
-                Ok(Ok((bytes, _))) => {
-                    return (i, path, Ok(Some((bytes.len(), digest(&bytes)))))
-                }
+                Ok(Ok((bytes, _))) => return (i, path, Ok(Some((bytes.len(), digest(&bytes))))),
                 Ok(Err(e)) if e.code() == Some("not_found") => return (i, path, Ok(None)),
                 Ok(Err(e)) => last = Some(e.to_string()),
                 Err(_) => last = Some(format!("no answer within {READ_DEADLINE:?}")),
@@ -87,7 +87,10 @@ pub async fn check(c: &ChaosCluster, logs: &[ClientLog]) -> Findings {
         match got {
             Err(e) => {
                 f.unreadable_after_heal += 1;
-                f.example(format!("{path} cannot be read after the heal: {e}"));
+                f.example(format!(
+                    "{path} cannot be read after the heal: {}",
+                    super::workload::brief(&e)
+                ));
             }
             Ok(got) => match model.judge(&path, got) {
                 Judged::Right => {}

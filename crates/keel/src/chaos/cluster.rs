@@ -35,7 +35,12 @@ pub struct ChaosCluster {
 impl ChaosCluster {
     /// Prepares `dir` (like `keel dev up`), starts every node, creates the `default`
     /// set and the storage layout, and waits until every Primary acts.
-    pub async fn start(dir: &std::path::Path, nodes: u8, sites: u8, base_port: u16) -> Result<ChaosCluster> {
+    pub async fn start(
+        dir: &std::path::Path,
+        nodes: u8,
+        sites: u8,
+        base_port: u16,
+    ) -> Result<ChaosCluster> {
         let (home, mut procs) = dev::prepare(dir, nodes, sites, base_port)?;
         let dir = home;
         for s in &mut procs {

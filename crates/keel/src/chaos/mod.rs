@@ -180,7 +180,9 @@ async fn session(c: &mut ChaosCluster, args: &ChaosArgs, duration: Duration) -> 
     let mut distinct = nemesis.log.in_sync_violations.clone();
     distinct.extend(found.in_sync_found.iter().cloned());
     report.in_sync_violations = distinct.len() as u64 + unchecked;
-    report.examples.extend(nemesis.log.in_sync_examples.iter().cloned());
+    report
+        .examples
+        .extend(nemesis.log.in_sync_examples.iter().cloned());
     report.lost_objects = found.lost_objects;
     report.files_checked = found.files_checked;
     report.examples.extend(found.examples);

@@ -97,10 +97,12 @@ pub struct Model {
 
 impl Model {
     fn state(&mut self, path: &str) -> &mut PathState {
-        self.paths.entry(path.to_string()).or_insert_with(|| PathState {
-            possible: vec![None],
-            history: vec![],
-        })
+        self.paths
+            .entry(path.to_string())
+            .or_insert_with(|| PathState {
+                possible: vec![None],
+                history: vec![],
+            })
     }
 
     pub fn put_acknowledged(&mut self, path: &str, c: Content) {

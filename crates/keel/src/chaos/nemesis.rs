@@ -23,6 +23,9 @@ use rand::{Rng, SeedableRng};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+/// How long a rebalance may go without moving anything before the objects it has not
+/// moved are taken as lost.
+const NO_PROGRESS: Duration = Duration::from_secs(20);
 /// How long the cluster may take to be whole again after a fault is healed.
 pub const HEAL_DEADLINE: Duration = Duration::from_secs(90);
 
@@ -132,7 +135,10 @@ impl Nemesis {
                 Ok(Some(what)) => what,
                 Ok(None) => continue,
                 Err(e) => {
-                    eprintln!("[chaos] nemesis: {} could not be injected: {e:#}", kind.name());
+                    eprintln!(
+                        "[chaos] nemesis: {} could not be injected: {e:#}",
+                        kind.name()
+                    );
                     let _ = cluster.heal_processes();
                     continue;
                 }
@@ -158,14 +164,21 @@ impl Nemesis {
     async fn check(&mut self, cluster: &ChaosCluster, after: &str) {
         match super::checker::check_quiescent(cluster).await {
             Ok(found) => {
+                let mut new = 0;
                 for v in found {
                     if self.log.in_sync_violations.insert(v.clone()) {
+                        new += 1;
                         let line = format!("after \"{after}\": {v}");
-                        eprintln!("[chaos] data invariant broken {line}");
+                        if new <= 3 {
+                            eprintln!("[chaos] data invariant broken {line}");
+                        }
                         if self.log.in_sync_examples.len() < 20 {
                             self.log.in_sync_examples.push(line);
                         }
                     }
+                }
+                if new > 3 {
+                    eprintln!("[chaos] ... and {} more in-sync violations", new - 3);
                 }
             }
             Err(e) => eprintln!("[chaos] data invariant not checked after {after}: {e}"),
@@ -210,7 +223,10 @@ impl Nemesis {
                 } else {
                     vec![*["a", "b"].choose(&mut self.rng).unwrap_or(&"a")]
                 };
-                eprintln!("[chaos] nemesis: node {n}: link {} down", links.join(" and "));
+                eprintln!(
+                    "[chaos] nemesis: node {n}: link {} down",
+                    links.join(" and ")
+                );
                 for l in &links {
                     c.client.fault_link(n, l, false).await?;
                 }
@@ -304,6 +320,9 @@ async fn restore_link(c: &ChaosCluster, n: NodeId, link: &str) {
 pub async fn wait_rebalanced(c: &ChaosCluster, within: Duration) -> Result<()> {
     let deadline = Instant::now() + within;
     let mut last = String::new();
+    // The fewest objects still away seen, and since when: no progress for a while
+    // means they will not come (lost), not that the rebalance is slow.
+    let mut best: Option<(usize, Instant)> = None;
     while Instant::now() < deadline {
         match c.client.data_snapshot().await {
             Ok(sets) => {
@@ -314,7 +333,15 @@ pub async fn wait_rebalanced(c: &ChaosCluster, within: Duration) -> Result<()> {
                 if lost == 0 {
                     return Ok(());
                 }
-                last = format!("{lost} referenced objects not in their set yet");
+                last = format!("{lost} referenced objects on no member of their set");
+                match best {
+                    Some((n, _)) if lost < n => best = Some((lost, Instant::now())),
+                    None => best = Some((lost, Instant::now())),
+                    Some((_, since)) if since.elapsed() > NO_PROGRESS => {
+                        anyhow::bail!("{last}, none moved in {NO_PROGRESS:?}")
+                    }
+                    Some(_) => {}
+                }
             }
             Err(e) => last = e.to_string(),
         }

@@ -96,7 +96,11 @@ impl Report {
             "keel dev chaos: {} s, seed {}, {} nodes in {} site(s), {} clients",
             self.duration_s, self.seed, self.nodes, self.sites, self.clients
         );
-        let faults: Vec<String> = self.faults.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let faults: Vec<String> = self
+            .faults
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
         let _ = writeln!(s, "faults injected:        {}", faults.join(", "));
         let _ = writeln!(
             s,
@@ -123,7 +127,11 @@ impl Report {
             ("in-sync violations", self.in_sync_violations),
             ("lost objects", self.lost_objects),
         ] {
-            let _ = writeln!(s, "{what:<23} {n}{}", if n > 0 { "   <-- FAILED" } else { "" });
+            let _ = writeln!(
+                s,
+                "{what:<23} {n}{}",
+                if n > 0 { "   <-- FAILED" } else { "" }
+            );
         }
         let _ = writeln!(s, "stale reads (marked):   {}", self.stale_reads);
         if !self.heal_timeouts.is_empty() {

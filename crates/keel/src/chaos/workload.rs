@@ -62,7 +62,8 @@ impl ClientLog {
         progress.anomalies.fetch_add(1, Ordering::Relaxed);
         eprintln!("[chaos] client {}: {what}", self.client);
         if self.examples.len() < EXAMPLES {
-            self.examples.push(format!("client {}: {what}", self.client));
+            self.examples
+                .push(format!("client {}: {what}", self.client));
         }
     }
 }
@@ -119,6 +120,15 @@ impl Workload {
     }
 }
 
+/// An error, cut to one readable line for the progress output.
+pub fn brief(e: &impl std::fmt::Display) -> String {
+    let s = e.to_string();
+    match s.char_indices().nth(200) {
+        Some((i, _)) => format!("{}...", &s[..i]),
+        None => s,
+    }
+}
+
 fn is_not_found(e: &ClientError) -> bool {
     e.code() == Some("not_found")
 }
@@ -171,14 +181,11 @@ async fn run_client(
             };
             let len = draw_len(&mut rng, max_len);
             let content_seed: u64 = rng.gen();
-            let (content, bytes) = match tokio::task::spawn_blocking(move || {
-                Content::new(content_seed, len)
-            })
-            .await
-            {
-                Ok(x) => x,
-                Err(_) => break,
-            };
+            let (content, bytes) =
+                match tokio::task::spawn_blocking(move || Content::new(content_seed, len)).await {
+                    Ok(x) => x,
+                    Err(_) => break,
+                };
             log.puts += 1;
             let started = Instant::now();
             let since = *streak.get_or_insert(started);
@@ -191,7 +198,10 @@ async fn run_client(
                     streak = None;
                 }
                 Err(e) => {
-                    eprintln!("[chaos] client {k}: put {path} ({len} bytes) not acknowledged: {e}");
+                    eprintln!(
+                        "[chaos] client {k}: put {path} ({len} bytes) not acknowledged: {}",
+                        brief(&e)
+                    );
                     log.model.put_unknown(&path, content);
                 }
             }
@@ -238,7 +248,7 @@ async fn run_client(
                 }
                 Err(e) => {
                     log.gets_failed += 1;
-                    eprintln!("[chaos] client {k}: get {path} failed: {e}");
+                    eprintln!("[chaos] client {k}: get {path} failed: {}", brief(&e));
                 }
             }
         } else if roll < 0.93 {
@@ -260,7 +270,10 @@ async fn run_client(
                             format!("mv {from} {to}: \"{e}\", but {from} was acknowledged"),
                         );
                     } else {
-                        eprintln!("[chaos] client {k}: mv {from} {to} not acknowledged: {e}");
+                        eprintln!(
+                            "[chaos] client {k}: mv {from} {to} not acknowledged: {}",
+                            brief(&e)
+                        );
                     }
                     log.model.mv_unknown(&from, &to);
                 }
@@ -282,7 +295,10 @@ async fn run_client(
                             format!("rm {path}: \"{e}\", but {path} was acknowledged"),
                         );
                     } else {
-                        eprintln!("[chaos] client {k}: rm {path} not acknowledged: {e}");
+                        eprintln!(
+                            "[chaos] client {k}: rm {path} not acknowledged: {}",
+                            brief(&e)
+                        );
                     }
                     log.model.rm_unknown(&path);
                 }

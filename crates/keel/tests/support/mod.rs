@@ -919,7 +919,9 @@ impl Cluster {
             match s {
                 Ok(s) if full(&s) => break s,
                 Ok(s) if Instant::now() >= deadline => {
-                    eprintln!("    data check: in-sync lists still not full after {CATCH_UP_DEADLINE:?}");
+                    eprintln!(
+                        "    data check: in-sync lists still not full after {CATCH_UP_DEADLINE:?}"
+                    );
                     break s;
                 }
                 _ => std::thread::sleep(POLL),
