@@ -15,14 +15,14 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 /// Attempts of one final read before the file counts as unreadable.
-const READ_ATTEMPTS: usize = 2;
+const READ_ATTEMPTS: usize = 1;
 /// Final reads at once.
-const READERS: usize = 4;
+const READERS: usize = 8;
 /// The longest one final read may take.
 const READ_DEADLINE: Duration = Duration::from_secs(60);
 /// The longest all final reads may take together (a broken cluster must not hold the
 /// run for hours): paths not read by then count as unreadable.
-const CHECK_DEADLINE: Duration = Duration::from_secs(600);
+const CHECK_DEADLINE: Duration = Duration::from_secs(300);
 /// Examples kept per kind of finding.
 const EXAMPLES: usize = 20;
 

@@ -79,9 +79,11 @@ pub async fn run(args: ChaosArgs) -> Result<()> {
     let mut cluster = ChaosCluster::start(&args.dir, args.nodes, args.sites, args.base_port)
         .await
         .context("starting the cluster")?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let outcome = tokio::select! {
         r = session(&mut cluster, &args, duration) => r,
         _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
+        _ = term.recv() => Err(anyhow!("terminated")),
     };
     eprintln!("[chaos] stopping every node");
     cluster.shutdown();
