@@ -350,9 +350,9 @@ pub async fn wait_rebalanced(c: &ChaosCluster, within: Duration) -> Result<()> {
     anyhow::bail!("rebalance not done within {within:?}: {last}")
 }
 
-/// Whether every node is up and every storage set's in-sync list holds each of its
-/// members; quarantined nodes are cleared (an operator would).
-pub async fn whole(c: &ChaosCluster) -> Result<bool, String> {
+/// Ok if every node is up and every storage set's in-sync list holds each of its
+/// members, else what is missing; quarantined nodes are cleared (an operator would).
+pub async fn whole(c: &ChaosCluster) -> Result<(), String> {
     let s = c.status().await.map_err(|e| e.to_string())?;
     for n in s.nodes.iter().filter(|n| n.state == "quarantined") {
         eprintln!("[chaos] node {} is quarantined: clearing it", n.id);
@@ -382,7 +382,7 @@ pub async fn whole(c: &ChaosCluster) -> Result<bool, String> {
         })
         .collect();
     if down.is_empty() && short.is_empty() && s.leader.is_some() {
-        Ok(true)
+        Ok(())
     } else {
         Err(format!("{} {}", down.join(", "), short.join(", ")))
     }
@@ -396,7 +396,7 @@ pub async fn wait_whole(c: &mut ChaosCluster, within: Duration) -> Result<()> {
             eprintln!("[chaos] node {n} had exited by itself: restarted");
         }
         let last = match whole(c).await {
-            Ok(_) => return Ok(()),
+            Ok(()) => return Ok(()),
             Err(e) => e,
         };
         if Instant::now() > deadline {

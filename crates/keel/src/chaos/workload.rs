@@ -172,8 +172,10 @@ async fn run_client(
         let present = log.model.maybe_present();
         let roll: f64 = rng.gen_range(0.0..1.0);
         let pick = |rng: &mut StdRng| present[rng.gen_range(0..present.len())].clone();
-        if present.is_empty() || roll < 0.35 || (roll < 0.55 && !present.is_empty()) {
-            let path = if present.is_empty() || roll < 0.35 {
+        // 35 % new files, 20 % overwrites, 30 % gets, 8 % mv, 7 % rm.
+        let new_file = present.is_empty() || roll < 0.35;
+        if new_file || roll < 0.55 {
+            let path = if new_file {
                 next_name += 1;
                 format!("/chaos/c{k}/f{next_name}")
             } else {
