@@ -137,11 +137,12 @@ pub async fn check(c: &ChaosCluster, logs: &[ClientLog]) -> Findings {
 /// the workload still going. Only what cannot race with it is judged: the objects
 /// that files referred to both before and after the members were listed (a chunk
 /// referred to at both times was acknowledged by every in-sync member before the
-/// first, and not deleted by the second), on the in-sync lists read after the first;
-/// and only the in-sync part (an object a rebalance is still moving is on no member of
-/// its new set yet: that is judged after the final heal).
+/// first listing, and not deleted by the second); a violation counts only if both
+/// listings show it (a copy a rebalance or a catch-up is writing at that instant shows
+/// in one at most); and only the in-sync part (an object a rebalance is still moving
+/// is on no member of its new set yet: that is judged after the final heal).
 pub async fn check_quiescent(c: &ChaosCluster) -> Result<Vec<DataViolation>, String> {
-    let before = c.client.data_snapshot().await.map_err(|e| e.to_string())?;
+    let mut before = c.client.data_snapshot().await.map_err(|e| e.to_string())?;
     let mut after = c.client.data_snapshot().await.map_err(|e| e.to_string())?;
     for snap in &mut after {
         let earlier: BTreeSet<keel_core::ObjectId> = before
@@ -151,8 +152,28 @@ pub async fn check_quiescent(c: &ChaosCluster) -> Result<Vec<DataViolation>, Str
             .unwrap_or_default();
         snap.acknowledged = snap.acknowledged.intersection(&earlier).copied().collect();
     }
-    Ok(data_invariant::check(&after)
+    for snap in &mut before {
+        snap.acknowledged = after
+            .iter()
+            .find(|a| a.set == snap.set)
+            .map(|a| a.acknowledged.clone())
+            .unwrap_or_default();
+    }
+    let in_sync = |sets| -> BTreeSet<DataViolation> {
+        data_invariant::check(sets)
+            .into_iter()
+            .filter(|v| matches!(v, DataViolation::InSyncMissing { .. }))
+            .collect()
+    };
+    let key = |v: &DataViolation| match v {
+        DataViolation::InSyncMissing {
+            set, node, object, ..
+        } => Some((set.clone(), *node, *object)),
+        _ => None,
+    };
+    let first: BTreeSet<_> = in_sync(&before).iter().filter_map(key).collect();
+    Ok(in_sync(&after)
         .into_iter()
-        .filter(|v| matches!(v, DataViolation::InSyncMissing { .. }))
+        .filter(|v| key(v).is_some_and(|k| first.contains(&k)))
         .collect())
 }

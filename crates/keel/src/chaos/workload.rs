@@ -244,7 +244,7 @@ async fn run_client(
                         log.wrong_reads += 1;
                         log.example(
                             &progress,
-                            format!("get {path}: \"{e}\", but its put was acknowledged"),
+                            format!("get {path}: {e}, but its put was acknowledged"),
                         );
                     }
                 }
@@ -269,7 +269,7 @@ async fn run_client(
                         log.wrong_reads += 1;
                         log.example(
                             &progress,
-                            format!("mv {from} {to}: \"{e}\", but {from} was acknowledged"),
+                            format!("mv {from} {to}: {e}, but {from} was acknowledged"),
                         );
                     } else {
                         eprintln!(
@@ -294,7 +294,7 @@ async fn run_client(
                         log.wrong_reads += 1;
                         log.example(
                             &progress,
-                            format!("rm {path}: \"{e}\", but {path} was acknowledged"),
+                            format!("rm {path}: {e}, but {path} was acknowledged"),
                         );
                     } else {
                         eprintln!(
