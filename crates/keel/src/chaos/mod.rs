@@ -67,6 +67,12 @@ pub async fn run(args: ChaosArgs) -> Result<()> {
     if args.base_port < 1024 || args.base_port > 65000 {
         bail!("--base-port must be 1024 to 65000");
     }
+    if std::fs::read_dir(&args.dir).is_ok_and(|mut d| d.next().is_some()) {
+        bail!(
+            "--dir {} is not empty: a chaos run starts a fresh cluster in a new or empty directory",
+            args.dir.display()
+        );
+    }
     crate::dev::PROGRESS_ON_STDERR.store(true, Ordering::Relaxed);
     eprintln!(
         "[chaos] starting {} nodes in {} site(s) in {} (seed {}, {} s of faults)",
