@@ -942,6 +942,19 @@ fn a_corrupt_chunk_file_is_repaired_from_a_replica() {
     );
     assert_reads(&c, "/repair/me.bin", &content, tmp.path());
     c.assert_data_invariant(&[("/repair/me.bin".into(), content)], tmp.path());
+    let r = http_request(
+        &c.admin_addr(1),
+        "GET",
+        "/v1/storage/st-1/objects",
+        &[],
+        b"",
+    )
+    .expect("the admin API answers");
+    assert_eq!(
+        r.code, 403,
+        "the storage listing needs the admin token: {}",
+        r.head
+    );
 }
 
 #[test]
