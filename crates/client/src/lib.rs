@@ -9,6 +9,7 @@ mod error;
 mod files;
 mod namespace;
 mod retry;
+mod storage;
 
 pub use cluster_file::{ClusterFile, LinkEntry, NodeEntry};
 pub use error::ClientError;

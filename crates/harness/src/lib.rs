@@ -12,7 +12,9 @@
 //!   drops them all.
 //! - [`Cluster`] (`cluster.rs`, `faults.rs`, `observe.rs`) starts nodes `1..=n` in a
 //!   tempdir, injects faults, reads state and events, and runs admin requests.
-//! - [`InvariantChecker`] (`checker.rs`) records each [`Violation`].
+//! - [`InvariantChecker`] (`checker.rs`) records each [`Violation`] of the control
+//!   plane as it happens; `Cluster::check_data` (`data.rs`) checks the data invariant
+//!   of the storage sets at a quiescent point.
 //! - `wait.rs`: every wait has a deadline.
 //!
 //! Owns: test infrastructure only; published nowhere. Must never: open a socket, change
@@ -22,6 +24,7 @@
 mod checker;
 mod cluster;
 mod config;
+mod data;
 mod error;
 mod faults;
 mod filters;
@@ -35,6 +38,7 @@ mod wait;
 pub use checker::{InvariantChecker, Processes, SAMPLE_EVERY};
 pub use cluster::{Cluster, ClusterOptions, ADMIN_TOKEN};
 pub use config::{link_ip, node_config, LINKS};
+pub use data::AckedFile;
 pub use error::HarnessError;
 pub use filters::{Filters, Traffic, Way};
 pub use net::{MemNet, NodeAddrs};

@@ -1,9 +1,11 @@
-//! What the invariant checker can find: each variant is a broken safety invariant of
-//! the control plane, with the evidence needed to read it.
+//! What the invariant checkers can find: each variant is a broken safety invariant of
+//! the control plane (sampled by `checker.rs`) or of the data (checked at quiescent
+//! points by `data.rs`), with the evidence needed to read it.
 //!
 //! Must never: carry anything but evidence (no behaviour, no references into nodes).
 
 use keel_core::{Epoch, MemberRef, NodeId, SetId};
+use keel_node::data_invariant::DataViolation;
 use std::fmt;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +45,16 @@ pub enum Violation {
     },
     /// The checker's own thread failed: nothing it sampled can be trusted.
     CheckerFailed,
+    /// The stores of a storage set break the data invariant.
+    Data(DataViolation),
+    /// An acknowledged file could not be read back.
+    Unreadable { path: String, reason: String },
+    /// An acknowledged file read back other bytes (`got` of them, `want` expected).
+    WrongRead {
+        path: String,
+        got: usize,
+        want: usize,
+    },
 }
 
 impl Violation {
@@ -64,6 +76,9 @@ impl Violation {
                 ..
             } => format!("back {node} {set} {from} {to}"),
             Violation::CheckerFailed => "checker".into(),
+            Violation::Data(d) => format!("data {d:?}"),
+            Violation::Unreadable { path, .. } => format!("unreadable {path}"),
+            Violation::WrongRead { path, .. } => format!("wrong {path}"),
         }
     }
 }
@@ -123,6 +138,14 @@ impl fmt::Display for Violation {
                  {from} to epoch {to}"
             ),
             Violation::CheckerFailed => write!(f, "the invariant checker's thread panicked"),
+            Violation::Data(d) => write!(f, "{d}"),
+            Violation::Unreadable { path, reason } => {
+                write!(f, "acknowledged file {path} cannot be read back: {reason}")
+            }
+            Violation::WrongRead { path, got, want } => write!(
+                f,
+                "acknowledged file {path} reads back other bytes ({got} bytes, {want} acknowledged)"
+            ),
         }
     }
 }

@@ -1,7 +1,9 @@
 //! Writes under faults, in process: a storage set's Primary crashes or hangs in the
 //! middle of a stream of puts, or is cut off from the control plane; a replica is sent
 //! a write from a deposed epoch; a put is retried. Every acknowledged put must read
-//! back byte-exact, and be on every in-sync replica of each of its chunks' sets.
+//! back byte-exact, and be on every in-sync replica of each of its chunks' sets; at
+//! every quiescent point (after a heal and catch-up) the data invariant is checked
+//! over every set (`Cluster::check_data`).
 //!
 //! Each cluster has 3 nodes with every role and the storage layout of `keel layout
 //! apply --replicas 2`: sets `st-1` {1, 2}, `st-2` {2, 3}, `st-3` {3, 1}. Files go to a
@@ -17,7 +19,7 @@ use keel_core::{
     ClusterCommand, Epoch, Event, EventKind, NodeId, ObjectId, SetId, SetKind, StoreId, Version,
 };
 use keel_dir::{DirCommand, Inode, Replication};
-use keel_harness::{wait_for, wait_until, Cluster, Traffic, Way};
+use keel_harness::{wait_for, wait_until, AckedFile, Cluster, Traffic, Way};
 use keel_node::admin_api::AdminRequest;
 use keel_node::gateway::files;
 use keel_node::node::now_ms;
@@ -373,6 +375,41 @@ async fn check_acknowledged(
     Ok(())
 }
 
+/// The data invariant at a quiescent point: every in-sync member of every storage set
+/// holds every object a file refers to at its latest version, no such object is
+/// missing everywhere, and every file in `acked` (`(i, _)`: `/f{i}` with
+/// `content(i)`) and `more` reads back byte-exact through node `via`.
+async fn check_data(
+    c: &Cluster,
+    via: NodeId,
+    acked: &[(u64, Inode)],
+    more: &[(&str, Vec<u8>)],
+) -> anyhow::Result<()> {
+    let mut files: Vec<AckedFile> = acked
+        .iter()
+        .map(|(i, _)| AckedFile {
+            volume: VOLUME.into(),
+            path: path(*i),
+            data: content(*i),
+        })
+        .collect();
+    files.extend(more.iter().map(|(p, data)| AckedFile {
+        volume: VOLUME.into(),
+        path: p.to_string(),
+        data: data.clone(),
+    }));
+    let found = c.check_data(via, &files).await?;
+    if !found.is_empty() {
+        let list: Vec<String> = found.iter().map(|v| format!("  - {v}")).collect();
+        bail!("the data invariant is broken:\n{}", list.join("\n"));
+    }
+    info!(
+        "--- data invariant holds: {} files read back, every in-sync member complete",
+        files.len()
+    );
+    Ok(())
+}
+
 /// Waits until `node` is up and on the in-sync list of every storage set it belongs
 /// to (it caught up and was re-integrated).
 async fn wait_back_in_sync(c: &Cluster, node: NodeId) -> anyhow::Result<()> {
@@ -497,6 +534,7 @@ async fn puts_through_a_primary_fault(fault: Fault) -> anyhow::Result<()> {
 
     acked.extend(warm);
     check_acknowledged(&c, via, &acked).await?;
+    check_data(&c, via, &acked, &[]).await?;
     c.log_events(since);
     finish(c, checker).await
 }
@@ -793,6 +831,7 @@ async fn a_cut_off_primary(primary: PrimaryIs) -> anyhow::Result<()> {
     }
     check_acknowledged(&c, via, &acked).await?;
     check_acknowledged(&c, p, &acked).await?;
+    check_data(&c, via, &acked, &[]).await?;
     c.log_events(since);
     finish(c, checker).await
 }
@@ -900,6 +939,7 @@ async fn a_write_from_a_deposed_epoch_is_refused_as_stale() -> anyhow::Result<()
         })) if presented == e1 && current == e2 => {}
         other => bail!("a write in epoch {e1} to node {q}: {other:?}"),
     }
+    check_data(&c, q, &[], &[]).await?;
     c.log_events(since);
     finish(c, checker).await
 }
@@ -946,6 +986,7 @@ async fn a_retried_put_is_applied_once() -> anyhow::Result<()> {
         data == content(2),
         "the second put's content does not read back"
     );
+    check_data(&c, b, &[], &[("/idem", content(2))]).await?;
     finish(c, checker).await
 }
 
@@ -1052,6 +1093,17 @@ async fn adding_a_storage_node_rebalances_and_every_file_stays_readable() -> any
             );
         }
     }
+    let acked: Vec<(u64, Inode)> = {
+        let node = c.node(1)?;
+        node.db.read_dir(|ns| {
+            files
+                .iter()
+                .filter_map(|i| ns.lookup(VOLUME, &path(*i)).ok().map(|n| (*i, n)))
+                .collect()
+        })
+    };
+    ensure!(acked.len() == files.len(), "a file is missing");
+    check_data(&c, 4, &acked, &[]).await?;
 
     info!("--- node 4 drained again and the layout applied: st-4's groups move back out");
     c.admin(AdminRequest::Drain { node: 4 }).await?;
@@ -1085,6 +1137,7 @@ async fn adding_a_storage_node_rebalances_and_every_file_stays_readable() -> any
             path(*i)
         );
     }
+    check_data(&c, 3, &acked, &[]).await?;
     finish(c, checker).await
 }
 
@@ -1202,6 +1255,7 @@ async fn the_sweep_collects_old_orphans_and_nothing_else() -> anyhow::Result<()>
     }
     let (_, data) = read(&c, 2, "/kept".into()).await?;
     ensure!(data == content(1), "a file's chunks were collected");
+    check_data(&c, 2, &[], &[("/kept", content(1))]).await?;
     wait_until("an orphans_collected event", STEP, || {
         c.events()
             .iter()

@@ -201,6 +201,39 @@ pub enum NodeAction {
 pub enum DevCommand {
     /// Start a local cluster of node processes on loopback and supervise it.
     Up(DevUpArgs),
+    /// Start a fresh local cluster, run a workload against a seeded nemesis (kills,
+    /// pauses, link cuts, a wiped disk, a node added and removed), heal, and check
+    /// that no acknowledged write was lost. Exits non-zero if anything was.
+    Chaos(ChaosArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ChaosArgs {
+    /// Where the cluster lives (created; configs, data, logs, cluster.json).
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// How long the nemesis runs: seconds, or with a unit (`90s`, `10m`, `1h`).
+    #[arg(long, default_value = "60")]
+    pub duration: String,
+    /// Seeds every random choice of the nemesis and the workload.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    #[arg(long, default_value_t = 3)]
+    pub nodes: u8,
+    #[arg(long, default_value_t = 1)]
+    pub sites: u8,
+    /// Concurrent workload clients.
+    #[arg(long, default_value_t = 4)]
+    pub clients: usize,
+    /// Largest file a client puts, in KiB (files are 1 KiB to this, log-uniform).
+    #[arg(long, default_value_t = 12 * 1024)]
+    pub max_file_kib: u64,
+    /// First port (rpc = P, heartbeat = P+1, admin = P+80).
+    #[arg(long, default_value_t = 7400)]
+    pub base_port: u16,
+    /// Print one JSON object on stdout instead of the readable summary.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -31,6 +31,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             bail!("`keel node` needs --config FILE, or one of: drain, undrain, clear, remove")
         }
         Command::Dev(DevCommand::Up(args)) => crate::dev::up(args).await,
+        Command::Dev(DevCommand::Chaos(args)) => crate::chaos::run(args).await,
         Command::Status { json } => {
             let status = client(cli.cluster)?.status().await?;
             if json {

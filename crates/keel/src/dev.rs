@@ -54,11 +54,11 @@ pub fn layout(dir: &Path, nodes: u8, sites: u8, base_port: u16) -> Vec<NodeConfi
     cfgs
 }
 
-fn all_roles() -> std::collections::BTreeSet<NodeRole> {
+pub(crate) fn all_roles() -> std::collections::BTreeSet<NodeRole> {
     [NodeRole::Control, NodeRole::Storage, NodeRole::Gateway].into()
 }
 
-fn node_config(
+pub(crate) fn node_config(
     dir: &Path,
     id: u64,
     site: u8,
@@ -102,16 +102,30 @@ fn node_config(
     }
 }
 
-struct Supervised {
-    exe: PathBuf,
-    cfg: NodeConfig,
-    config_path: PathBuf,
-    log_path: PathBuf,
-    child: Option<Child>,
-    died_at: Option<Instant>,
+/// Set by `keel dev chaos`, whose stdout is reserved for its report: the start-up
+/// lines then go to stderr.
+pub(crate) static PROGRESS_ON_STDERR: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// One line of start-up progress (stdout, or stderr for `dev chaos`).
+fn say(line: String) {
+    if PROGRESS_ON_STDERR.load(std::sync::atomic::Ordering::Relaxed) {
+        eprintln!("{line}");
+    } else {
+        println!("{line}");
+    }
 }
 
-fn spawn(s: &mut Supervised) -> Result<u32> {
+pub(crate) struct Supervised {
+    pub(crate) exe: PathBuf,
+    pub(crate) cfg: NodeConfig,
+    pub(crate) config_path: PathBuf,
+    pub(crate) log_path: PathBuf,
+    pub(crate) child: Option<Child>,
+    pub(crate) died_at: Option<Instant>,
+}
+
+pub(crate) fn spawn(s: &mut Supervised) -> Result<u32> {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -140,7 +154,7 @@ fn spawn(s: &mut Supervised) -> Result<u32> {
     Ok(pid)
 }
 
-fn cluster_file(dir: &Path, nodes: &[Supervised]) -> ClusterFile {
+pub(crate) fn cluster_file(dir: &Path, nodes: &[Supervised]) -> ClusterFile {
     ClusterFile {
         name: "dev".into(),
         secret_file: dir.join("secret.pem"),
@@ -190,46 +204,8 @@ pub async fn up(args: DevUpArgs) -> Result<()> {
     if args.base_port < 1024 || args.base_port > 65000 {
         bail!("--base-port must be 1024 to 65000");
     }
-    let dir = &args.dir;
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let dir = &dir.canonicalize()?;
-    if let Ok(old) = ClusterFile::load(dir) {
-        if let Some(pid) = old
-            .supervisor_pid
-            .filter(|p| *p != std::process::id() && alive(*p))
-        {
-            bail!(
-                "a dev cluster is already running in {} (supervisor pid {pid})",
-                dir.display()
-            );
-        }
-    }
-    let secret_path = dir.join("secret.pem");
-    if !secret_path.exists() {
-        keel_net::ClusterSecret::generate("dev")?.save(&secret_path)?;
-        println!(
-            "[dev] cluster secret created: {} (mode 0600)",
-            secret_path.display()
-        );
-    }
-    // Resolved once: a rebuilt binary replaces the file, and a restart then runs the new one.
-    let exe = std::env::current_exe().context("locating the keel binary")?;
-    let exe = PathBuf::from(exe.to_string_lossy().trim_end_matches(" (deleted)"));
-    let mut nodes = vec![];
-    for cfg in layout(dir, args.nodes, args.sites, args.base_port) {
-        let home = dir.join(format!("n{}", cfg.id));
-        std::fs::create_dir_all(&home)?;
-        let config_path = home.join("keel.toml");
-        std::fs::write(&config_path, cfg.to_toml())?;
-        nodes.push(Supervised {
-            exe: exe.clone(),
-            log_path: home.join("node.log"),
-            config_path,
-            cfg,
-            child: None,
-            died_at: None,
-        });
-    }
+    let (dir, mut nodes) = prepare(&args.dir, args.nodes, args.sites, args.base_port)?;
+    let dir = &dir;
     for s in &mut nodes {
         let pid = spawn(s)?;
         println!(
@@ -285,7 +261,79 @@ pub async fn up(args: DevUpArgs) -> Result<()> {
     supervise(dir, &mut nodes, &args, term, startup).await
 }
 
-async fn wait_ready(client: &Client, want: usize) -> Result<()> {
+/// Makes `dir` a dev cluster's home (refusing one whose supervisor still runs): the
+/// cluster secret if missing, and each node's directory and `keel.toml`. Starts
+/// nothing; returns the canonical directory and the nodes, in id order.
+pub(crate) fn prepare(
+    dir: &Path,
+    nodes: u8,
+    sites: u8,
+    base_port: u16,
+) -> Result<(PathBuf, Vec<Supervised>)> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dir = &dir.canonicalize()?;
+    if let Ok(old) = ClusterFile::load(dir) {
+        if let Some(pid) = old
+            .supervisor_pid
+            .filter(|p| *p != std::process::id() && alive(*p))
+        {
+            bail!(
+                "a dev cluster is already running in {} (supervisor pid {pid})",
+                dir.display()
+            );
+        }
+    }
+    let secret_path = dir.join("secret.pem");
+    if !secret_path.exists() {
+        keel_net::ClusterSecret::generate("dev")?.save(&secret_path)?;
+        say(format!(
+            "[dev] cluster secret created: {} (mode 0600)",
+            secret_path.display()
+        ));
+    }
+    // Resolved once: a rebuilt binary replaces the file, and a restart then runs the new one.
+    let exe = std::env::current_exe().context("locating the keel binary")?;
+    let exe = PathBuf::from(exe.to_string_lossy().trim_end_matches(" (deleted)"));
+    let mut out = vec![];
+    for cfg in layout(dir, nodes, sites, base_port) {
+        out.push(supervised(dir, &exe, cfg)?);
+    }
+    Ok((dir.clone(), out))
+}
+
+/// Writes node `cfg.id`'s directory and `keel.toml` under `dir`.
+pub(crate) fn supervised(dir: &Path, exe: &Path, cfg: NodeConfig) -> Result<Supervised> {
+    let home = dir.join(format!("n{}", cfg.id));
+    std::fs::create_dir_all(&home)?;
+    let config_path = home.join("keel.toml");
+    std::fs::write(&config_path, cfg.to_toml())?;
+    Ok(Supervised {
+        exe: exe.to_path_buf(),
+        log_path: home.join("node.log"),
+        config_path,
+        cfg,
+        child: None,
+        died_at: None,
+    })
+}
+
+/// The configuration of one more storage node for a running dev cluster of `nodes`:
+/// the next id, the next address of site `site`, every existing node as a seed. Start
+/// it with `keel node --config DIR/nK/keel.toml`; it is admitted as a member, and
+/// `keel layout apply` gives it a storage set. (How `keel dev chaos` adds a node.)
+pub(crate) fn extra_node(dir: &Path, nodes: &[NodeConfig], site: u8) -> NodeConfig {
+    let id = nodes.iter().map(|c| c.id).max().unwrap_or(0) + 1;
+    let in_site = nodes.iter().filter(|c| c.site == site.to_string()).count() as u8;
+    let base_port = nodes.first().map_or(7100, |c| c.ports.rpc);
+    let mut cfg = node_config(dir, id, site, in_site + 1, base_port, all_roles());
+    cfg.discovery.seeds = nodes
+        .iter()
+        .map(|c| SocketAddr::new(c.links[0].addr, c.ports.rpc))
+        .collect();
+    cfg
+}
+
+pub(crate) async fn wait_ready(client: &Client, want: usize) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(90);
     let mut last = String::new();
     loop {
@@ -293,10 +341,10 @@ async fn wait_ready(client: &Client, want: usize) -> Result<()> {
             Ok(s) => {
                 let up = s.nodes.iter().filter(|n| n.state == "up").count();
                 if s.leader.is_some() && up == want {
-                    println!(
+                    say(format!(
                         "[dev] all {want} nodes up, leader {}",
                         s.leader.unwrap_or(0)
-                    );
+                    ));
                     return Ok(());
                 }
                 format!("leader {:?}, {up}/{want} nodes up", s.leader)
@@ -304,7 +352,7 @@ async fn wait_ready(client: &Client, want: usize) -> Result<()> {
             Err(_) => "waiting for the first node to answer".to_string(),
         };
         if line != last {
-            println!("[dev] {line}");
+            say(format!("[dev] {line}"));
             last = line;
         }
         if Instant::now() > deadline {
@@ -316,7 +364,7 @@ async fn wait_ready(client: &Client, want: usize) -> Result<()> {
 
 /// Applies the storage layout (a storage set per storage node), retrying (up to 30 s)
 /// while members restart.
-async fn apply_layout(client: &Client, replicas: usize) -> Result<()> {
+pub(crate) async fn apply_layout(client: &Client, replicas: usize) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let req = AdminRequest::ApplyLayout {
@@ -324,7 +372,7 @@ async fn apply_layout(client: &Client, replicas: usize) -> Result<()> {
         };
         match client.admin(&req).await {
             Ok(r) => {
-                println!("[dev] {}", r.message);
+                say(format!("[dev] {}", r.message));
                 return Ok(());
             }
             Err(e) if Instant::now() > deadline => return Err(e.into()),
@@ -360,7 +408,7 @@ async fn demo_put_get(client: &Client, dir: &Path) {
 /// Waits (up to 15 s) until the Primary of `default` and of every storage set holds
 /// its lease: the cluster works.
 /// A member that does not answer meanwhile (it may be restarting) is no error.
-async fn wait_acting(client: &Client) -> Result<keel_node::admin_api::StatusView> {
+pub(crate) async fn wait_acting(client: &Client) -> Result<keel_node::admin_api::StatusView> {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let status = client.status().await;
@@ -378,7 +426,7 @@ async fn wait_acting(client: &Client) -> Result<keel_node::admin_api::StatusView
 }
 
 /// The `default` set: every node but the control-only tiebreaker, in id order.
-fn default_members(nodes: &[Supervised]) -> Vec<MemberRef> {
+pub(crate) fn default_members(nodes: &[Supervised]) -> Vec<MemberRef> {
     nodes
         .iter()
         .filter(|s| s.cfg.roles.len() > 1)
@@ -388,7 +436,7 @@ fn default_members(nodes: &[Supervised]) -> Vec<MemberRef> {
 
 /// Creates the `default` set unless it exists, retrying (up to 30 s) while members
 /// restart.
-async fn ensure_default_set(client: &Client, members: Vec<MemberRef>) -> Result<()> {
+pub(crate) async fn ensure_default_set(client: &Client, members: Vec<MemberRef>) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         match create_default_set(client, members.clone()).await {
@@ -416,12 +464,12 @@ async fn create_default_set(client: &Client, members: Vec<MemberRef>) -> Result<
             auto_giveback_ms: None,
         };
         let reply = client.admin(&AdminRequest::CreateSet { spec }).await?;
-        println!("[dev] {}", reply.message);
+        say(format!("[dev] {}", reply.message));
     }
     Ok(())
 }
 
-fn stop_all(nodes: &mut [Supervised]) {
+pub(crate) fn stop_all(nodes: &mut [Supervised]) {
     for s in nodes.iter() {
         if let Some(c) = &s.child {
             unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };

@@ -1,10 +1,12 @@
 //! `keel`: one binary for a node (`keel node --config FILE`), the operator's CLI, a
-//! local development cluster (`keel dev up`) and the benchmarks.
+//! local development cluster (`keel dev up`), its chaos test (`keel dev chaos`) and the
+//! benchmarks.
 //!
 //! Must never panic on bad input: every error is one line on stderr and a non-zero exit.
 
 mod bench;
 mod bench_io;
+mod chaos;
 mod cli;
 mod commands;
 mod dev;

@@ -839,9 +839,15 @@ fn no_acknowledged_put_is_lost_when_a_primary_is_killed() {
     }
 
     eprintln!("--- every acknowledged put reads back byte-exact");
-    for p in acked {
+    for p in &acked {
         assert_reads(&c, &p.path, &p.content, tmp.path());
     }
+    eprintln!("--- the data invariant holds once node {victim} is back in sync");
+    let files: Vec<(String, Vec<u8>)> = acked
+        .iter()
+        .map(|p| (p.path.clone(), p.content.clone()))
+        .collect();
+    c.assert_data_invariant(&files, tmp.path());
 }
 
 /// Data files of the object stores: object id -> nodes holding it, with the paths.
@@ -937,6 +943,20 @@ fn a_corrupt_chunk_file_is_repaired_from_a_replica() {
         "the Primary's copy is repaired on disk"
     );
     assert_reads(&c, "/repair/me.bin", &content, tmp.path());
+    c.assert_data_invariant(&[("/repair/me.bin".into(), content)], tmp.path());
+    let r = http_request(
+        &c.admin_addr(1),
+        "GET",
+        "/v1/storage/st-1/objects",
+        &[],
+        b"",
+    )
+    .expect("the admin API answers");
+    assert_eq!(
+        r.code, 403,
+        "the storage listing needs the admin token: {}",
+        r.head
+    );
 }
 
 #[test]
@@ -1055,6 +1075,8 @@ fn a_lost_site_leaves_data_readable_and_without_the_tiebreaker_writes_are_refuse
     for (path, content) in &files {
         assert_reads(&c, path, content, tmp.path());
     }
+    eprintln!("--- the data invariant holds on site 2 (the in-sync members that are up)");
+    c.assert_data_invariant(&files, tmp.path());
 
     eprintln!("--- SIGKILL the tiebreaker too: the control plane loses its majority");
     let pid = c.signal(tiebreaker[0], libc::SIGKILL);
@@ -1165,6 +1187,7 @@ fn a_duplicate_no_map_names_is_found_by_a_multicast_search() {
     let content = random_bytes(300_000);
     let local = write_local(tmp.path(), "search", &content);
     c.put_ok(&local, "/search.bin");
+    c.assert_data_invariant(&[("/search.bin".into(), content.clone())], tmp.path());
     let after = object_lists(&c);
     let new: Vec<(String, String, u64)> = after
         .iter()

@@ -258,6 +258,10 @@ pub fn router(node: Arc<NodeShared>) -> Router {
         .route("/v1/events", get(events))
         .route("/v1/admin", post(admin))
         .route("/v1/fault/link", post(fault_link))
+        .route(
+            "/v1/storage/:set/objects",
+            get(crate::admin_storage::objects),
+        )
         .with_state(node)
 }
 
@@ -323,7 +327,7 @@ async fn events(
     }
 }
 
-fn authorized(node: &NodeShared, headers: &HeaderMap) -> bool {
+pub(crate) fn authorized(node: &NodeShared, headers: &HeaderMap) -> bool {
     let want = format!("Bearer {}", node.admin_token);
     headers
         .get("authorization")
@@ -331,7 +335,7 @@ fn authorized(node: &NodeShared, headers: &HeaderMap) -> bool {
         .is_some_and(|v| v == want)
 }
 
-fn error_response(e: AdminError) -> Response {
+pub(crate) fn error_response(e: AdminError) -> Response {
     let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (status, Json(e)).into_response()
 }

@@ -133,3 +133,22 @@ pub struct EventsPage {
     /// Pass as `since` to get the events after these.
     pub next: u64,
 }
+
+/// One node's own objects of a storage set, for checking the data invariant from
+/// outside (`GET /v1/storage/{set}/objects` on the admin API, with the admin token):
+/// what this node's store holds, and which objects of the set the files of this
+/// node's directory replica refer to.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct StorageObjectsView {
+    /// The node that answered (the objects are on its disk).
+    pub node: NodeId,
+    pub set: SetId,
+    /// Every object and tombstone of the set in this node's store, by id.
+    pub objects: Vec<keel_store::ObjectStat>,
+    /// Objects the placement map puts in this set that a file of this node's
+    /// directory replica refers to.
+    pub referenced: Vec<keel_core::ObjectId>,
+    /// Whether the directory replica was brought up to date (a read barrier) before
+    /// `referenced` was read; false when the control plane was out of reach.
+    pub fresh: bool,
+}

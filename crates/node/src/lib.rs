@@ -10,8 +10,10 @@
 
 pub mod admin;
 pub mod admin_api;
+mod admin_storage;
 pub mod arbiter;
 pub mod boot;
+pub mod data_invariant;
 pub mod error;
 pub mod gateway;
 pub mod handler;

@@ -10,6 +10,7 @@
 #![allow(dead_code)] // Each test binary uses a different part of this module.
 
 use serde_json::Value;
+use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -593,7 +594,7 @@ impl Drop for TmpfsMount {
 
 /// The first block of ports nobody listens on, from a counter shared by the tests of
 /// this process (other processes may use some blocks: each is checked).
-fn free_port_block() -> u16 {
+pub fn free_port_block() -> u16 {
     loop {
         let k = NEXT_BLOCK.fetch_add(1, Ordering::SeqCst);
         let base = FIRST_PORT
@@ -877,4 +878,128 @@ pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text).expect("writing a test file");
     path
+}
+
+/// How long the data check waits for every in-sync list to hold every member that is
+/// up (catch-up after a heal) before judging.
+const CATCH_UP_DEADLINE: Duration = Duration::from_secs(60);
+
+impl Cluster {
+    /// The data invariant, checked from outside at a quiescent point, as the issue
+    /// states it: every member of a storage set's committed in-sync list holds every
+    /// acknowledged, undeleted object of that set at its latest version; every
+    /// acknowledged file (`path` -> bytes) reads back byte-exact with `keel get`; no
+    /// object a file refers to is missing on every member of its set.
+    ///
+    /// First waits (up to a minute) until each storage set's in-sync list holds every
+    /// member that status shows up, then reads each member's own objects with
+    /// `GET /v1/storage/{set}/objects` (admin token) and judges with
+    /// [`keel_node::data_invariant::check`]. Members that are not up are left out of
+    /// the judgement (their disk cannot be asked; the in-sync claim about a stopped
+    /// node is checked when it is back). Returns every violation, one line each.
+    pub fn data_violations(&self, acked: &[(String, Vec<u8>)], scratch: &Path) -> Vec<String> {
+        use keel_node::admin_api::StorageObjectsView;
+        use keel_node::data_invariant::{check, SetSnapshot};
+        let full = |s: &Value| {
+            let up: Vec<u64> = nodes(s)
+                .iter()
+                .filter(|n| n["state"] == "up")
+                .filter_map(|n| n["id"].as_u64())
+                .collect();
+            storage_sets(s).iter().all(|x| {
+                member_nodes(x)
+                    .iter()
+                    .filter(|m| up.contains(m))
+                    .all(|m| in_sync(x).contains(m))
+            })
+        };
+        let deadline = Instant::now() + CATCH_UP_DEADLINE;
+        let status = loop {
+            let s = self.try_status();
+            match s {
+                Ok(s) if full(&s) => break s,
+                Ok(s) if Instant::now() >= deadline => {
+                    eprintln!(
+                        "    data check: in-sync lists still not full after {CATCH_UP_DEADLINE:?}"
+                    );
+                    break s;
+                }
+                _ => std::thread::sleep(POLL),
+            }
+        };
+        let up: BTreeSet<u64> = nodes(&status)
+            .iter()
+            .filter(|n| n["state"] == "up")
+            .filter_map(|n| n["id"].as_u64())
+            .collect();
+        let auth = format!("Bearer {}", self.admin_token());
+        let mut snapshots = vec![];
+        for x in storage_sets(&status) {
+            let id = x["id"].as_str().unwrap_or("").to_string();
+            let members = member_nodes(&x);
+            let mut snap = SetSnapshot {
+                set: id.clone(),
+                members: members.clone(),
+                in_sync: in_sync(&x).into_iter().filter(|n| up.contains(n)).collect(),
+                ..Default::default()
+            };
+            for n in members.iter().filter(|n| up.contains(n)) {
+                let view = http_request(
+                    &self.admin_addr(*n),
+                    "GET",
+                    &format!("/v1/storage/{id}/objects"),
+                    &[("authorization", &auth)],
+                    b"",
+                )
+                .ok()
+                .filter(|r| r.code == 200)
+                .and_then(|r| serde_json::from_slice::<StorageObjectsView>(&r.body).ok());
+                if let Some(v) = &view {
+                    snap.acknowledged.extend(v.referenced.iter().copied());
+                }
+                snap.holdings.insert(*n, view.map(|v| v.objects));
+            }
+            snapshots.push(snap);
+        }
+        let mut found: Vec<String> = check(&snapshots).iter().map(|v| v.to_string()).collect();
+        let local = scratch.join("data-check.read");
+        for (path, want) in acked {
+            let out = self.keel(&["get", path, local.to_str().expect("utf-8 path")]);
+            if !out.ok() {
+                found.push(format!(
+                    "acknowledged file {path} cannot be read back: {}",
+                    out.stderr.trim()
+                ));
+                continue;
+            }
+            match std::fs::read(&local) {
+                Ok(got) if got == *want => {}
+                Ok(got) => found.push(format!(
+                    "acknowledged file {path} reads back other bytes ({} bytes, {} acknowledged)",
+                    got.len(),
+                    want.len()
+                )),
+                Err(e) => found.push(format!("get {path} wrote nothing readable: {e}")),
+            }
+        }
+        let _ = std::fs::remove_file(&local);
+        let objects: usize = snapshots.iter().map(|s| s.acknowledged.len()).sum();
+        eprintln!(
+            "    data check: {} files read back, {objects} referenced objects over {} storage sets, {} violations",
+            acked.len(),
+            snapshots.len(),
+            found.len()
+        );
+        found
+    }
+
+    /// [`Cluster::data_violations`], which must find nothing.
+    pub fn assert_data_invariant(&self, acked: &[(String, Vec<u8>)], scratch: &Path) {
+        let found = self.data_violations(acked, scratch);
+        assert!(
+            found.is_empty(),
+            "the data invariant is broken:\n  - {}",
+            found.join("\n  - ")
+        );
+    }
 }
