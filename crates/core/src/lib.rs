@@ -13,6 +13,7 @@ pub mod error;
 pub mod event;
 pub mod fence;
 pub mod ids;
+pub mod limits;
 pub mod member;
 pub mod placement;
 pub mod set;

@@ -619,7 +619,17 @@ async fn a_cut_off_primary(primary: PrimaryIs) -> anyhow::Result<()> {
     info!("--- heal: node {p} catches up and is in sync again");
     c.heal();
     wait_back_in_sync(&c, p).await?;
-    match store_call(&c, via, p, StoreRequest::Stat { id: lost_id }).await? {
+    match store_call(
+        &c,
+        via,
+        p,
+        StoreRequest::Stat {
+            set: set.clone(),
+            id: lost_id,
+        },
+    )
+    .await?
+    {
         Ok(StoreReply::Stat(None)) => {}
         Ok(StoreReply::Stat(Some(st))) if st.deleted => {}
         other => bail!("the unacknowledged write is still on node {p}: {other:?}"),
@@ -973,33 +983,56 @@ async fn the_sweep_collects_old_orphans_and_nothing_else() -> anyhow::Result<()>
         bail!("st-1 has no Secondary");
     };
 
-    info!("--- a young orphan (just written) and an old one (written long ago)");
-    let young = object_in(&c, &set)?;
-    locator_put(&c, 1, young, content_of_len(5, 1000)).await??;
+    info!(
+        "--- an orphan written by a Primary whose clock ran far ahead (its version is in \
+         this epoch, far above this node's clock)"
+    );
     let old = object_in(&c, &set)?;
     for n in [primary, secondary] {
         let req = StoreRequest::Replicate(ReplicateRequest {
             set: set.clone(),
             epoch,
             id: old,
-            version: Version { epoch, seq: 1 },
+            version: Version {
+                epoch,
+                seq: u64::MAX / 2,
+            },
             op: WriteOp::Put(content_of_len(6, 1000).into()),
             force: true,
         });
         store_call(&c, n, n, req).await??;
     }
+    let grace = Duration::from_secs(60);
+    let sweep_at = |at: std::time::Instant| {
+        let node = c.node(primary)?;
+        let task = c.spawn_on(primary, async move {
+            storage::sweep::sweep_at(&node, grace, at).await
+        })?;
+        anyhow::Ok(async move {
+            tokio::time::timeout(IO_WITHIN, task)
+                .await
+                .context("a sweep did not end")?
+                .context("the sweep task")?
+                .context("the sweep")
+        })
+    };
+    info!("--- a sweep sees it unreferenced for the first time: nothing is deleted");
+    let deleted = sweep_at(std::time::Instant::now())?.await?;
+    ensure!(deleted == 0, "the first sweep deleted {deleted} objects");
 
-    info!("--- a sweep on st-1's Primary, with a one-minute grace");
-    let node = c.node(primary)?;
-    let task = c.spawn_on(primary, async move {
-        storage::sweep::sweep(&node, Duration::from_secs(60)).await
-    })?;
-    let deleted = tokio::time::timeout(IO_WITHIN, task)
-        .await
-        .context("a sweep did not end")???;
+    info!("--- a young orphan (written after the first sweep)");
+    let young = object_in(&c, &set)?;
+    locator_put(&c, 1, young, content_of_len(5, 1000)).await??;
+
+    info!("--- a sweep a grace period later by the Primary's own clock: the old one goes");
+    let later = std::time::Instant::now() + grace + Duration::from_secs(1);
+    let deleted = sweep_at(later)?.await?;
     ensure!(deleted == 1, "the sweep deleted {deleted} objects, not 1");
     for n in [primary, secondary] {
-        let stat = |id| StoreRequest::Stat { id };
+        let stat = |id| StoreRequest::Stat {
+            set: set.clone(),
+            id,
+        };
         let old_here = store_call(&c, n, n, stat(old)).await??;
         ensure!(
             matches!(&old_here, StoreReply::Stat(Some(s)) if s.deleted),
@@ -1023,7 +1056,11 @@ async fn the_sweep_collects_old_orphans_and_nothing_else() -> anyhow::Result<()>
     }
     for n in [primary, secondary] {
         for (what, id) in [("the young orphan", young), ("the old orphan", old)] {
-            let here = store_call(&c, n, n, StoreRequest::Stat { id }).await??;
+            let req = StoreRequest::Stat {
+                set: set.clone(),
+                id,
+            };
+            let here = store_call(&c, n, n, req).await??;
             ensure!(
                 matches!(here, StoreReply::Stat(None)),
                 "{what} (or its tombstone) is still on node {n} after a sweep with no grace: {here:?}"
@@ -1038,5 +1075,180 @@ async fn the_sweep_collects_old_orphans_and_nothing_else() -> anyhow::Result<()>
             .any(|e| e.kind == EventKind::OrphansCollected)
     })
     .await?;
+    finish(c, checker).await
+}
+
+/// Waits until the Primary of every set in `sets` holds no live object the current map
+/// places elsewhere (its rebalance moved them all).
+async fn wait_rebalanced(c: &Cluster, sets: &[SetId]) -> anyhow::Result<()> {
+    for set in sets {
+        let deadline = tokio::time::Instant::now() + IO_WITHIN;
+        loop {
+            let primary = c
+                .read(|s| s.sets.get(set).and_then(|x| x.primary_node()))
+                .with_context(|| format!("{set} has a Primary"))?;
+            let left = misplaced_on(c, primary, set).await?;
+            if left == 0 {
+                break;
+            }
+            ensure!(
+                tokio::time::Instant::now() < deadline,
+                "{left} objects of {set} were not moved"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok(())
+}
+
+/// The live objects of `set` that node `n` holds for it.
+async fn live_in(c: &Cluster, n: NodeId, set: &SetId) -> anyhow::Result<Vec<ObjectId>> {
+    let req = StoreRequest::List {
+        set: set.clone(),
+        after: None,
+        limit: 10_000,
+    };
+    match store_call(c, n, n, req).await? {
+        Ok(StoreReply::List(v)) => Ok(v.iter().filter(|o| !o.deleted).map(|o| o.id).collect()),
+        other => bail!("listing {set} on node {n}: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_rebalance_onto_a_set_that_shares_a_member_loses_nothing() -> anyhow::Result<()> {
+    init_tracing();
+    let _one = serial().await;
+    let c = Cluster::start(4).await?;
+    c.admin(AdminRequest::Drain { node: 4 }).await?;
+    let c = storage_cluster_of(c).await?;
+    let checker = c.checker()?;
+    let mut acked = vec![];
+    for i in 0..16 {
+        acked.push((i, put(&c, 1, path(i), content(i), None).await??));
+    }
+    let old_sets = storage_sets(&c);
+
+    info!("--- node 4 back, layout applied again: st-4 shares a member with an old set");
+    c.admin(AdminRequest::Undrain { node: 4 }).await?;
+    c.admin(AdminRequest::ApplyLayout { replicas: Some(2) })
+        .await?;
+    let (p, e) = c.wait_acting("st-4", STEP).await?;
+    let st4: SetId = "st-4".into();
+    let (members, shared) = c.read(|s| {
+        let members = s.sets[&st4].member_nodes();
+        let shared: Vec<(SetId, NodeId)> = old_sets
+            .iter()
+            .flat_map(|set| {
+                let theirs = s.sets[set].member_nodes();
+                members
+                    .iter()
+                    .filter(move |n| theirs.contains(n))
+                    .map(move |n| (set.clone(), *n))
+            })
+            .collect();
+        (members, shared)
+    });
+    info!("st-4 {members:?}: Primary {p} in epoch {e}; shared with old sets: {shared:?}");
+    ensure!(!shared.is_empty(), "st-4 shares no member with an old set");
+
+    info!("--- the old sets' Primaries move what is now st-4's");
+    wait_rebalanced(&c, &old_sets).await?;
+    let moved = chunks_per_set(&c, acked.iter().map(|(_, inode)| inode))
+        .get(&st4)
+        .copied()
+        .unwrap_or(0);
+    ensure!(moved > 0, "no chunk is placed in st-4");
+    wait_until("st-4's members in sync", IO_WITHIN, || {
+        c.read(|s| s.sets[&st4].in_sync.len() == members.len())
+    })
+    .await?;
+
+    info!("--- every member of st-4 holds every object of st-4");
+    let primary_has = live_in(&c, p, &st4).await?;
+    ensure!(
+        primary_has.len() >= moved,
+        "st-4's Primary holds {} objects, {moved} chunks are placed there",
+        primary_has.len()
+    );
+    for n in &members {
+        let has = live_in(&c, *n, &st4).await?;
+        let missing: Vec<_> = primary_has.iter().filter(|id| !has.contains(id)).collect();
+        ensure!(
+            missing.is_empty(),
+            "node {n}, in sync for st-4, misses {} of its objects: {missing:?}",
+            missing.len()
+        );
+    }
+    info!("--- every file reads back, and every in-sync replica holds its chunks");
+    check_acknowledged(&c, 2, &acked).await?;
+    check_acknowledged(&c, 4, &acked).await?;
+    finish(c, checker).await
+}
+
+/// A fresh object id that the placement map puts in `set` and whose stripe of the
+/// storage role's former shared lock (64 stripes by placement hash) is `stripe`.
+fn object_on_stripe(c: &Cluster, set: &str, stripe: u64) -> anyhow::Result<ObjectId> {
+    c.read(|s| {
+        (0..1_000_000).map(|_| ObjectId::random()).find(|id| {
+            id.placement_hash() % 64 == stripe && s.placement.set_for(*id).is_some_and(|x| x == set)
+        })
+    })
+    .with_context(|| format!("no object id of set {set} on stripe {stripe}"))
+}
+
+#[tokio::test]
+async fn primaries_that_are_each_others_replicas_never_wait_for_each_other() -> anyhow::Result<()> {
+    init_tracing();
+    let _one = serial().await;
+    let c = storage_cluster().await?;
+    let checker = c.checker()?;
+    // st-1 {1, 2}, st-2 {2, 3}, st-3 {3, 1}: each Primary replicates to the next, so
+    // writes to the three sets at once form a cycle 1 -> 2 -> 3 -> 1.
+    let sets = storage_sets(&c);
+    let lists = |c: &Cluster| {
+        c.read(|s| {
+            sets.iter()
+                .map(|x| (x.clone(), s.sets[x].in_sync.clone()))
+                .collect::<BTreeMap<_, _>>()
+        })
+    };
+    let before = lists(&c);
+    info!("in-sync lists: {before:?}");
+    for round in 0..8u64 {
+        info!("--- round {round}: one write per set, all on one stripe, at once");
+        let mut tasks = vec![];
+        for set in &sets {
+            let id = object_on_stripe(&c, set, round)?;
+            let primary = c
+                .read(|s| s.sets[set].primary_node())
+                .context("a Primary")?;
+            let node = c.node(primary)?;
+            let data = content_of_len(round * 10 + tasks.len() as u64, 2000);
+            tasks.push(c.spawn_on(primary, async move {
+                let started = std::time::Instant::now();
+                let r = locator::write(&node, id, WriteOp::Put(data.into()), Durability::AllInSync)
+                    .await;
+                (r, started.elapsed())
+            })?);
+        }
+        for task in tasks {
+            let (r, took) = tokio::time::timeout(IO_WITHIN, task)
+                .await
+                .context("a write did not end")??;
+            r.context("a write")?;
+            info!("a write took {took:?}");
+        }
+        ensure!(
+            lists(&c) == before,
+            "round {round}: an in-sync list changed: {:?}",
+            lists(&c)
+        );
+    }
+    let shrinks: u64 = c
+        .awake()
+        .iter()
+        .map(|(_, n)| n.metrics.in_sync_shrinks.get())
+        .sum();
+    ensure!(shrinks == 0, "{shrinks} replicas were evicted");
     finish(c, checker).await
 }

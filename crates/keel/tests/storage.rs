@@ -514,7 +514,11 @@ fn stale_epochs_are_refused(c: &Cluster, scratch: &Path) {
     let e = r.expect_err("a write at a stale epoch must be refused");
     assert_eq!(e.code(), "not_primary", "{e}");
     for n in [old, new] {
-        match store_call(c, &rpc(n), StoreRequest::Stat { id }) {
+        let stat = StoreRequest::Stat {
+            set: "st-1".into(),
+            id,
+        };
+        match store_call(c, &rpc(n), stat) {
             Ok(StoreReply::Stat(None)) => {}
             other => panic!("node {n} stored something of the refused writes: {other:?}"),
         }
@@ -1175,7 +1179,10 @@ fn a_duplicate_no_map_names_is_found_by_a_multicast_search() {
     let Ok(StoreReply::Object { stat, data }) = store_call(
         &c,
         &rpc_addr(&c, holders[0]),
-        StoreRequest::Fetch { id: object },
+        StoreRequest::Fetch {
+            set: set.clone(),
+            id: object,
+        },
     ) else {
         panic!("fetching the chunk from node {}", holders[0]);
     };

@@ -22,7 +22,7 @@ use crate::storage::wire::{
     Durability, ReadRequest, StoreReply, StoreRequest, WriteOp, WriteRequest,
 };
 use crate::storage::{self, CallError, DataError};
-use keel_core::{ClusterState, Event, EventKind, NodeId, NodeRole, ObjectId, Version};
+use keel_core::{ClusterState, Event, EventKind, NodeId, NodeRole, ObjectId, SetId, Version};
 use keel_net::PeerAddrs;
 use keel_store::ObjectStat;
 use serde::{Deserialize, Serialize};
@@ -57,14 +57,17 @@ impl FoundBy {
     }
 }
 
-/// A multicast search: "who has object `id` at `min_version` or newer?" Holders
-/// answer point-to-point (RPC `found`) to `reply_to`.
+/// A multicast search: "who has object `id` of set `set` at `min_version` or newer?"
+/// Holders answer point-to-point (RPC `found`) to `reply_to`. The set is part of the
+/// question: a node may hold the same id for two sets (a rebalance under way), and a
+/// read is for one of them.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct WhoHasQuery {
     pub cluster: String,
     pub query: u64,
     pub from: NodeId,
     pub reply_to: Vec<(String, SocketAddr)>,
+    pub set: SetId,
     pub id: ObjectId,
     pub min_version: Option<Version>,
 }
@@ -394,7 +397,7 @@ async fn read_in(
         }
     }
     // 3. A search: the other sites first, then the failed node's own.
-    if let Some((at, _)) = search(node, id, failed_node).await {
+    if let Some((at, _)) = search(node, &set, id, failed_node).await {
         match storage::call(node, at, req(&set), timeout).await {
             Ok(StoreReply::Data { version, data }) => {
                 node.locator.found(node, failed, FoundBy::Search, at, id);
@@ -502,8 +505,8 @@ pub fn answer_search(node: &Arc<NodeShared>, q: WhoHasQuery) {
         let Some(svc) = node.storage.as_ref() else {
             return;
         };
-        let id = q.id;
-        let Ok(Some(stat)) = svc.blocking(move |s| s.stat(id)).await else {
+        let (set, id) = (q.set.clone(), q.id);
+        let Ok(Some(stat)) = svc.blocking(move |s| s.stat(&set, id)).await else {
             return;
         };
         if stat.deleted || q.min_version.is_some_and(|v| stat.version < v) {
@@ -556,6 +559,7 @@ pub fn mapped_addresses(
 /// timeout, preferring a holder in another site than `failed_site`.
 async fn multicast_search(
     node: &Arc<NodeShared>,
+    set: &str,
     id: ObjectId,
     failed: Option<NodeId>,
     failed_site: Option<String>,
@@ -580,6 +584,7 @@ async fn multicast_search(
         query,
         from: node.id(),
         reply_to: crate::node::rpc_addrs(&node.member_record()).0,
+        set: set.to_string(),
         id,
         min_version: None,
     };
@@ -612,11 +617,12 @@ async fn multicast_search(
     best
 }
 
-/// Searches for `id`: by multicast on the cluster network first, then point to point,
-/// asking the storage nodes of the other sites than `failed`'s first, then those of
-/// its own site. Returns the first that has it.
+/// Searches for `id` of `set`: by multicast on the cluster network first, then point
+/// to point, asking the storage nodes of the other sites than `failed`'s first, then
+/// those of its own site. Returns the first that has it.
 async fn search(
     node: &Arc<NodeShared>,
+    set: &str,
     id: ObjectId,
     failed: Option<NodeId>,
 ) -> Option<(NodeId, ObjectStat)> {
@@ -625,7 +631,7 @@ async fn search(
             .and_then(|f| s.members.get(&f))
             .map(|m| m.site.clone())
     });
-    if let Some(found) = multicast_search(node, id, failed, failed_site).await {
+    if let Some(found) = multicast_search(node, set, id, failed, failed_site).await {
         return Some(found);
     }
     let (other_sites, same_site) = node.db.read(|s| {
@@ -649,6 +655,7 @@ async fn search(
     for group in [other_sites, same_site] {
         let asks = group.iter().map(|n| {
             let req = StoreRequest::WhoHas {
+                set: set.to_string(),
                 id,
                 min_version: None,
             };
