@@ -1252,3 +1252,55 @@ async fn primaries_that_are_each_others_replicas_never_wait_for_each_other() -> 
     ensure!(shrinks == 0, "{shrinks} replicas were evicted");
     finish(c, checker).await
 }
+
+#[tokio::test]
+async fn a_put_streams_its_body_within_the_documented_bound() -> anyhow::Result<()> {
+    init_tracing();
+    let _one = serial().await;
+    let c = storage_cluster().await?;
+    let checker = c.checker()?;
+    const FRAME: usize = 16 * 1024;
+    const CHUNKS: usize = 40;
+    let total = CHUNKS * CHUNK as usize;
+    let data = content_of_len(99, total);
+    // The documented bound: the chunk being filled (chunk size + one frame) and the
+    // chunks whose writes are under way.
+    let bound = (files::PARALLEL_CHUNKS + 1) * CHUNK as usize + FRAME;
+    let nodes: Vec<Arc<NodeShared>> = c.awake().into_iter().map(|(_, n)| n).collect();
+    let acknowledged = move || -> usize {
+        nodes
+            .iter()
+            .map(|n| n.metrics.bytes_written.get() as usize)
+            .sum()
+    };
+    let before = acknowledged();
+    let most_held = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let held = most_held.clone();
+    let frames: Vec<Bytes> = data.chunks(FRAME).map(Bytes::copy_from_slice).collect();
+    let mut pulled = 0usize;
+    // Each frame is handed out only when asked for: what the put holds is what it
+    // pulled minus what its storage sets acknowledged.
+    let body = futures::StreamExt::map(futures::stream::iter(frames), move |frame| {
+        pulled += frame.len();
+        let in_memory = pulled.saturating_sub(acknowledged() - before);
+        held.fetch_max(in_memory, Ordering::SeqCst);
+        Ok::<_, std::io::Error>(frame)
+    });
+    let node = c.node(1)?;
+    let task = c.spawn_on(1, async move {
+        files::put(&node, VOLUME, "/streamed", Box::pin(body), None, 0o644).await
+    })?;
+    let inode = tokio::time::timeout(IO_WITHIN, task)
+        .await
+        .context("the put did not end")???;
+    ensure!(inode.size == total as u64 && inode.chunks.len() == CHUNKS);
+    let most = most_held.load(Ordering::SeqCst);
+    info!("the put held at most {most} bytes of a {total}-byte body (bound {bound})");
+    ensure!(
+        most <= bound,
+        "the put held {most} bytes of its body at once, over the bound of {bound}"
+    );
+    let (_, back) = read(&c, 2, "/streamed".into()).await?;
+    ensure!(back == data, "the streamed file reads back different bytes");
+    finish(c, checker).await
+}
