@@ -12,7 +12,9 @@
 //! 3. by a search: "who has object X", asked of the storage nodes of the other sites
 //!    first, then of the failed node's own site.
 //!
-//! Each failover condition, and where the duplicate was found, is an event.
+//! Each failover condition, and where the duplicate was found, is an event. Every read
+//! and search names the set it reads for: a storage node may hold the same object for
+//! two sets while a rebalance moves it, and each set's copy is its own object.
 //!
 //! Must never: write anywhere but the set's Primary at its current epoch (a replica
 //! found by the rule or the search serves reads only).

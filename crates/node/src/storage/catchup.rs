@@ -265,6 +265,23 @@ fn keep_local(local: Option<Version>, fetched: Option<Version>, epoch: Epoch) ->
     local.is_some_and(|l| l.epoch >= epoch && fetched.is_none_or(|f| l > f))
 }
 
+/// The most objects, and bytes, the Primary's last pass copies with the set's writes
+/// held; a joiner further behind is sent back to pull (see [`too_far_behind`]).
+const MAX_GATED_OBJECTS: usize = 4 * SMALL_ENOUGH;
+const MAX_GATED_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Whether the last pass would copy too much with the set's writes held: how far
+/// behind, if so. Bounds how long a slow or far-behind joiner stalls the set's writes
+/// on each attempt.
+fn too_far_behind(todo: &[(ObjectId, Option<ObjectStat>)]) -> Option<String> {
+    let bytes: u64 = todo
+        .iter()
+        .filter_map(|(_, st)| st.as_ref().filter(|st| !st.deleted).map(|st| st.size))
+        .sum();
+    (todo.len() > MAX_GATED_OBJECTS || bytes > MAX_GATED_BYTES)
+        .then(|| format!("{} objects ({bytes} bytes)", todo.len()))
+}
+
 /// The Primary's side: with the set's writes held, push to `joiner` whatever still
 /// differs, then put it on the in-sync list through Raft.
 pub async fn admit(
@@ -287,6 +304,14 @@ pub async fn admit(
     let mine = list_all(node, node.id(), set).await?;
     let theirs = list_all(node, joiner, set).await?;
     let todo = differences(&mine, &theirs);
+    if let Some(why) = too_far_behind(&todo) {
+        // The set's writes wait while this runs: refuse rather than copy a lot with
+        // them held; the joiner pulls again (writes flowing) and asks anew.
+        return Err(DataError::Unavailable {
+            what: format!("rejoining the in-sync list of {set:?}"),
+            tried: format!("node {joiner} is {why} behind; it pulls again first"),
+        });
+    }
     let moved = todo.len();
     for (id, stat) in todo {
         let (version, op) = match stat {
@@ -434,5 +459,28 @@ mod tests {
         // Older than the Primary's, or nothing here: copied.
         assert!(!keep_local(Some(v(3, 4)), Some(v(3, 5)), Epoch(3)));
         assert!(!keep_local(None, Some(v(3, 5)), Epoch(3)));
+    }
+
+    #[test]
+    fn the_last_pass_under_the_gate_is_bounded() {
+        let few: Vec<_> = (0..MAX_GATED_OBJECTS as u128)
+            .map(|i| {
+                let (id, st) = stat(i, 1, false);
+                (id, Some(st))
+            })
+            .collect();
+        assert_eq!(too_far_behind(&few), None);
+        let mut many = few.clone();
+        many.push((ObjectId(u128::MAX), None));
+        assert!(too_far_behind(&many).is_some());
+        let (id, mut big) = stat(1, 1, false);
+        big.size = MAX_GATED_BYTES + 1;
+        assert!(too_far_behind(&[(id, Some(big.clone()))]).is_some());
+        big.deleted = true;
+        assert_eq!(
+            too_far_behind(&[(id, Some(big))]),
+            None,
+            "a tombstone moves no bytes"
+        );
     }
 }
