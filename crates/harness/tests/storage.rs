@@ -1300,6 +1300,13 @@ async fn a_put_streams_its_body_within_the_documented_bound() -> anyhow::Result<
         most <= bound,
         "the put held {most} bytes of its body at once, over the bound of {bound}"
     );
+    let reader = c.node(2)?;
+    wait_until("node 2's directory replica shows the put", STEP, || {
+        reader
+            .db
+            .read_dir(|ns| ns.lookup(VOLUME, "/streamed").is_ok())
+    })
+    .await?;
     let (_, back) = read(&c, 2, "/streamed".into()).await?;
     ensure!(back == data, "the streamed file reads back different bytes");
     finish(c, checker).await
