@@ -846,7 +846,8 @@ fn no_acknowledged_put_is_lost_when_a_primary_is_killed() {
     }
 }
 
-/// Data files of the object stores: object id -> nodes holding it, with the paths.
+/// Data files of the object stores: object id -> nodes holding it, with the paths
+/// (every set's copy on a node: the tests using it have no rebalance under way).
 fn chunk_files(dir: &Path) -> BTreeMap<String, BTreeMap<u64, PathBuf>> {
     let mut out: BTreeMap<String, BTreeMap<u64, PathBuf>> = BTreeMap::new();
     for node in std::fs::read_dir(dir)
@@ -857,8 +858,12 @@ fn chunk_files(dir: &Path) -> BTreeMap<String, BTreeMap<u64, PathBuf>> {
         let Some(id) = name.strip_prefix('n').and_then(|n| n.parse::<u64>().ok()) else {
             continue;
         };
+        // Format 2: objects/set-<set>/<2 hex>/<32 hex>.
         let objects = node.path().join("data/objects/objects");
-        for fan in std::fs::read_dir(&objects).into_iter().flatten().flatten() {
+        let set_dirs = std::fs::read_dir(&objects).into_iter().flatten().flatten();
+        let fans =
+            set_dirs.flat_map(|d| std::fs::read_dir(d.path()).into_iter().flatten().flatten());
+        for fan in fans {
             for f in std::fs::read_dir(fan.path())
                 .into_iter()
                 .flatten()
