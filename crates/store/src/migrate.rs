@@ -7,7 +7,8 @@
 //! crash: (1) every data file is renamed to its format-2 path (a file already moved is
 //! skipped), the directories synced; (2) one transaction writes the records under
 //! their new keys, drops the old tables and records format 2. Until (2) commits the
-//! store reads as format 1 and the next open runs the migration again.
+//! store reads as format 1 and the next open runs the migration again. Files with no
+//! record (a crash's orphans of format 1) stay in the old directories, unread.
 //!
 //! Owns: the migration chain. Must never: drop a record or a data file, or record a
 //! new format before everything it describes is in place.

@@ -74,6 +74,17 @@ async fn volume(node: &Arc<NodeShared>, name: &str) -> Result<(u64, Durability),
             .ok_or_else(|| keel_dir::DirError::NoVolume {
                 volume: name.to_string(),
             })?;
+        if v.chunk_size > keel_dir::MAX_CHUNK_SIZE {
+            // A volume made by an older version, when chunks could be 1 GiB: no store
+            // or RPC takes such a chunk, so refuse before reading the body.
+            return Err(DataError::BadRequest {
+                reason: format!(
+                    "volume {name:?} has {}-byte chunks, over the {}-byte limit; copy its files to a new volume",
+                    v.chunk_size,
+                    keel_dir::MAX_CHUNK_SIZE
+                ),
+            });
+        }
         let durability = match v.replication {
             Replication::Sync => Durability::AllInSync,
             Replication::Async => Durability::LocalSite,

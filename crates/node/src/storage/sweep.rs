@@ -118,10 +118,15 @@ pub async fn sweep_at(
         let mut seen = svc.sweep_seen.lock().unwrap_or_else(|e| e.into_inner());
         due(&mut seen.orphans, &candidates, now, grace)
     };
+    // Checked again just before deleting: the directory, not the list of a moment ago.
+    let referenced = if orphans.is_empty() {
+        referenced
+    } else {
+        node.db.read_dir(|ns| ns.referenced_objects())
+    };
     let mut deleted: HashMap<SetId, usize> = HashMap::new();
     for (set, id) in orphans {
-        // Checked again: a put may have committed a file naming it since the list.
-        if node.db.read_dir(|ns| ns.referenced_objects().contains(&id)) {
+        if referenced.contains(&id) {
             continue;
         }
         let Some(epoch) = node.db.read(|s| s.sets.get(&set).map(|x| x.epoch)) else {
