@@ -1311,3 +1311,66 @@ async fn a_put_streams_its_body_within_the_documented_bound() -> anyhow::Result<
     ensure!(back == data, "the streamed file reads back different bytes");
     finish(c, checker).await
 }
+
+#[tokio::test]
+async fn a_primary_writes_above_a_version_stamped_by_a_clock_ahead_of_its_own() -> anyhow::Result<()>
+{
+    init_tracing();
+    let _one = serial().await;
+    let c = storage_cluster().await?;
+    let checker = c.checker()?;
+    let set: SetId = "st-1".into();
+    let (members, epoch) = c.read(|s| (s.sets[&set].in_sync.clone(), s.sets[&set].epoch));
+    info!("--- an object of {set} whose version, in this epoch, is far above this clock");
+    let id = object_in(&c, &set)?;
+    for n in &members {
+        let req = StoreRequest::Replicate(ReplicateRequest {
+            set: set.clone(),
+            epoch,
+            id,
+            version: Version {
+                epoch,
+                seq: u64::MAX / 2,
+            },
+            op: WriteOp::Put(content_of_len(1, 500).into()),
+            force: true,
+        });
+        store_call(&c, *n, *n, req).await??;
+    }
+    info!("--- the Primary overwrites it, then deletes it: both above, both acknowledged");
+    let new = content_of_len(2, 700);
+    let stat = locator_put(&c, 3, id, new.clone()).await??;
+    ensure!(
+        stat.version
+            > (Version {
+                epoch,
+                seq: u64::MAX / 2
+            }),
+        "the new version {} is not above the old one",
+        stat.version
+    );
+    for n in &members {
+        let req = StoreRequest::Read(ReadRequest {
+            set: set.clone(),
+            id,
+            offset: 0,
+            len: 700,
+        });
+        match store_call(&c, 3, *n, req).await? {
+            Ok(StoreReply::Data { data, .. }) if data == new => {}
+            other => bail!("node {n} holds {other:?}"),
+        }
+    }
+    let node = c.node(3)?;
+    let task = c.spawn_on(3, async move {
+        locator::write(&node, id, WriteOp::Delete, Durability::AllInSync).await
+    })?;
+    tokio::time::timeout(IO_WITHIN, task)
+        .await
+        .context("the delete did not end")???;
+    ensure!(
+        c.read(|s| s.sets[&set].in_sync.clone()) == members,
+        "an in-sync list changed"
+    );
+    finish(c, checker).await
+}
