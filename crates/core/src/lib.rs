@@ -13,6 +13,7 @@ pub mod error;
 pub mod event;
 pub mod fence;
 pub mod ids;
+pub mod limits;
 pub mod member;
 pub mod placement;
 pub mod set;
@@ -30,8 +31,9 @@ pub use state::{ClusterSettings, ClusterState};
 
 /// The wire protocol version of this build. Candidates with another version are refused.
 /// 2: the configuration database's log carries directory commands, and storage nodes
-/// speak the `store` RPC.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// speak the `store` RPC. 3: storage requests and searches name the set of the object
+/// (`Stat`, `Fetch`, `WhoHas`, the multicast search), whose copies are per set.
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Features this build speaks. A candidate must speak every feature the cluster requires.
 pub const FEATURES: &[&str] = &[

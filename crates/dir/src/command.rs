@@ -22,7 +22,7 @@ pub enum DirCommand {
     /// with other settings it is `Exists`.
     CreateVolume {
         name: String,
-        /// Defaults to [`crate::DEFAULT_CHUNK_SIZE`]; 4 KiB to 1 GiB.
+        /// Defaults to [`crate::DEFAULT_CHUNK_SIZE`]; 4 KiB to 64 MiB ([`crate::MAX_CHUNK_SIZE`]).
         chunk_size: Option<u64>,
         replication: Replication,
         at: UnixMillis,

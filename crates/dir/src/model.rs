@@ -14,8 +14,9 @@ pub type Ino = u64;
 pub const DEFAULT_CHUNK_SIZE: u64 = 4 << 20;
 /// The smallest chunk size a volume accepts: 4 KiB.
 pub const MIN_CHUNK_SIZE: u64 = 4 << 10;
-/// The largest chunk size a volume accepts: 1 GiB.
-pub const MAX_CHUNK_SIZE: u64 = 1 << 30;
+/// The largest chunk size a volume accepts: 64 MiB, the one limit the object store and
+/// the internal RPC also use ([`keel_core::limits::MAX_CHUNK_SIZE`]).
+pub const MAX_CHUNK_SIZE: u64 = keel_core::limits::MAX_CHUNK_SIZE;
 
 /// How the chunks of a volume's files are replicated. The directory only records it;
 /// the storage path acts on it.

@@ -72,7 +72,10 @@ fn bad_names_and_chunk_sizes_are_refused() {
             "invalid_name"
         );
     }
-    for size in [0, MIN_CHUNK_SIZE - 1, MAX_CHUNK_SIZE + 1] {
+    // The largest chunk is the one limit the store and the RPC use: 64 MiB, not 1 GiB.
+    assert_eq!(MAX_CHUNK_SIZE, keel_core::limits::MAX_CHUNK_SIZE);
+    assert_eq!(MAX_CHUNK_SIZE, 64 << 20);
+    for size in [0, MIN_CHUNK_SIZE - 1, MAX_CHUNK_SIZE + 1, 1 << 30] {
         assert_eq!(
             code(&mut ns, create("v", Some(size), Replication::Sync)),
             "invalid_argument"

@@ -644,7 +644,7 @@ async fn a_replica_refuses_a_write_meant_for_another_store() -> anyhow::Result<(
         })) if expected == other && a == actual => {}
         got => bail!("node {r} took a write meant for store {other}: {got:?}"),
     }
-    let stat = store_call(&c, p, r, StoreRequest::Stat { id }).await?;
+    let stat = store_call(&c, p, r, StoreRequest::Stat { set: set.clone(), id }).await?;
     ensure!(
         matches!(stat, Ok(StoreReply::Stat(None))),
         "node {r} holds {id}: {stat:?}"
@@ -824,7 +824,17 @@ async fn a_cut_off_primary(primary: PrimaryIs) -> anyhow::Result<()> {
     info!("--- heal: node {p} catches up and is in sync again");
     c.heal();
     wait_back_in_sync(&c, p).await?;
-    match store_call(&c, via, p, StoreRequest::Stat { id: lost_id }).await? {
+    match store_call(
+        &c,
+        via,
+        p,
+        StoreRequest::Stat {
+            set: set.clone(),
+            id: lost_id,
+        },
+    )
+    .await?
+    {
         Ok(StoreReply::Stat(None)) => {}
         Ok(StoreReply::Stat(Some(st))) if st.deleted => {}
         other => bail!("the unacknowledged write is still on node {p}: {other:?}"),
@@ -1195,34 +1205,57 @@ async fn the_sweep_collects_old_orphans_and_nothing_else() -> anyhow::Result<()>
         bail!("st-1 has no Secondary");
     };
 
-    info!("--- a young orphan (just written) and an old one (written long ago)");
-    let young = object_in(&c, &set)?;
-    locator_put(&c, 1, young, content_of_len(5, 1000)).await??;
+    info!(
+        "--- an orphan written by a Primary whose clock ran far ahead (its version is in \
+         this epoch, far above this node's clock)"
+    );
     let old = object_in(&c, &set)?;
     for n in [primary, secondary] {
         let req = StoreRequest::Replicate(ReplicateRequest {
             set: set.clone(),
             epoch,
             id: old,
-            version: Version { epoch, seq: 1 },
+            version: Version {
+                epoch,
+                seq: u64::MAX / 2,
+            },
             op: WriteOp::Put(content_of_len(6, 1000).into()),
             force: true,
             store: None,
         });
         store_call(&c, n, n, req).await??;
     }
+    let grace = Duration::from_secs(60);
+    let sweep_at = |at: std::time::Instant| {
+        let node = c.node(primary)?;
+        let task = c.spawn_on(primary, async move {
+            storage::sweep::sweep_at(&node, grace, at).await
+        })?;
+        anyhow::Ok(async move {
+            tokio::time::timeout(IO_WITHIN, task)
+                .await
+                .context("a sweep did not end")?
+                .context("the sweep task")?
+                .context("the sweep")
+        })
+    };
+    info!("--- a sweep sees it unreferenced for the first time: nothing is deleted");
+    let deleted = sweep_at(std::time::Instant::now())?.await?;
+    ensure!(deleted == 0, "the first sweep deleted {deleted} objects");
 
-    info!("--- a sweep on st-1's Primary, with a one-minute grace");
-    let node = c.node(primary)?;
-    let task = c.spawn_on(primary, async move {
-        storage::sweep::sweep(&node, Duration::from_secs(60)).await
-    })?;
-    let deleted = tokio::time::timeout(IO_WITHIN, task)
-        .await
-        .context("a sweep did not end")???;
+    info!("--- a young orphan (written after the first sweep)");
+    let young = object_in(&c, &set)?;
+    locator_put(&c, 1, young, content_of_len(5, 1000)).await??;
+
+    info!("--- a sweep a grace period later by the Primary's own clock: the old one goes");
+    let later = std::time::Instant::now() + grace + Duration::from_secs(1);
+    let deleted = sweep_at(later)?.await?;
     ensure!(deleted == 1, "the sweep deleted {deleted} objects, not 1");
     for n in [primary, secondary] {
-        let stat = |id| StoreRequest::Stat { id };
+        let stat = |id| StoreRequest::Stat {
+            set: set.clone(),
+            id,
+        };
         let old_here = store_call(&c, n, n, stat(old)).await??;
         ensure!(
             matches!(&old_here, StoreReply::Stat(Some(s)) if s.deleted),
@@ -1246,7 +1279,11 @@ async fn the_sweep_collects_old_orphans_and_nothing_else() -> anyhow::Result<()>
     }
     for n in [primary, secondary] {
         for (what, id) in [("the young orphan", young), ("the old orphan", old)] {
-            let here = store_call(&c, n, n, StoreRequest::Stat { id }).await??;
+            let req = StoreRequest::Stat {
+                set: set.clone(),
+                id,
+            };
+            let here = store_call(&c, n, n, req).await??;
             ensure!(
                 matches!(here, StoreReply::Stat(None)),
                 "{what} (or its tombstone) is still on node {n} after a sweep with no grace: {here:?}"
@@ -1262,5 +1299,303 @@ async fn the_sweep_collects_old_orphans_and_nothing_else() -> anyhow::Result<()>
             .any(|e| e.kind == EventKind::OrphansCollected)
     })
     .await?;
+    finish(c, checker).await
+}
+
+/// Waits until the Primary of every set in `sets` holds no live object the current map
+/// places elsewhere (its rebalance moved them all).
+async fn wait_rebalanced(c: &Cluster, sets: &[SetId]) -> anyhow::Result<()> {
+    for set in sets {
+        let deadline = tokio::time::Instant::now() + IO_WITHIN;
+        loop {
+            let primary = c
+                .read(|s| s.sets.get(set).and_then(|x| x.primary_node()))
+                .with_context(|| format!("{set} has a Primary"))?;
+            let left = misplaced_on(c, primary, set).await?;
+            if left == 0 {
+                break;
+            }
+            ensure!(
+                tokio::time::Instant::now() < deadline,
+                "{left} objects of {set} were not moved"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok(())
+}
+
+/// The live objects of `set` that node `n` holds for it.
+async fn live_in(c: &Cluster, n: NodeId, set: &SetId) -> anyhow::Result<Vec<ObjectId>> {
+    let req = StoreRequest::List {
+        set: set.clone(),
+        after: None,
+        limit: 10_000,
+    };
+    match store_call(c, n, n, req).await? {
+        Ok(StoreReply::List(v)) => Ok(v.iter().filter(|o| !o.deleted).map(|o| o.id).collect()),
+        other => bail!("listing {set} on node {n}: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_rebalance_onto_a_set_that_shares_a_member_loses_nothing() -> anyhow::Result<()> {
+    init_tracing();
+    let _one = serial().await;
+    let c = Cluster::start(4).await?;
+    c.admin(AdminRequest::Drain { node: 4 }).await?;
+    let c = storage_cluster_of(c).await?;
+    let checker = c.checker()?;
+    let mut acked = vec![];
+    for i in 0..16 {
+        acked.push((i, put(&c, 1, path(i), content(i), None).await??));
+    }
+    let old_sets = storage_sets(&c);
+
+    info!("--- node 4 back, layout applied again: st-4 shares a member with an old set");
+    c.admin(AdminRequest::Undrain { node: 4 }).await?;
+    c.admin(AdminRequest::ApplyLayout { replicas: Some(2) })
+        .await?;
+    let (p, e) = c.wait_acting("st-4", STEP).await?;
+    let st4: SetId = "st-4".into();
+    let (members, shared) = c.read(|s| {
+        let members = s.sets[&st4].member_nodes();
+        let shared: Vec<(SetId, NodeId)> = old_sets
+            .iter()
+            .flat_map(|set| {
+                let theirs = s.sets[set].member_nodes();
+                members
+                    .iter()
+                    .filter(move |n| theirs.contains(n))
+                    .map(move |n| (set.clone(), *n))
+            })
+            .collect();
+        (members, shared)
+    });
+    info!("st-4 {members:?}: Primary {p} in epoch {e}; shared with old sets: {shared:?}");
+    ensure!(!shared.is_empty(), "st-4 shares no member with an old set");
+
+    info!("--- the old sets' Primaries move what is now st-4's");
+    wait_rebalanced(&c, &old_sets).await?;
+    let moved = chunks_per_set(&c, acked.iter().map(|(_, inode)| inode))
+        .get(&st4)
+        .copied()
+        .unwrap_or(0);
+    ensure!(moved > 0, "no chunk is placed in st-4");
+    wait_until("st-4's members in sync", IO_WITHIN, || {
+        c.read(|s| s.sets[&st4].in_sync.len() == members.len())
+    })
+    .await?;
+
+    info!("--- every member of st-4 holds every object of st-4");
+    let primary_has = live_in(&c, p, &st4).await?;
+    ensure!(
+        primary_has.len() >= moved,
+        "st-4's Primary holds {} objects, {moved} chunks are placed there",
+        primary_has.len()
+    );
+    for n in &members {
+        let has = live_in(&c, *n, &st4).await?;
+        let missing: Vec<_> = primary_has.iter().filter(|id| !has.contains(id)).collect();
+        ensure!(
+            missing.is_empty(),
+            "node {n}, in sync for st-4, misses {} of its objects: {missing:?}",
+            missing.len()
+        );
+    }
+    info!("--- every file reads back, and every in-sync replica holds its chunks");
+    check_acknowledged(&c, 2, &acked).await?;
+    check_acknowledged(&c, 4, &acked).await?;
+    finish(c, checker).await
+}
+
+/// A fresh object id that the placement map puts in `set` and whose stripe of the
+/// storage role's former shared lock (64 stripes by placement hash) is `stripe`.
+fn object_on_stripe(c: &Cluster, set: &str, stripe: u64) -> anyhow::Result<ObjectId> {
+    c.read(|s| {
+        (0..1_000_000).map(|_| ObjectId::random()).find(|id| {
+            id.placement_hash() % 64 == stripe && s.placement.set_for(*id).is_some_and(|x| x == set)
+        })
+    })
+    .with_context(|| format!("no object id of set {set} on stripe {stripe}"))
+}
+
+#[tokio::test]
+async fn primaries_that_are_each_others_replicas_never_wait_for_each_other() -> anyhow::Result<()> {
+    init_tracing();
+    let _one = serial().await;
+    let c = storage_cluster().await?;
+    let checker = c.checker()?;
+    // st-1 {1, 2}, st-2 {2, 3}, st-3 {3, 1}: each Primary replicates to the next, so
+    // writes to the three sets at once form a cycle 1 -> 2 -> 3 -> 1.
+    let sets = storage_sets(&c);
+    let lists = |c: &Cluster| {
+        c.read(|s| {
+            sets.iter()
+                .map(|x| (x.clone(), s.sets[x].in_sync.clone()))
+                .collect::<BTreeMap<_, _>>()
+        })
+    };
+    let before = lists(&c);
+    info!("in-sync lists: {before:?}");
+    for round in 0..8u64 {
+        info!("--- round {round}: one write per set, all on one stripe, at once");
+        let mut tasks = vec![];
+        for set in &sets {
+            let id = object_on_stripe(&c, set, round)?;
+            let primary = c
+                .read(|s| s.sets[set].primary_node())
+                .context("a Primary")?;
+            let node = c.node(primary)?;
+            let data = content_of_len(round * 10 + tasks.len() as u64, 2000);
+            tasks.push(c.spawn_on(primary, async move {
+                let started = std::time::Instant::now();
+                let r = locator::write(&node, id, WriteOp::Put(data.into()), Durability::AllInSync)
+                    .await;
+                (r, started.elapsed())
+            })?);
+        }
+        for task in tasks {
+            let (r, took) = tokio::time::timeout(IO_WITHIN, task)
+                .await
+                .context("a write did not end")??;
+            r.context("a write")?;
+            info!("a write took {took:?}");
+        }
+        ensure!(
+            lists(&c) == before,
+            "round {round}: an in-sync list changed: {:?}",
+            lists(&c)
+        );
+    }
+    let shrinks: u64 = c
+        .awake()
+        .iter()
+        .map(|(_, n)| n.metrics.in_sync_shrinks.get())
+        .sum();
+    ensure!(shrinks == 0, "{shrinks} replicas were evicted");
+    finish(c, checker).await
+}
+
+#[tokio::test]
+async fn a_put_streams_its_body_within_the_documented_bound() -> anyhow::Result<()> {
+    init_tracing();
+    let _one = serial().await;
+    let c = storage_cluster().await?;
+    let checker = c.checker()?;
+    const FRAME: usize = 16 * 1024;
+    const CHUNKS: usize = 40;
+    let total = CHUNKS * CHUNK as usize;
+    let data = content_of_len(99, total);
+    // The documented bound: the chunk being filled (chunk size + one frame) and the
+    // chunks whose writes are under way.
+    let bound = (files::PARALLEL_CHUNKS + 1) * CHUNK as usize + FRAME;
+    let nodes: Vec<Arc<NodeShared>> = c.awake().into_iter().map(|(_, n)| n).collect();
+    let acknowledged = move || -> usize {
+        nodes
+            .iter()
+            .map(|n| n.metrics.bytes_written.get() as usize)
+            .sum()
+    };
+    let before = acknowledged();
+    let most_held = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let held = most_held.clone();
+    let frames: Vec<Bytes> = data.chunks(FRAME).map(Bytes::copy_from_slice).collect();
+    let mut pulled = 0usize;
+    // Each frame is handed out only when asked for: what the put holds is what it
+    // pulled minus what its storage sets acknowledged.
+    let body = futures::StreamExt::map(futures::stream::iter(frames), move |frame| {
+        pulled += frame.len();
+        let in_memory = pulled.saturating_sub(acknowledged() - before);
+        held.fetch_max(in_memory, Ordering::SeqCst);
+        Ok::<_, std::io::Error>(frame)
+    });
+    let node = c.node(1)?;
+    let task = c.spawn_on(1, async move {
+        files::put(&node, VOLUME, "/streamed", Box::pin(body), None, 0o644).await
+    })?;
+    let inode = tokio::time::timeout(IO_WITHIN, task)
+        .await
+        .context("the put did not end")???;
+    ensure!(inode.size == total as u64 && inode.chunks.len() == CHUNKS);
+    let most = most_held.load(Ordering::SeqCst);
+    info!("the put held at most {most} bytes of a {total}-byte body (bound {bound})");
+    ensure!(
+        most <= bound,
+        "the put held {most} bytes of its body at once, over the bound of {bound}"
+    );
+    let reader = c.node(2)?;
+    wait_until("node 2's directory replica shows the put", STEP, || {
+        reader
+            .db
+            .read_dir(|ns| ns.lookup(VOLUME, "/streamed").is_ok())
+    })
+    .await?;
+    let (_, back) = read(&c, 2, "/streamed".into()).await?;
+    ensure!(back == data, "the streamed file reads back different bytes");
+    finish(c, checker).await
+}
+
+#[tokio::test]
+async fn a_primary_writes_above_a_version_stamped_by_a_clock_ahead_of_its_own() -> anyhow::Result<()>
+{
+    init_tracing();
+    let _one = serial().await;
+    let c = storage_cluster().await?;
+    let checker = c.checker()?;
+    let set: SetId = "st-1".into();
+    let (members, epoch) = c.read(|s| (s.sets[&set].in_sync.clone(), s.sets[&set].epoch));
+    info!("--- an object of {set} whose version, in this epoch, is far above this clock");
+    let id = object_in(&c, &set)?;
+    for n in &members {
+        let req = StoreRequest::Replicate(ReplicateRequest {
+            set: set.clone(),
+            epoch,
+            id,
+            version: Version {
+                epoch,
+                seq: u64::MAX / 2,
+            },
+            op: WriteOp::Put(content_of_len(1, 500).into()),
+            force: true,
+            store: None,
+        });
+        store_call(&c, *n, *n, req).await??;
+    }
+    info!("--- the Primary overwrites it, then deletes it: both above, both acknowledged");
+    let new = content_of_len(2, 700);
+    let stat = locator_put(&c, 3, id, new.clone()).await??;
+    ensure!(
+        stat.version
+            > (Version {
+                epoch,
+                seq: u64::MAX / 2
+            }),
+        "the new version {} is not above the old one",
+        stat.version
+    );
+    for n in &members {
+        let req = StoreRequest::Read(ReadRequest {
+            set: set.clone(),
+            id,
+            offset: 0,
+            len: 700,
+        });
+        match store_call(&c, 3, *n, req).await? {
+            Ok(StoreReply::Data { data, .. }) if data == new => {}
+            other => bail!("node {n} holds {other:?}"),
+        }
+    }
+    let node = c.node(3)?;
+    let task = c.spawn_on(3, async move {
+        locator::write(&node, id, WriteOp::Delete, Durability::AllInSync).await
+    })?;
+    tokio::time::timeout(IO_WITHIN, task)
+        .await
+        .context("the delete did not end")???;
+    ensure!(
+        c.read(|s| s.sets[&set].in_sync.clone()) == members,
+        "an in-sync list changed"
+    );
     finish(c, checker).await
 }

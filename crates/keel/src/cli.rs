@@ -152,7 +152,7 @@ pub enum VolumeCommand {
         /// writes that had not reached the other site yet.
         #[arg(long = "async")]
         async_replication: bool,
-        /// Chunk size in bytes (4 KiB to 1 GiB; default 4 MiB).
+        /// Chunk size in bytes (4 KiB to 64 MiB; default 4 MiB).
         #[arg(long)]
         chunk_size: Option<u64>,
     },

@@ -516,7 +516,11 @@ fn stale_epochs_are_refused(c: &Cluster, scratch: &Path) {
     let e = r.expect_err("a write at a stale epoch must be refused");
     assert_eq!(e.code(), "not_primary", "{e}");
     for n in [old, new] {
-        match store_call(c, &rpc(n), StoreRequest::Stat { id }) {
+        let stat = StoreRequest::Stat {
+            set: "st-1".into(),
+            id,
+        };
+        match store_call(c, &rpc(n), stat) {
             Ok(StoreReply::Stat(None)) => {}
             other => panic!("node {n} stored something of the refused writes: {other:?}"),
         }
@@ -850,7 +854,8 @@ fn no_acknowledged_put_is_lost_when_a_primary_is_killed() {
     c.assert_data_invariant(&files, tmp.path());
 }
 
-/// Data files of the object stores: object id -> nodes holding it, with the paths.
+/// Data files of the object stores: object id -> nodes holding it, with the paths
+/// (every set's copy on a node: the tests using it have no rebalance under way).
 fn chunk_files(dir: &Path) -> BTreeMap<String, BTreeMap<u64, PathBuf>> {
     let mut out: BTreeMap<String, BTreeMap<u64, PathBuf>> = BTreeMap::new();
     for node in std::fs::read_dir(dir)
@@ -861,8 +866,12 @@ fn chunk_files(dir: &Path) -> BTreeMap<String, BTreeMap<u64, PathBuf>> {
         let Some(id) = name.strip_prefix('n').and_then(|n| n.parse::<u64>().ok()) else {
             continue;
         };
+        // Format 2: objects/set-<set>/<2 hex>/<32 hex>.
         let objects = node.path().join("data/objects/objects");
-        for fan in std::fs::read_dir(&objects).into_iter().flatten().flatten() {
+        let set_dirs = std::fs::read_dir(&objects).into_iter().flatten().flatten();
+        let fans =
+            set_dirs.flat_map(|d| std::fs::read_dir(d.path()).into_iter().flatten().flatten());
+        for fan in fans {
             for f in std::fs::read_dir(fan.path())
                 .into_iter()
                 .flatten()
@@ -1223,7 +1232,10 @@ fn a_duplicate_no_map_names_is_found_by_a_multicast_search() {
     let Ok(StoreReply::Object { stat, data }) = store_call(
         &c,
         &rpc_addr(&c, holders[0]),
-        StoreRequest::Fetch { id: object },
+        StoreRequest::Fetch {
+            set: set.clone(),
+            id: object,
+        },
     ) else {
         panic!("fetching the chunk from node {}", holders[0]);
     };

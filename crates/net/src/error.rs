@@ -21,6 +21,11 @@ pub enum NetError {
     /// its side. Every link skipped or cut gives this for the first of them.
     #[error("link {0} is down")]
     LinkDown(LinkName),
+    /// The request body is larger than the RPC server accepts
+    /// ([`crate::MAX_BODY_BYTES`]): refused by the caller before sending, or answered
+    /// 413 by the peer. A refusal of the request, not a sign that the peer is down.
+    #[error("request body of {bytes} bytes is over the {limit}-byte limit")]
+    TooLarge { bytes: u64, limit: u64 },
     /// The peer's handler answered with an error.
     #[error("remote handler failed: {0}")]
     Remote(String),

@@ -104,7 +104,15 @@ impl HttpsTransport {
                 false,
             ));
         }
+        if body.len() > crate::MAX_BODY_BYTES {
+            let too_large = NetError::TooLarge {
+                bytes: body.len() as u64,
+                limit: crate::MAX_BODY_BYTES as u64,
+            };
+            return Err(fail(too_large, false));
+        }
         let url = format!("https://{addr}/rpc/{method}");
+        let sent = body.len() as u64;
         let exchange = async {
             let response = client.post(url).body(body).send().await?;
             let status = response.status();
@@ -116,6 +124,13 @@ impl HttpsTransport {
             Ok(Ok((StatusCode::OK, body))) => Ok(body.to_vec()),
             Ok(Ok((StatusCode::INTERNAL_SERVER_ERROR, body))) => Err(fail(
                 NetError::Remote(String::from_utf8_lossy(&body).into_owned()),
+                false,
+            )),
+            Ok(Ok((StatusCode::PAYLOAD_TOO_LARGE, _))) => Err(fail(
+                NetError::TooLarge {
+                    bytes: sent,
+                    limit: crate::MAX_BODY_BYTES as u64,
+                },
                 false,
             )),
             Ok(Ok((StatusCode::SERVICE_UNAVAILABLE, _))) => {

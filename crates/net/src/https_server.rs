@@ -27,8 +27,11 @@ use crate::error::NetError;
 use crate::faults::LinkFaults;
 use crate::transport::{Handler, LinkName};
 
-/// The largest request body the server accepts.
-pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+/// The largest request body the server accepts: the largest chunk plus its envelope
+/// ([`keel_core::limits::MAX_RPC_BODY`]). A larger one is answered 413, which the
+/// caller sees as [`NetError::TooLarge`] (a refusal of the request, not a failure of
+/// the peer).
+pub const MAX_BODY_BYTES: usize = keel_core::limits::MAX_RPC_BODY as usize;
 
 /// How long [`RpcServer::shutdown`] lets calls in flight finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);

@@ -280,3 +280,64 @@ async fn a_hung_peer_times_out() {
     })
     .await
 }
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_a_refusal_never_a_failed_peer() {
+    bounded(async {
+        let secret = ClusterSecret::generate("alpha").expect("secret");
+        let node = ServerNode::start(&secret, 4);
+        let client = client(&secret, 4, LinkFaults::new());
+        assert_eq!(
+            keel_net::MAX_BODY_BYTES as u64,
+            keel_core::limits::MAX_CHUNK_SIZE + keel_core::limits::RPC_ENVELOPE_MARGIN,
+            "the RPC limit is the largest chunk plus the envelope margin"
+        );
+        let over = vec![7u8; keel_net::MAX_BODY_BYTES + 1];
+
+        tracing::info!("--- the transport refuses to send it, on no link");
+        let refused = client
+            .call(&node.addrs(), "echo", over.clone(), CALL_TIMEOUT)
+            .await;
+        assert_eq!(
+            refused,
+            Err(NetError::TooLarge {
+                bytes: over.len() as u64,
+                limit: keel_net::MAX_BODY_BYTES as u64
+            })
+        );
+
+        tracing::info!("--- a client that sends it anyway is answered 413");
+        let member = NodeIdentity::issue(&secret, 2, &[ip(4, 11)]).expect("identity");
+        let url = format!(
+            "https://{}/rpc/echo",
+            node.server.local_addr("a").expect("a")
+        );
+        let config = client_config_trusting(&secret, Some(&member));
+        let reqwest_client = reqwest::Client::builder()
+            .use_preconfigured_tls(config)
+            .no_proxy()
+            .build()
+            .expect("client");
+        let status = reqwest_client
+            .post(url)
+            .body(over)
+            .send()
+            .await
+            .map(|r| r.status());
+        assert_eq!(
+            status.expect("an answer"),
+            reqwest::StatusCode::PAYLOAD_TOO_LARGE
+        );
+        assert_eq!(node.calls(), 0, "the handler never saw it");
+
+        tracing::info!("--- a body at the limit goes through");
+        let at = vec![7u8; keel_net::MAX_BODY_BYTES];
+        let (_, answer) = client
+            .call(&node.addrs(), "echo", at, CALL_TIMEOUT)
+            .await
+            .expect("a body at the limit");
+        assert_eq!(answer.len(), keel_net::MAX_BODY_BYTES + 2);
+        node.server.shutdown().await;
+    })
+    .await
+}

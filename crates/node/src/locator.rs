@@ -12,7 +12,9 @@
 //! 3. by a search: "who has object X", asked of the storage nodes of the other sites
 //!    first, then of the failed node's own site.
 //!
-//! Each failover condition, and where the duplicate was found, is an event.
+//! Each failover condition, and where the duplicate was found, is an event. Every read
+//! and search names the set it reads for: a storage node may hold the same object for
+//! two sets while a rebalance moves it, and each set's copy is its own object.
 //!
 //! Must never: write anywhere but the set's Primary at its current epoch (a replica
 //! found by the rule or the search serves reads only).
@@ -22,7 +24,7 @@ use crate::storage::wire::{
     Durability, ReadRequest, StoreReply, StoreRequest, WriteOp, WriteRequest,
 };
 use crate::storage::{self, CallError, DataError};
-use keel_core::{ClusterState, Event, EventKind, NodeId, NodeRole, ObjectId, Version};
+use keel_core::{ClusterState, Event, EventKind, NodeId, NodeRole, ObjectId, SetId, Version};
 use keel_net::PeerAddrs;
 use keel_store::ObjectStat;
 use serde::{Deserialize, Serialize};
@@ -57,14 +59,17 @@ impl FoundBy {
     }
 }
 
-/// A multicast search: "who has object `id` at `min_version` or newer?" Holders
-/// answer point-to-point (RPC `found`) to `reply_to`.
+/// A multicast search: "who has object `id` of set `set` at `min_version` or newer?"
+/// Holders answer point-to-point (RPC `found`) to `reply_to`. The set is part of the
+/// question: a node may hold the same id for two sets (a rebalance under way), and a
+/// read is for one of them.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct WhoHasQuery {
     pub cluster: String,
     pub query: u64,
     pub from: NodeId,
     pub reply_to: Vec<(String, SocketAddr)>,
+    pub set: SetId,
     pub id: ObjectId,
     pub min_version: Option<Version>,
 }
@@ -394,7 +399,7 @@ async fn read_in(
         }
     }
     // 3. A search: the other sites first, then the failed node's own.
-    if let Some((at, _)) = search(node, id, failed_node).await {
+    if let Some((at, _)) = search(node, &set, id, failed_node).await {
         match storage::call(node, at, req(&set), timeout).await {
             Ok(StoreReply::Data { version, data }) => {
                 node.locator.found(node, failed, FoundBy::Search, at, id);
@@ -502,8 +507,8 @@ pub fn answer_search(node: &Arc<NodeShared>, q: WhoHasQuery) {
         let Some(svc) = node.storage.as_ref() else {
             return;
         };
-        let id = q.id;
-        let Ok(Some(stat)) = svc.blocking(move |s| s.stat(id)).await else {
+        let (set, id) = (q.set.clone(), q.id);
+        let Ok(Some(stat)) = svc.blocking(move |s| s.stat(&set, id)).await else {
             return;
         };
         if stat.deleted || q.min_version.is_some_and(|v| stat.version < v) {
@@ -556,6 +561,7 @@ pub fn mapped_addresses(
 /// timeout, preferring a holder in another site than `failed_site`.
 async fn multicast_search(
     node: &Arc<NodeShared>,
+    set: &str,
     id: ObjectId,
     failed: Option<NodeId>,
     failed_site: Option<String>,
@@ -580,6 +586,7 @@ async fn multicast_search(
         query,
         from: node.id(),
         reply_to: crate::node::rpc_addrs(&node.member_record()).0,
+        set: set.to_string(),
         id,
         min_version: None,
     };
@@ -612,11 +619,12 @@ async fn multicast_search(
     best
 }
 
-/// Searches for `id`: by multicast on the cluster network first, then point to point,
-/// asking the storage nodes of the other sites than `failed`'s first, then those of
-/// its own site. Returns the first that has it.
+/// Searches for `id` of `set`: by multicast on the cluster network first, then point
+/// to point, asking the storage nodes of the other sites than `failed`'s first, then
+/// those of its own site. Returns the first that has it.
 async fn search(
     node: &Arc<NodeShared>,
+    set: &str,
     id: ObjectId,
     failed: Option<NodeId>,
 ) -> Option<(NodeId, ObjectStat)> {
@@ -625,7 +633,7 @@ async fn search(
             .and_then(|f| s.members.get(&f))
             .map(|m| m.site.clone())
     });
-    if let Some(found) = multicast_search(node, id, failed, failed_site).await {
+    if let Some(found) = multicast_search(node, set, id, failed, failed_site).await {
         return Some(found);
     }
     let (other_sites, same_site) = node.db.read(|s| {
@@ -649,6 +657,7 @@ async fn search(
     for group in [other_sites, same_site] {
         let asks = group.iter().map(|n| {
             let req = StoreRequest::WhoHas {
+                set: set.to_string(),
                 id,
                 min_version: None,
             };

@@ -1,8 +1,13 @@
 //! Data files: where an object's bytes live and the file system calls that make them
 //! durable.
 //!
-//! Layout: `DIR/objects/<first 2 hex digits>/<32 hex digits of the id>`; a whole-object
-//! replace goes through `<32 hex digits>.tmp` in the same directory. Owns: paths,
+//! Layout (format 2): `DIR/objects/set-<set>/<first 2 hex digits>/<32 hex digits of the
+//! id>`, one directory per storage set, so that a node holds one copy of an object per
+//! set it is a member of (during a rebalance between two sets that share this node, the
+//! new set's copy and the old set's are two files). `<set>` is the set id with every
+//! byte but ASCII letters, digits, `-` and `_` written as `%XX`. A whole-object replace
+//! goes through `<32 hex digits>.tmp` in the same directory. Format 1 had no set
+//! directory (`DIR/objects/<2 hex>/<32 hex>`); `crate::migrate` moves such files. Owns: paths,
 //! creating the fan-out directories (fsyncing their parent), fsyncing directories after
 //! a create, rename or unlink, and positioned reads of verified blocks. Must never:
 //! touch the index or decide whether a change is allowed.
@@ -33,30 +38,52 @@ impl Layout {
         Ok(Layout { objects })
     }
 
-    /// The fan-out directory holding `id`'s data file.
-    pub(crate) fn fan_out(&self, id: ObjectId) -> PathBuf {
-        self.objects.join(&id.to_string()[..2])
+    /// The directory of `set`'s data files.
+    pub(crate) fn set_dir(&self, set: &str) -> PathBuf {
+        self.objects.join(set_dir_name(set))
     }
 
-    pub(crate) fn data_path(&self, id: ObjectId) -> PathBuf {
-        self.fan_out(id).join(id.to_string())
+    /// The fan-out directory holding `id`'s data file in `set`.
+    pub(crate) fn fan_out(&self, set: &str, id: ObjectId) -> PathBuf {
+        self.set_dir(set).join(&id.to_string()[..2])
     }
 
-    pub(crate) fn temp_path(&self, id: ObjectId) -> PathBuf {
-        self.fan_out(id).join(format!("{id}.tmp"))
+    pub(crate) fn data_path(&self, set: &str, id: ObjectId) -> PathBuf {
+        self.fan_out(set, id).join(id.to_string())
     }
 
-    /// Creates `id`'s fan-out directory if missing, durably.
-    pub(crate) fn prepare_dir(&self, id: ObjectId) -> Result<(), StoreError> {
-        if create_dir(&self.fan_out(id))? {
+    pub(crate) fn temp_path(&self, set: &str, id: ObjectId) -> PathBuf {
+        self.fan_out(set, id).join(format!("{id}.tmp"))
+    }
+
+    /// Creates `id`'s set and fan-out directories if missing, durably.
+    pub(crate) fn prepare_dir(&self, set: &str, id: ObjectId) -> Result<(), StoreError> {
+        if create_dir(&self.set_dir(set))? {
             sync_dir(&self.objects)?;
+        }
+        if create_dir(&self.fan_out(set, id))? {
+            sync_dir(&self.set_dir(set))?;
         }
         Ok(())
     }
 }
 
+/// The name of a set's directory: `set-` and the set id, every byte but ASCII
+/// letters, digits, `-` and `_` escaped as `%XX` (so no id can name `..` or a path).
+pub fn set_dir_name(set: &str) -> String {
+    let mut name = String::from("set-");
+    for b in set.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+            name.push(b as char);
+        } else {
+            name.push_str(&format!("%{b:02X}"));
+        }
+    }
+    name
+}
+
 /// Creates `path`; false if it already existed.
-fn create_dir(path: &Path) -> Result<bool, StoreError> {
+pub(crate) fn create_dir(path: &Path) -> Result<bool, StoreError> {
     match std::fs::create_dir(path) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
@@ -132,5 +159,20 @@ impl Blocks<'_> {
             Some(&crc) if crc == crc_of(&bytes) => Ok(bytes),
             _ => Err(corrupt),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::set_dir_name;
+
+    #[test]
+    fn set_directories_cannot_escape() {
+        assert_eq!(set_dir_name("st-1"), "set-st-1");
+        assert_eq!(set_dir_name("a_B9"), "set-a_B9");
+        assert_eq!(set_dir_name(".."), "set-%2E%2E");
+        assert_eq!(set_dir_name("a/b"), "set-a%2Fb");
+        assert_eq!(set_dir_name(""), "set-");
+        assert_ne!(set_dir_name("a%2F"), set_dir_name("a/"));
     }
 }

@@ -10,15 +10,16 @@ use crate::{ObjectStore, StoreError};
 use keel_core::ObjectId;
 
 impl ObjectStore {
-    /// Removes every trace of `id`. No record: success.
-    pub fn forget(&self, id: ObjectId) -> Result<(), StoreError> {
+    /// Removes every trace of `id` in `set` (its copies in other sets stay). No
+    /// record: success.
+    pub fn forget(&self, set: &str, id: ObjectId) -> Result<(), StoreError> {
         let _exclusive = self.locks.write(id);
-        if self.index.get(id)?.is_none() {
+        if self.index.get(set, id)?.is_none() {
             return Ok(());
         }
-        self.index.remove(id)?;
-        if remove_file(&self.layout.data_path(id))? {
-            sync_dir(&self.layout.fan_out(id))?;
+        self.index.remove(set, id)?;
+        if remove_file(&self.layout.data_path(set, id))? {
+            sync_dir(&self.layout.fan_out(set, id))?;
         }
         Ok(())
     }

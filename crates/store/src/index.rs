@@ -1,17 +1,21 @@
 //! The object index: one redb file, `DIR/index.redb`.
 //!
-//! Tables:
+//! Tables (format 2):
 //! - `meta`: `"format"` → on-disk format version ([`FORMAT_VERSION`]), checked on open.
-//! - `objects`: object id (`u128`) → bincode [`ObjectMeta`] (live objects and tombstones).
-//! - `set_objects`: (set id, object id) → `()`, so that a set's objects are listed in id
-//!   order without scanning every object. Kept in step with `objects` in the same
-//!   transaction.
+//! - `objects_by_set`: (set id, object id as `u128`) → bincode [`ObjectMeta`] (live
+//!   objects and tombstones). A record is scoped by its set: one node may hold an
+//!   object for two sets at once (a rebalance between sets that share this node), and
+//!   the two records (versions, tombstones) never meet. A set's objects are one key
+//!   range, listed in id order without scanning other sets.
 //! - `fences`: owned by [`crate::fence`]; created here with the others.
+//!
+//! Format 1 (one record per object id whatever the set, `objects` and `set_objects`)
+//! is migrated on open by [`crate::migrate`].
 //!
 //! Every commit uses `Durability::Immediate`: when a method returns, the change is on
 //! disk. Owns: the table layout, the format check, encoding of records. Must never:
-//! touch data files, or decide whether a change is allowed (versions, epochs, space):
-//! callers decide, the index records.
+//! touch data files (but for the migration it delegates), or decide whether a change
+//! is allowed (versions, epochs, space): callers decide, the index records.
 
 use crate::error::StoreError;
 use crate::fence::FENCES;
@@ -25,11 +29,12 @@ pub const INDEX_FILE: &str = "index.redb";
 
 /// On-disk format written by this build (the index tables and the data file layout).
 /// Bump it, and add a migration step in `Index::open`, whenever either changes shape.
-pub const FORMAT_VERSION: u64 = 1;
+/// 1: one record and one data file per object id. 2: per (set, object id).
+pub const FORMAT_VERSION: u64 = 2;
 
-const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
-const OBJECTS: TableDefinition<u128, &[u8]> = TableDefinition::new("objects");
-const SET_OBJECTS: TableDefinition<(&str, u128), ()> = TableDefinition::new("set_objects");
+pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+pub(crate) const OBJECTS: TableDefinition<(&str, u128), &[u8]> =
+    TableDefinition::new("objects_by_set");
 
 /// The open index.
 pub(crate) struct Index {
@@ -37,10 +42,21 @@ pub(crate) struct Index {
 }
 
 impl Index {
-    /// Opens (or creates) `dir/index.redb`, creates missing tables and checks the
-    /// format version.
+    /// Opens (or creates) `dir/index.redb`, creates missing tables, migrates an older
+    /// format and checks the format version.
     pub(crate) fn open(dir: &Path) -> Result<Index, StoreError> {
         let db = Database::create(dir.join(INDEX_FILE))?;
+        let found = {
+            let txn = db.begin_read()?;
+            match txn.open_table(META) {
+                Ok(meta) => meta.get("format")?.map(|v| v.value()),
+                Err(redb::TableError::TableDoesNotExist(_)) => None,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        if found == Some(1) {
+            crate::migrate::from_v1(dir, &db)?;
+        }
         let txn = begin_durable(&db)?;
         {
             let mut meta = txn.open_table(META)?;
@@ -58,7 +74,6 @@ impl Index {
                 }
             }
             txn.open_table(OBJECTS)?;
-            txn.open_table(SET_OBJECTS)?;
             txn.open_table(FENCES)?;
         }
         txn.commit()?;
@@ -69,46 +84,33 @@ impl Index {
         &self.db
     }
 
-    /// The record of `id` (live or tombstone), if any.
-    pub(crate) fn get(&self, id: ObjectId) -> Result<Option<ObjectMeta>, StoreError> {
+    /// The record of `id` in `set` (live or tombstone), if any.
+    pub(crate) fn get(&self, set: &str, id: ObjectId) -> Result<Option<ObjectMeta>, StoreError> {
         let txn = self.db.begin_read()?;
         let objects = txn.open_table(OBJECTS)?;
-        let found = objects.get(id.0)?;
+        let found = objects.get((set, id.0))?;
         found.map(|v| decode(v.value())).transpose()
     }
 
-    /// Records `meta` for `id` durably, replacing any previous record (and moving the
-    /// object between sets if its set changed).
+    /// Records `meta` for `id` in `meta.set` durably, replacing any previous record of
+    /// that set (records of other sets are untouched).
     pub(crate) fn put(&self, id: ObjectId, meta: &ObjectMeta) -> Result<(), StoreError> {
         let bytes = bincode::serialize(meta)?;
         let txn = begin_durable(&self.db)?;
         {
             let mut objects = txn.open_table(OBJECTS)?;
-            let mut by_set = txn.open_table(SET_OBJECTS)?;
-            let previous = objects.insert(id.0, bytes.as_slice())?;
-            if let Some(previous) = previous {
-                let previous: ObjectMeta = decode(previous.value())?;
-                if previous.set != meta.set {
-                    by_set.remove((previous.set.as_str(), id.0))?;
-                }
-            }
-            by_set.insert((meta.set.as_str(), id.0), ())?;
+            objects.insert((meta.set.as_str(), id.0), bytes.as_slice())?;
         }
         txn.commit()?;
         Ok(())
     }
 
-    /// Forgets `id` durably. No record is not an error.
-    pub(crate) fn remove(&self, id: ObjectId) -> Result<(), StoreError> {
+    /// Forgets `id` in `set` durably. No record is not an error.
+    pub(crate) fn remove(&self, set: &str, id: ObjectId) -> Result<(), StoreError> {
         let txn = begin_durable(&self.db)?;
         {
             let mut objects = txn.open_table(OBJECTS)?;
-            let mut by_set = txn.open_table(SET_OBJECTS)?;
-            let previous = objects.remove(id.0)?;
-            if let Some(previous) = previous {
-                let previous: ObjectMeta = decode(previous.value())?;
-                by_set.remove((previous.set.as_str(), id.0))?;
-            }
+            objects.remove((set, id.0))?;
         }
         txn.commit()?;
         Ok(())
@@ -129,19 +131,13 @@ impl Index {
         };
         let txn = self.db.begin_read()?;
         let objects = txn.open_table(OBJECTS)?;
-        let by_set = txn.open_table(SET_OBJECTS)?;
         let mut listed = Vec::new();
-        for entry in by_set.range((set, start)..=(set, u128::MAX))? {
+        for entry in objects.range((set, start)..=(set, u128::MAX))? {
             if listed.len() >= limit {
                 break;
             }
-            let (key, _) = entry?;
+            let (key, record) = entry?;
             let id = ObjectId(key.value().1);
-            let Some(record) = objects.get(id.0)? else {
-                return Err(StoreError::index(format!(
-                    "set {set:?} lists object {id}, which has no record"
-                )));
-            };
             listed.push(decode(record.value())?.stat(id));
         }
         Ok(listed)
@@ -155,6 +151,6 @@ pub(crate) fn begin_durable(db: &Database) -> Result<WriteTransaction, StoreErro
     Ok(txn)
 }
 
-fn decode(bytes: &[u8]) -> Result<ObjectMeta, StoreError> {
+pub(crate) fn decode(bytes: &[u8]) -> Result<ObjectMeta, StoreError> {
     Ok(bincode::deserialize(bytes)?)
 }

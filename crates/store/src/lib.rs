@@ -1,7 +1,7 @@
 //! keel's storage node: the local object store.
 //!
-//! Objects are mutable byte arrays identified by an [`ObjectId`](keel_core::ObjectId),
-//! each belonging to a storage failover set. [`ObjectStore`] keeps them in one data
+//! Objects are mutable byte arrays identified by a storage failover set and an
+//! [`ObjectId`](keel_core::ObjectId): the same id in two sets is two objects. [`ObjectStore`] keeps them in one data
 //! file each, with a CRC32 per [`BLOCK_SIZE`] block, a version per object, tombstones
 //! for deletes, and the highest epoch accepted per set, all recorded in a redb index.
 //! See [`store`] for the durability rules and what a crash can leave.
@@ -21,6 +21,7 @@ mod identity;
 mod index;
 mod locks;
 mod meta;
+mod migrate;
 mod read;
 mod replace;
 mod space;
@@ -30,7 +31,7 @@ mod write;
 pub use blocks::BLOCK_SIZE;
 pub use error::StoreError;
 pub use fail_points::FailPoints;
-pub use files::OBJECTS_DIR;
+pub use files::{set_dir_name, OBJECTS_DIR};
 pub use identity::{Origin as StoreOrigin, STORE_ID_FILE};
 pub use index::{FORMAT_VERSION, INDEX_FILE};
 pub use meta::{ObjectMeta, ObjectStat};

@@ -12,7 +12,7 @@ use crate::store::ObjectStore;
 use keel_core::ObjectId;
 
 impl ObjectStore {
-    /// Reads up to `len` bytes from `offset`, verifying the CRC of every block touched.
+    /// Reads up to `len` bytes of `id` in `set` from `offset`, verifying the CRC of every block touched.
     ///
     /// - `offset` past the end: [`StoreError::PastEnd`]; `offset` at the end: empty.
     /// - A range running past the end returns the bytes that exist.
@@ -20,9 +20,15 @@ impl ObjectStore {
     /// - More than [`crate::MAX_WRITE`] bytes to return (after clipping at the end):
     ///   [`StoreError::TooLarge`]; read large objects in pieces.
     /// - A block that does not match its CRC: [`StoreError::Corrupt`] naming it.
-    pub fn read(&self, id: ObjectId, offset: u64, len: u64) -> Result<Vec<u8>, StoreError> {
+    pub fn read(
+        &self,
+        set: &str,
+        id: ObjectId,
+        offset: u64,
+        len: u64,
+    ) -> Result<Vec<u8>, StoreError> {
         let _shared = self.locks.read(id);
-        let meta = self.live_record(id)?;
+        let meta = self.live_record(set, id)?;
         if offset > meta.size {
             return Err(StoreError::PastEnd {
                 id,
@@ -35,7 +41,7 @@ impl ObjectStore {
             return Ok(Vec::new());
         }
         check_transfer(len)?;
-        let file = open_data(&self.layout.data_path(id), id, false)?;
+        let file = open_data(&self.layout.data_path(set, id), id, false)?;
         let blocks = Blocks {
             id,
             size: meta.size,
@@ -55,15 +61,15 @@ impl ObjectStore {
 
     /// Verifies every block of `id` against its CRC: [`StoreError::Corrupt`] naming the
     /// first bad block, [`StoreError::NotFound`] if missing or deleted.
-    pub fn verify(&self, id: ObjectId) -> Result<(), StoreError> {
+    pub fn verify(&self, set: &str, id: ObjectId) -> Result<(), StoreError> {
         let _shared = self.locks.read(id);
-        let meta = self.live_record(id)?;
+        let meta = self.live_record(set, id)?;
         let count = block_count(meta.size);
         if meta.block_crcs.len() as u64 != count {
             let block = count.min(meta.block_crcs.len() as u64);
             return Err(StoreError::Corrupt { id, block });
         }
-        let file = open_data(&self.layout.data_path(id), id, false)?;
+        let file = open_data(&self.layout.data_path(set, id), id, false)?;
         let blocks = Blocks {
             id,
             size: meta.size,

@@ -34,19 +34,19 @@ impl ObjectStore {
     ) -> Result<ObjectStat, StoreError> {
         check_transfer(data.len() as u64)?;
         let _exclusive = self.locks.write(id);
-        let record = self.index.get(id)?;
+        let record = self.index.get(set, id)?;
         refuse_older(id, record.as_ref(), version)?;
         let crcs = crcs_of(data);
         if let Some(meta) = &record {
-            if meta.set == set && self.already_stored(id, meta, data, version, &crcs) {
+            if self.already_stored(set, id, meta, data, version, &crcs) {
                 return Ok(meta.stat(id));
             }
         }
         let needed = data.len() as u64;
         self.admit_space(needed)?;
 
-        self.layout.prepare_dir(id)?;
-        let temp = self.layout.temp_path(id);
+        self.layout.prepare_dir(set, id)?;
+        let temp = self.layout.temp_path(set, id);
         let context = format!("writing object {id}");
         let written = create_data(&temp).and_then(|mut file| {
             self.fail_points
@@ -56,7 +56,7 @@ impl ObjectStore {
                 .map_err(|e| io_error(&self.dir, needed, &context, &e))
         });
         let renamed = written.and_then(|()| {
-            std::fs::rename(&temp, self.layout.data_path(id))
+            std::fs::rename(&temp, self.layout.data_path(set, id))
                 .map_err(|e| StoreError::io(format!("renaming {}", temp.display()), &e))
         });
         if let Err(e) = renamed {
@@ -65,7 +65,7 @@ impl ObjectStore {
             }
             return Err(e);
         }
-        sync_dir(&self.layout.fan_out(id))?;
+        sync_dir(&self.layout.fan_out(set, id))?;
         self.commit(set, id, needed, version, crcs)
     }
 
@@ -74,7 +74,7 @@ impl ObjectStore {
     /// tombstone again at the same or a newer version succeeds.
     pub fn delete(&self, set: &str, id: ObjectId, version: Version) -> Result<(), StoreError> {
         let _exclusive = self.locks.write(id);
-        let record = self.index.get(id)?;
+        let record = self.index.get(set, id)?;
         refuse_older(id, record.as_ref(), version)?;
         let tombstone = ObjectMeta::tombstone(set, version);
         if record.as_ref() != Some(&tombstone) {
@@ -82,25 +82,26 @@ impl ObjectStore {
         }
         // After the commit: a crash here leaves only an orphan file. Always tried, so a
         // retried delete removes what a failed one left.
-        if remove_file(&self.layout.data_path(id))? {
-            sync_dir(&self.layout.fan_out(id))?;
+        if remove_file(&self.layout.data_path(set, id))? {
+            sync_dir(&self.layout.fan_out(set, id))?;
         }
         Ok(())
     }
 
-    /// Forgets a tombstone (when every replica has it, catch-up no longer needs it).
+    /// Forgets the tombstone of `id` in `set` (when every replica has it, catch-up no
+    /// longer needs it).
     /// No record: success. A live object: [`StoreError::NotDeleted`].
-    pub fn purge_tombstone(&self, id: ObjectId) -> Result<(), StoreError> {
+    pub fn purge_tombstone(&self, set: &str, id: ObjectId) -> Result<(), StoreError> {
         let _exclusive = self.locks.write(id);
-        match self.index.get(id)? {
+        match self.index.get(set, id)? {
             None => return Ok(()),
             Some(meta) if !meta.deleted => return Err(StoreError::NotDeleted { id }),
             Some(_) => {}
         }
-        if remove_file(&self.layout.data_path(id))? {
-            sync_dir(&self.layout.fan_out(id))?;
+        if remove_file(&self.layout.data_path(set, id))? {
+            sync_dir(&self.layout.fan_out(set, id))?;
         }
-        self.index.remove(id)
+        self.index.remove(set, id)
     }
 
     /// Whether `id` is live at `version` with exactly `data` on disk (index and file),
@@ -108,6 +109,7 @@ impl ObjectStore {
     /// bytes) answers no, and the put rewrites the object.
     fn already_stored(
         &self,
+        set: &str,
         id: ObjectId,
         meta: &ObjectMeta,
         data: &[u8],
@@ -121,7 +123,7 @@ impl ObjectStore {
         {
             return false;
         }
-        let Ok(file) = open_data(&self.layout.data_path(id), id, false) else {
+        let Ok(file) = open_data(&self.layout.data_path(set, id), id, false) else {
             return false;
         };
         let mut on_disk = vec![0; data.len()];

@@ -11,8 +11,9 @@ use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-/// The most bytes one `write`, `put` or `read` moves.
-pub const MAX_WRITE: u64 = 64 * 1024 * 1024;
+/// The most bytes one `write`, `put` or `read` moves: the largest chunk a volume may
+/// use ([`keel_core::limits::MAX_CHUNK_SIZE`], one constant for every layer).
+pub const MAX_WRITE: u64 = keel_core::limits::MAX_CHUNK_SIZE;
 
 /// The largest object: bounds offsets (and the per-block CRC list in the index, at most
 /// 1 Mi CRCs).

@@ -1,8 +1,12 @@
 //! The object store: a node's local, durable, checksummed store of mutable objects.
 //!
-//! An object (identified by an [`ObjectId`], belonging to one failover set) is a byte
-//! array in its own data file; its record in the index (`index.rs`) holds its
-//! set, size, version, one CRC32 per 64 KiB block, and whether it is a tombstone.
+//! An object (identified by an [`ObjectId`] within one failover set) is a byte array in
+//! its own data file; its record in the index (`index.rs`) holds its set, size,
+//! version, one CRC32 per 64 KiB block, and whether it is a tombstone. Every operation
+//! names the set: the same id in two sets is two independent objects here (two
+//! records, two files, versions compared only within a set), so a rebalance between
+//! two sets that share this node, or a catch-up of one of them, never touches the
+//! other's copy.
 //!
 //! # Durability and ordering
 //! Every mutation first changes the data file (positioned write or `set_len`), calls
@@ -88,10 +92,10 @@ impl ObjectStore {
     }
 
     /// The object's size, version and set, or its tombstone (`deleted`); `None` if this
-    /// store never had it (or the tombstone was purged).
-    pub fn stat(&self, id: ObjectId) -> Result<Option<ObjectStat>, StoreError> {
+    /// store never had it in `set` (or the tombstone was purged).
+    pub fn stat(&self, set: &str, id: ObjectId) -> Result<Option<ObjectStat>, StoreError> {
         let _shared = self.locks.read(id);
-        Ok(self.index.get(id)?.map(|meta| meta.stat(id)))
+        Ok(self.index.get(set, id)?.map(|meta| meta.stat(id)))
     }
 
     /// Every object and tombstone of `set` with its version, in id order, for delta
@@ -137,9 +141,9 @@ impl ObjectStore {
         &self.dir
     }
 
-    /// The record of `id` if it is a live object; `NotFound` if missing or deleted.
-    pub(crate) fn live_record(&self, id: ObjectId) -> Result<ObjectMeta, StoreError> {
-        match self.index.get(id)? {
+    /// The record of `id` in `set` if it is a live object; `NotFound` if missing or deleted.
+    pub(crate) fn live_record(&self, set: &str, id: ObjectId) -> Result<ObjectMeta, StoreError> {
+        match self.index.get(set, id)? {
             Some(meta) if !meta.deleted => Ok(meta),
             _ => Err(StoreError::NotFound { id }),
         }

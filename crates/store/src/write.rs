@@ -39,7 +39,7 @@ impl ObjectStore {
         check_transfer(data.len() as u64)?;
         let end = checked_end(offset, data.len() as u64)?;
         let _exclusive = self.locks.write(id);
-        let record = self.index.get(id)?;
+        let record = self.index.get(set, id)?;
         refuse_older(id, record.as_ref(), version)?;
         let live = record.filter(|meta| !meta.deleted);
         let (old_size, old_crcs) = live
@@ -53,13 +53,13 @@ impl ObjectStore {
         };
         self.admit_space(change.added())?;
 
-        let path = self.layout.data_path(id);
+        let path = self.layout.data_path(set, id);
         let file = if live.is_some() {
             let file = open_data(&path, id, true)?;
             self.drop_unacknowledged_tail(&file, id, old_size)?;
             file
         } else {
-            self.layout.prepare_dir(id)?;
+            self.layout.prepare_dir(set, id)?;
             create_data(&path)?
         };
         let crcs = self.changed_crcs(&file, id, &change, old_crcs)?;
@@ -70,7 +70,7 @@ impl ObjectStore {
             .and_then(|()| write_durably(&file, data, offset, change.new_size))
             .map_err(|e| io_error(&self.dir, growth, &context, &e))?;
         if live.is_none() {
-            sync_dir(&self.layout.fan_out(id))?;
+            sync_dir(&self.layout.fan_out(set, id))?;
         }
         self.commit(set, id, change.new_size, version, crcs)
     }
@@ -87,7 +87,7 @@ impl ObjectStore {
     ) -> Result<ObjectStat, StoreError> {
         checked_end(size, 0)?;
         let _exclusive = self.locks.write(id);
-        let meta = self.live_record(id)?;
+        let meta = self.live_record(set, id)?;
         refuse_older(id, Some(&meta), version)?;
         let change = Change {
             old_size: meta.size,
@@ -97,7 +97,7 @@ impl ObjectStore {
         };
         self.admit_space(change.added())?;
 
-        let file = open_data(&self.layout.data_path(id), id, true)?;
+        let file = open_data(&self.layout.data_path(set, id), id, true)?;
         self.drop_unacknowledged_tail(&file, id, meta.size)?;
         let crcs = self.changed_crcs(&file, id, &change, &meta.block_crcs)?;
         let context = format!("resizing object {id}");

@@ -36,9 +36,9 @@ fn writers_to_different_objects_in_parallel() {
     assert_eq!(all.len(), 48);
     for stat in all {
         assert_eq!(stat.size, 80_000);
-        store.verify(stat.id).unwrap();
+        store.verify(SET, stat.id).unwrap();
         let thread = (stat.id.0 >> 64) as u8;
-        let third = store.read(stat.id, 40_000, 20_000).unwrap();
+        let third = store.read(SET, stat.id, 40_000, 20_000).unwrap();
         assert_eq!(third, pattern(20_000, thread ^ 2));
     }
 }
@@ -57,15 +57,15 @@ fn writers_to_one_object_are_serialized() {
                     let data = pattern(piece as usize, slot as u8);
                     // Same version for all: equal versions are admitted.
                     store.write(SET, id, slot * piece, &data, v(1, 1)).unwrap();
-                    let _ = store.read(id, 0, 3 * BLOCK_SIZE).unwrap();
+                    let _ = store.read(SET, id, 0, 3 * BLOCK_SIZE).unwrap();
                 }
             });
         }
     });
-    store.verify(id).unwrap();
+    store.verify(SET, id).unwrap();
     for slot in 0..20 {
         assert_eq!(
-            store.read(id, slot * piece, piece).unwrap(),
+            store.read(SET, id, slot * piece, piece).unwrap(),
             pattern(piece as usize, slot as u8),
             "slot {slot}"
         );

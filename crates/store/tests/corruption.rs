@@ -31,14 +31,17 @@ fn a_flipped_byte_is_detected_and_a_put_repairs_it() {
     flip_byte(&store, id, 2 * B + 5);
 
     let corrupt = StoreError::Corrupt { id, block: 2 };
-    assert_eq!(store.verify(id), Err(corrupt.clone()));
-    assert_eq!(store.read(id, 2 * B, 10), Err(corrupt.clone()));
-    assert_eq!(store.read(id, B, 2 * B), Err(corrupt.clone()));
+    assert_eq!(store.verify(SET, id), Err(corrupt.clone()));
+    assert_eq!(store.read(SET, id, 2 * B, 10), Err(corrupt.clone()));
+    assert_eq!(store.read(SET, id, B, 2 * B), Err(corrupt.clone()));
     assert_eq!(corrupt.code(), "corrupt");
     // Blocks that are intact still read.
-    assert_eq!(store.read(id, 0, 2 * B).unwrap(), &good[..(2 * B) as usize]);
     assert_eq!(
-        store.read(id, 3 * B, 10).unwrap(),
+        store.read(SET, id, 0, 2 * B).unwrap(),
+        &good[..(2 * B) as usize]
+    );
+    assert_eq!(
+        store.read(SET, id, 3 * B, 10).unwrap(),
         &good[(3 * B) as usize..]
     );
 
@@ -56,8 +59,8 @@ fn a_flipped_byte_is_detected_and_a_put_repairs_it() {
     let mut repaired = good.clone();
     repaired[0] = b'y';
     store.put(SET, id, &repaired, v(1, 2)).unwrap();
-    store.verify(id).unwrap();
-    assert_eq!(store.read(id, 0, u64::MAX).unwrap(), repaired);
+    store.verify(SET, id).unwrap();
+    assert_eq!(store.read(SET, id, 0, u64::MAX).unwrap(), repaired);
 }
 
 #[test]
@@ -74,12 +77,15 @@ fn a_missing_or_short_data_file_is_corruption() {
         .unwrap()
         .set_len(B + 1)
         .unwrap();
-    assert_eq!(store.verify(id), Err(StoreError::Corrupt { id, block: 1 }));
-    assert_eq!(store.read(id, 0, 10).unwrap().len(), 10);
+    assert_eq!(
+        store.verify(SET, id),
+        Err(StoreError::Corrupt { id, block: 1 })
+    );
+    assert_eq!(store.read(SET, id, 0, 10).unwrap().len(), 10);
 
     std::fs::remove_file(data_path(&store, id)).unwrap();
     assert_eq!(
-        store.read(id, 0, 10),
+        store.read(SET, id, 0, 10),
         Err(StoreError::Corrupt { id, block: 0 })
     );
     assert_eq!(
@@ -87,7 +93,7 @@ fn a_missing_or_short_data_file_is_corruption() {
         Err(StoreError::Corrupt { id, block: 0 })
     );
     store.put(SET, id, b"back", v(1, 1)).unwrap();
-    assert_eq!(store.read(id, 0, 10).unwrap(), b"back");
+    assert_eq!(store.read(SET, id, 0, 10).unwrap(), b"back");
 }
 
 /// A crash after a file was extended but before its index commit leaves bytes past the
@@ -106,6 +112,6 @@ fn unacknowledged_bytes_past_the_end_never_show() {
     let mut expected = b"abc".to_vec();
     expected.resize(20, 0);
     expected.push(b'z');
-    assert_eq!(store.read(id, 0, 100).unwrap(), expected);
-    store.verify(id).unwrap();
+    assert_eq!(store.read(SET, id, 0, 100).unwrap(), expected);
+    store.verify(SET, id).unwrap();
 }

@@ -17,7 +17,7 @@ fn a_store_keeps_its_identity_across_reopens() {
     let again = ObjectStore::open(dir.path()).unwrap();
     assert_eq!(again.store_id(), id);
     assert_eq!(again.origin(), &StoreOrigin::Same);
-    assert_eq!(again.read(ObjectId(1), 0, 10).unwrap(), b"one");
+    assert_eq!(again.read(SET, ObjectId(1), 0, 10).unwrap(), b"one");
     let marker = std::fs::read_to_string(dir.path().join(OBJECTS_DIR).join(STORE_ID_FILE));
     assert_eq!(marker.unwrap().trim(), id.to_string());
 }
@@ -40,14 +40,14 @@ fn a_wiped_objects_directory_makes_a_new_store_without_stale_records() {
         store.origin()
     );
     // It claims nothing it does not hold: no record, live or tombstone.
-    assert_eq!(store.stat(ObjectId(1)).unwrap(), None);
-    assert_eq!(store.stat(ObjectId(2)).unwrap(), None);
+    assert_eq!(store.stat(SET, ObjectId(1)).unwrap(), None);
+    assert_eq!(store.stat(SET, ObjectId(2)).unwrap(), None);
     assert!(store.list_set(SET, None, 100).unwrap().is_empty());
     // The epoch fence survives: a deposed Primary is still refused.
     assert_eq!(store.fence_epoch(SET).unwrap(), Epoch(4));
     // And it works as a store.
     store.put(SET, ObjectId(3), b"three", v(4, 1)).unwrap();
-    assert_eq!(store.read(ObjectId(3), 0, 10).unwrap(), b"three");
+    assert_eq!(store.read(SET, ObjectId(3), 0, 10).unwrap(), b"three");
     let id = store.store_id();
     drop(store);
     assert_eq!(ObjectStore::open(dir.path()).unwrap().store_id(), id);
@@ -63,7 +63,7 @@ fn a_wiped_index_makes_a_new_store() {
     let store = ObjectStore::open(dir.path()).unwrap();
     assert_ne!(store.store_id(), old);
     assert!(matches!(store.origin(), StoreOrigin::Replaced { .. }));
-    assert_eq!(store.stat(ObjectId(1)).unwrap(), None);
+    assert_eq!(store.stat(SET, ObjectId(1)).unwrap(), None);
 }
 
 #[test]
@@ -81,8 +81,8 @@ fn an_objects_directory_from_another_store_makes_a_new_store() {
     let store = ObjectStore::open(a_dir.path()).unwrap();
     assert_ne!(store.store_id(), a_id);
     assert_ne!(store.store_id(), b_id);
-    assert_eq!(store.stat(ObjectId(1)).unwrap(), None);
-    assert_eq!(store.stat(ObjectId(2)).unwrap(), None);
+    assert_eq!(store.stat(SET, ObjectId(1)).unwrap(), None);
+    assert_eq!(store.stat(SET, ObjectId(2)).unwrap(), None);
 }
 
 #[test]
@@ -105,7 +105,7 @@ fn a_store_from_before_identities_is_adopted_with_its_records() {
     std::fs::remove_file(dir.path().join(OBJECTS_DIR).join(STORE_ID_FILE)).unwrap();
     let store = ObjectStore::open(dir.path()).unwrap();
     assert_eq!(store.origin(), &StoreOrigin::Adopted);
-    assert_eq!(store.read(ObjectId(1), 0, 10).unwrap(), b"one");
+    assert_eq!(store.read(SET, ObjectId(1), 0, 10).unwrap(), b"one");
     let id = store.store_id();
     drop(store);
     let again = ObjectStore::open(dir.path()).unwrap();

@@ -33,11 +33,11 @@ fn older_versions_are_refused_and_change_nothing() {
             .code(),
         "older_version"
     );
-    assert_eq!(store.read(id, 0, 10).unwrap(), b"new");
-    assert_eq!(store.stat(id).unwrap().unwrap().version, v(2, 5));
+    assert_eq!(store.read(SET, id, 0, 10).unwrap(), b"new");
+    assert_eq!(store.stat(SET, id).unwrap().unwrap().version, v(2, 5));
     // A newer epoch with a smaller counter is newer.
     store.write(SET, id, 0, b"N", v(3, 0)).unwrap();
-    assert_eq!(store.read(id, 0, 10).unwrap(), b"New");
+    assert_eq!(store.read(SET, id, 0, 10).unwrap(), b"New");
 }
 
 #[test]
@@ -52,7 +52,7 @@ fn a_replayed_put_is_a_no_op() {
     assert_eq!(before, inode(), "the data file was not replaced");
     // The same version with other bytes is a repair: it rewrites.
     store.put(SET, id, b"fixed", v(1, 1)).unwrap();
-    assert_eq!(store.read(id, 0, 10).unwrap(), b"fixed");
+    assert_eq!(store.read(SET, id, 0, 10).unwrap(), b"fixed");
 }
 
 #[test]
@@ -62,13 +62,13 @@ fn delete_leaves_a_tombstone_until_purged() {
     store.put(SET, id, b"doomed", v(1, 1)).unwrap();
     store.delete(SET, id, v(1, 2)).unwrap();
     assert!(!data_path(&store, id).exists(), "data file removed");
-    let tombstone = store.stat(id).unwrap().unwrap();
+    let tombstone = store.stat(SET, id).unwrap().unwrap();
     assert_eq!(
         (tombstone.deleted, tombstone.size, tombstone.version),
         (true, 0, v(1, 2))
     );
-    assert_eq!(store.read(id, 0, 1), Err(StoreError::NotFound { id }));
-    assert_eq!(store.verify(id), Err(StoreError::NotFound { id }));
+    assert_eq!(store.read(SET, id, 0, 1), Err(StoreError::NotFound { id }));
+    assert_eq!(store.verify(SET, id), Err(StoreError::NotFound { id }));
     // Deleting again is fine; an old write replayed after the delete is refused.
     store.delete(SET, id, v(1, 2)).unwrap();
     assert_eq!(
@@ -79,19 +79,19 @@ fn delete_leaves_a_tombstone_until_purged() {
     // A delete of an object never seen still records the tombstone.
     let unseen = ObjectId(4);
     store.delete(SET, unseen, v(1, 7)).unwrap();
-    assert!(store.stat(unseen).unwrap().unwrap().deleted);
+    assert!(store.stat(SET, unseen).unwrap().unwrap().deleted);
 
     // A newer write recreates the object from nothing.
     store.write(SET, id, 2, b"re", v(1, 3)).unwrap();
-    assert_eq!(store.read(id, 0, 10).unwrap(), b"\0\0re");
+    assert_eq!(store.read(SET, id, 0, 10).unwrap(), b"\0\0re");
 
     assert_eq!(
-        store.purge_tombstone(id),
+        store.purge_tombstone(SET, id),
         Err(StoreError::NotDeleted { id })
     );
-    store.purge_tombstone(unseen).unwrap();
-    assert_eq!(store.stat(unseen).unwrap(), None);
-    store.purge_tombstone(unseen).unwrap();
+    store.purge_tombstone(SET, unseen).unwrap();
+    assert_eq!(store.stat(SET, unseen).unwrap(), None);
+    store.purge_tombstone(SET, unseen).unwrap();
     assert!(store
         .list_set(SET, None, 10)
         .unwrap()
@@ -137,15 +137,15 @@ fn list_set_pages_in_id_order_with_tombstones() {
     assert!(store.list_set("no-such-set", None, 10).unwrap().is_empty());
     assert_eq!(store.list_set("other-set", None, 10).unwrap().len(), 1);
 
-    // An object written under another set moves to it.
+    // The same id written under another set is another object: both sets list it.
     store
-        .write("other-set", ObjectId(7), 0, b"moved", v(1, 20))
+        .write("other-set", ObjectId(7), 0, b"second", v(1, 20))
         .unwrap();
     assert!(store
         .list_set(SET, None, 10)
         .unwrap()
         .iter()
-        .all(|s| s.id != ObjectId(7)));
+        .any(|s| s.id == ObjectId(7)));
     assert_eq!(store.list_set("other-set", None, 10).unwrap().len(), 2);
 }
 
@@ -162,16 +162,19 @@ fn everything_survives_reopen() {
     }
     let store = ObjectStore::open(dir.path()).unwrap();
     assert_eq!(
-        store.read(ObjectId(1), 0, u64::MAX).unwrap(),
+        store.read(SET, ObjectId(1), 0, u64::MAX).unwrap(),
         &big[..150_000]
     );
-    store.verify(ObjectId(1)).unwrap();
+    store.verify(SET, ObjectId(1)).unwrap();
     assert_eq!(
-        store.read(ObjectId(2), 0, 100).unwrap(),
+        store.read(SET, ObjectId(2), 0, 100).unwrap(),
         b"\0\0\0\0\0\0\0\0\0\0tail"
     );
-    assert_eq!(store.stat(ObjectId(1)).unwrap().unwrap().version, v(1, 3));
-    assert!(store.stat(ObjectId(3)).unwrap().unwrap().deleted);
+    assert_eq!(
+        store.stat(SET, ObjectId(1)).unwrap().unwrap().version,
+        v(1, 3)
+    );
+    assert!(store.stat(SET, ObjectId(3)).unwrap().unwrap().deleted);
     assert_eq!(store.list_set(SET, None, 10).unwrap().len(), 3);
     assert_eq!(store.dir(), dir.path());
 }
@@ -185,17 +188,17 @@ fn an_unknown_format_is_refused() {
         let txn = db.begin_write().unwrap();
         {
             let table: redb::TableDefinition<&str, u64> = redb::TableDefinition::new("meta");
-            txn.open_table(table).unwrap().insert("format", 2).unwrap();
+            txn.open_table(table).unwrap().insert("format", 99).unwrap();
         }
         txn.commit().unwrap();
     }
     let err = ObjectStore::open(dir.path())
         .err()
-        .expect("format 2 refused");
+        .expect("format 99 refused");
     assert_eq!(
         err,
         StoreError::Format {
-            found: 2,
+            found: 99,
             supported: keel_store::FORMAT_VERSION
         }
     );

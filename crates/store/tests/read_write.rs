@@ -16,13 +16,13 @@ fn write_creates_and_read_returns_the_bytes() {
     let stat = store.write(SET, id, 0, b"hello", v(1, 1)).unwrap();
     assert_eq!((stat.size, stat.version, stat.deleted), (5, v(1, 1), false));
     assert_eq!(stat.set, SET);
-    assert_eq!(store.read(id, 0, 5).unwrap(), b"hello");
-    assert_eq!(store.read(id, 1, 3).unwrap(), b"ell");
+    assert_eq!(store.read(SET, id, 0, 5).unwrap(), b"hello");
+    assert_eq!(store.read(SET, id, 1, 3).unwrap(), b"ell");
     store.write(SET, id, 5, b" world", v(1, 2)).unwrap();
-    assert_eq!(store.read(id, 0, 100).unwrap(), b"hello world");
+    assert_eq!(store.read(SET, id, 0, 100).unwrap(), b"hello world");
     store.write(SET, id, 0, b"J", v(1, 3)).unwrap();
-    assert_eq!(store.read(id, 0, 11).unwrap(), b"Jello world");
-    store.verify(id).unwrap();
+    assert_eq!(store.read(SET, id, 0, 11).unwrap(), b"Jello world");
+    store.verify(SET, id).unwrap();
 }
 
 #[test]
@@ -34,17 +34,17 @@ fn a_gap_reads_as_zeros() {
     let offset = 2 * B + 100;
     let stat = store.write(SET, id, offset, b"cd", v(1, 2)).unwrap();
     assert_eq!(stat.size, offset + 2);
-    let all = store.read(id, 0, stat.size).unwrap();
+    let all = store.read(SET, id, 0, stat.size).unwrap();
     assert_eq!(&all[..2], b"ab");
     assert!(all[2..offset as usize].iter().all(|b| *b == 0));
     assert_eq!(&all[offset as usize..], b"cd");
-    store.verify(id).unwrap();
+    store.verify(SET, id).unwrap();
 
     // A first write far from zero creates a sparse object.
     let fresh = ObjectId(2);
     store.write(SET, fresh, 3 * B, b"x", v(1, 1)).unwrap();
-    assert_eq!(store.read(fresh, B - 1, 2).unwrap(), vec![0, 0]);
-    assert_eq!(store.read(fresh, 3 * B, 5).unwrap(), b"x");
+    assert_eq!(store.read(SET, fresh, B - 1, 2).unwrap(), vec![0, 0]);
+    assert_eq!(store.read(SET, fresh, 3 * B, 5).unwrap(), b"x");
 }
 
 #[test]
@@ -54,8 +54,8 @@ fn an_empty_write_past_the_end_extends_with_zeros() {
     store.write(SET, id, 0, b"abc", v(1, 1)).unwrap();
     let stat = store.write(SET, id, B + 10, b"", v(1, 2)).unwrap();
     assert_eq!(stat.size, B + 10);
-    assert_eq!(store.read(id, B, 100).unwrap(), vec![0; 10]);
-    store.verify(id).unwrap();
+    assert_eq!(store.read(SET, id, B, 100).unwrap(), vec![0; 10]);
+    store.verify(SET, id).unwrap();
 }
 
 #[test]
@@ -73,7 +73,7 @@ fn ranges_across_block_boundaries() {
     ] {
         let end = (offset + len).min(data.len() as u64);
         assert_eq!(
-            store.read(id, offset, len).unwrap(),
+            store.read(SET, id, offset, len).unwrap(),
             &data[offset as usize..end as usize],
             "read at {offset} of {len}"
         );
@@ -83,8 +83,11 @@ fn ranges_across_block_boundaries() {
     let mut expected = data.clone();
     expected[(B - 100) as usize..(2 * B + 100) as usize].copy_from_slice(&patch);
     store.write(SET, id, B - 100, &patch, v(1, 2)).unwrap();
-    assert_eq!(store.read(id, 0, expected.len() as u64).unwrap(), expected);
-    store.verify(id).unwrap();
+    assert_eq!(
+        store.read(SET, id, 0, expected.len() as u64).unwrap(),
+        expected
+    );
+    store.verify(SET, id).unwrap();
 }
 
 #[test]
@@ -97,21 +100,21 @@ fn truncate_shrinks_and_grows() {
     let stat = store.truncate(SET, id, B + 7, v(1, 2)).unwrap();
     assert_eq!((stat.size, stat.version), (B + 7, v(1, 2)));
     assert_eq!(
-        store.read(id, 0, u64::MAX).unwrap(),
+        store.read(SET, id, 0, u64::MAX).unwrap(),
         &data[..(B + 7) as usize]
     );
-    store.verify(id).unwrap();
+    store.verify(SET, id).unwrap();
 
     let stat = store.truncate(SET, id, 3 * B, v(1, 3)).unwrap();
     assert_eq!(stat.size, 3 * B);
-    let all = store.read(id, 0, 3 * B).unwrap();
+    let all = store.read(SET, id, 0, 3 * B).unwrap();
     assert_eq!(&all[..(B + 7) as usize], &data[..(B + 7) as usize]);
     assert!(all[(B + 7) as usize..].iter().all(|b| *b == 0));
-    store.verify(id).unwrap();
+    store.verify(SET, id).unwrap();
 
     store.truncate(SET, id, 0, v(1, 4)).unwrap();
-    assert_eq!(store.read(id, 0, 10).unwrap(), Vec::<u8>::new());
-    store.verify(id).unwrap();
+    assert_eq!(store.read(SET, id, 0, 10).unwrap(), Vec::<u8>::new());
+    store.verify(SET, id).unwrap();
 
     let missing = ObjectId(99);
     assert_eq!(
@@ -125,10 +128,10 @@ fn reads_at_and_past_the_end() {
     let (_dir, store) = temp_store();
     let id = ObjectId(6);
     store.write(SET, id, 0, b"0123456789", v(1, 1)).unwrap();
-    assert_eq!(store.read(id, 10, 5).unwrap(), Vec::<u8>::new());
-    assert_eq!(store.read(id, 8, 5).unwrap(), b"89");
-    assert_eq!(store.read(id, 3, 0).unwrap(), Vec::<u8>::new());
-    let err = store.read(id, 11, 1).unwrap_err();
+    assert_eq!(store.read(SET, id, 10, 5).unwrap(), Vec::<u8>::new());
+    assert_eq!(store.read(SET, id, 8, 5).unwrap(), b"89");
+    assert_eq!(store.read(SET, id, 3, 0).unwrap(), Vec::<u8>::new());
+    let err = store.read(SET, id, 11, 1).unwrap_err();
     assert_eq!(
         err,
         StoreError::PastEnd {
@@ -139,18 +142,18 @@ fn reads_at_and_past_the_end() {
     );
     assert_eq!(err.code(), "past_end");
     assert_eq!(
-        store.read(id, u64::MAX, u64::MAX).unwrap_err().code(),
+        store.read(SET, id, u64::MAX, u64::MAX).unwrap_err().code(),
         "past_end"
     );
 
     let empty = ObjectId(8);
     store.put(SET, empty, b"", v(1, 1)).unwrap();
-    assert_eq!(store.read(empty, 0, 100).unwrap(), Vec::<u8>::new());
-    assert_eq!(store.read(empty, 1, 1).unwrap_err().code(), "past_end");
+    assert_eq!(store.read(SET, empty, 0, 100).unwrap(), Vec::<u8>::new());
+    assert_eq!(store.read(SET, empty, 1, 1).unwrap_err().code(), "past_end");
 
     let missing = ObjectId(9);
     assert_eq!(
-        store.read(missing, 0, 1),
+        store.read(SET, missing, 0, 1),
         Err(StoreError::NotFound { id: missing })
     );
 }
@@ -185,7 +188,7 @@ fn oversized_requests_are_refused_without_panicking() {
             .code(),
         "too_large"
     );
-    assert_eq!(store.stat(id).unwrap(), None, "nothing was written");
+    assert_eq!(store.stat(SET, id).unwrap(), None, "nothing was written");
 }
 
 /// Random writes, truncates and puts against an in-memory model; every step is read
@@ -210,7 +213,7 @@ fn random_changes_match_a_model() {
                 }
                 model[offset as usize..end].copy_from_slice(&data);
             }
-            6..=8 if store.stat(id).unwrap().is_some() => {
+            6..=8 if store.stat(SET, id).unwrap().is_some() => {
                 let size = rng.below(4 * B) as usize;
                 store.truncate(SET, id, size as u64, version).unwrap();
                 model.resize(size, 0);
@@ -221,13 +224,17 @@ fn random_changes_match_a_model() {
                 model = data;
             }
         }
-        assert_eq!(store.read(id, 0, u64::MAX).unwrap(), model, "step {step}");
-        store.verify(id).unwrap();
+        assert_eq!(
+            store.read(SET, id, 0, u64::MAX).unwrap(),
+            model,
+            "step {step}"
+        );
+        store.verify(SET, id).unwrap();
         let offset = rng.below(model.len() as u64 + 1);
         let len = rng.below(2 * B);
         let end = (offset + len).min(model.len() as u64);
         assert_eq!(
-            store.read(id, offset, len).unwrap(),
+            store.read(SET, id, offset, len).unwrap(),
             &model[offset as usize..end as usize],
             "step {step}: range {offset}+{len}"
         );

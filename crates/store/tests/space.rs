@@ -59,10 +59,10 @@ fn growing_past_the_free_space_is_refused_and_writes_nothing() {
             .code(),
         "no_space"
     );
-    let stat = store.stat(id).unwrap().unwrap();
+    let stat = store.stat(SET, id).unwrap().unwrap();
     assert_eq!((stat.size, stat.version), (4, v(1, 1)));
-    assert_eq!(store.read(id, 0, 10).unwrap(), b"keep");
-    assert_eq!(store.stat(ObjectId(2)).unwrap(), None);
+    assert_eq!(store.read(SET, id, 0, 10).unwrap(), b"keep");
+    assert_eq!(store.stat(SET, ObjectId(2)).unwrap(), None);
 
     // Growth that fits, overwrites and shrinks still pass on a full disk.
     store.write(SET, id, 4, &[1; 1000], v(1, 3)).unwrap();
@@ -84,16 +84,16 @@ fn a_disk_filling_up_during_put_leaves_the_old_content() {
     assert_eq!(err.code(), "no_space", "{err}");
     let temp = data_path(&store, id).with_extension("tmp");
     assert!(!temp.exists(), "temp file removed");
-    assert_eq!(store.read(id, 0, 100).unwrap(), b"old content");
-    assert_eq!(store.stat(id).unwrap().unwrap().version, v(1, 1));
+    assert_eq!(store.read(SET, id, 0, 100).unwrap(), b"old content");
+    assert_eq!(store.stat(SET, id).unwrap().unwrap().version, v(1, 1));
 
     // A write at an offset is reported the same way; the index is not advanced.
     let err = store.write(SET, id, 3, b"X", v(1, 2)).unwrap_err();
     assert_eq!(err.code(), "no_space");
-    assert_eq!(store.stat(id).unwrap().unwrap().version, v(1, 1));
+    assert_eq!(store.stat(SET, id).unwrap().unwrap().version, v(1, 1));
 
     // --- space is back
     store.fail_points().set_data_write_enospc(false);
     store.put(SET, id, b"new content", v(1, 2)).unwrap();
-    assert_eq!(store.read(id, 0, 100).unwrap(), b"new content");
+    assert_eq!(store.read(SET, id, 0, 100).unwrap(), b"new content");
 }

@@ -30,7 +30,7 @@ impl Namespace {
         if !(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&chunk_size) {
             return Err(DirError::invalid_argument(
                 &name,
-                format!("chunk size {chunk_size} is not between 4 KiB and 1 GiB"),
+                format!("chunk size {chunk_size} is not between 4 KiB and 64 MiB"),
             ));
         }
         if let Some(existing) = self.volumes.get(&name) {

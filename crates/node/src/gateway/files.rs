@@ -5,6 +5,12 @@
 //! new content, never a mix). Objects the new content no longer uses are deleted
 //! after the commit.
 //!
+//! Memory: a put streams its body. It holds the chunk it is filling (at most the chunk
+//! size plus one body frame) and the chunks whose writes are under way (at most
+//! [`PARALLEL_CHUNKS`]), so at most `(PARALLEL_CHUNKS + 1) × chunk size + one frame`
+//! per put whatever the file's size (the chunk size is at most
+//! [`keel_dir::MAX_CHUNK_SIZE`]).
+//!
 //! Must never: commit a chunk list before every chunk is acknowledged, or delete an
 //! object a committed file still references.
 
@@ -20,8 +26,9 @@ use std::sync::Arc;
 
 /// The volume files go to when the caller names none.
 pub const DEFAULT_VOLUME: &str = "default";
-/// Chunks written at once per put.
-const PARALLEL_CHUNKS: usize = 4;
+/// Chunks written at once per put (and so held in memory at once, with the one being
+/// filled).
+pub const PARALLEL_CHUNKS: usize = 4;
 /// A put must commit within this long of its start, or it is refused: the orphan
 /// sweep collects unreferenced objects older than twice this
 /// ([`crate::storage::sweep::GRACE`]), so no chunk of a put still under way is taken.
@@ -67,6 +74,17 @@ async fn volume(node: &Arc<NodeShared>, name: &str) -> Result<(u64, Durability),
             .ok_or_else(|| keel_dir::DirError::NoVolume {
                 volume: name.to_string(),
             })?;
+        if v.chunk_size > keel_dir::MAX_CHUNK_SIZE {
+            // A volume made by an older version, when chunks could be 1 GiB: no store
+            // or RPC takes such a chunk, so refuse before reading the body.
+            return Err(DataError::BadRequest {
+                reason: format!(
+                    "volume {name:?} has {}-byte chunks, over the {}-byte limit; copy its files to a new volume",
+                    v.chunk_size,
+                    keel_dir::MAX_CHUNK_SIZE
+                ),
+            });
+        }
         let durability = match v.replication {
             Replication::Sync => Durability::AllInSync,
             Replication::Async => Durability::LocalSite,

@@ -9,9 +9,9 @@
 
 use super::primary::{change_in_sync, is_primary, replicate_timeout, ChangeError, InSync};
 use super::wire::{ReplicateRequest, StoreReply, StoreRequest, WriteOp};
-use super::{call, DataError, StorageService};
+use super::{call, CallError, DataError, StorageService};
 use crate::node::{now_ms, NodeShared};
-use keel_core::{Event, EventKind, MemberRef, NodeId, ObjectId, SetId, SetKind};
+use keel_core::{Epoch, Event, EventKind, MemberRef, NodeId, ObjectId, SetId, SetKind, Version};
 use keel_store::ObjectStat;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -190,7 +190,9 @@ async fn pull_pass(
     Ok(total)
 }
 
-/// Makes the local copy of `id` match the Primary's (`stat`; `None`: it has none).
+/// Makes the local copy of `id` in `set` match the Primary's (`stat`; `None`: it has
+/// none). The local change (forget, then write the Primary's version) is made under the
+/// replica role's lock of the object, so no replicated write interleaves with it.
 async fn pull(
     node: &Arc<NodeShared>,
     svc: &StorageService,
@@ -199,36 +201,84 @@ async fn pull(
     id: ObjectId,
     stat: Option<ObjectStat>,
 ) -> Result<u64, DataError> {
-    let Some(stat) = stat else {
-        svc.blocking(move |s| s.forget(id)).await?;
-        return Ok(0);
-    };
-    let (version, op) = if stat.deleted {
-        (stat.version, WriteOp::Delete)
-    } else {
-        match call(
-            node,
-            primary,
-            StoreRequest::Fetch { id },
-            Duration::from_secs(30),
-        )
-        .await
-        {
-            Ok(StoreReply::Object { stat, data }) => (stat.version, WriteOp::Put(data.into())),
-            Ok(_) => return Err(unexpected()),
-            Err(e) => {
-                return Err(DataError::Unavailable {
-                    what: format!("object {id}"),
-                    tried: e.to_string(),
-                })
+    let target = match stat {
+        None => None,
+        Some(st) if st.deleted => Some((st.version, WriteOp::Delete)),
+        Some(_) => {
+            let req = StoreRequest::Fetch {
+                set: set.clone(),
+                id,
+            };
+            match call(node, primary, req, Duration::from_secs(30)).await {
+                Ok(StoreReply::Object { stat, data }) => Some(fetched_op(&stat, data)),
+                // Deleted and purged between the list and the fetch.
+                Err(CallError::Data(e)) if e.code() == "not_found" => None,
+                Ok(_) => return Err(unexpected()),
+                Err(e) => {
+                    return Err(DataError::Unavailable {
+                        what: format!("object {id}"),
+                        tried: e.to_string(),
+                    })
+                }
             }
         }
     };
-    let n = op.len() as u64;
+    let n = target.as_ref().map_or(0, |(_, op)| op.len() as u64);
+    let epoch = node.db.read(|s| s.sets.get(set).map(|x| x.epoch));
+    let _object = svc.replica_locks.of(set, id).lock().await;
     let set = set.clone();
-    svc.blocking(move |s| super::primary::apply_local(s, &set, id, &op, version, true))
-        .await?;
+    svc.blocking(move |s| {
+        let local = s.stat(&set, id)?.map(|st| st.version);
+        let fetched = target.as_ref().map(|(v, _)| *v);
+        if epoch.is_some_and(|e| keep_local(local, fetched, e)) {
+            return Ok(());
+        }
+        match &target {
+            None => s.forget(&set, id),
+            Some((version, op)) => {
+                super::primary::apply_local(s, &set, id, op, *version, true).map(|_| ())
+            }
+        }
+    })
+    .await?;
     Ok(n)
+}
+
+/// What to write locally for an object fetched from the Primary: its bytes at its
+/// version, or its tombstone if it was deleted between the list and the fetch (never
+/// an empty live object).
+fn fetched_op(stat: &ObjectStat, data: Vec<u8>) -> (Version, WriteOp) {
+    if stat.deleted {
+        (stat.version, WriteOp::Delete)
+    } else {
+        (stat.version, WriteOp::Put(data.into()))
+    }
+}
+
+/// Whether a local copy at `local` must stay although the Primary listed `fetched`
+/// (None: no copy): it was written in the set's current `epoch` (so by the current
+/// Primary, replicated here once this node was back in sync) and is newer than what
+/// was fetched. A newer copy of an older epoch is a deposed Primary's unacknowledged
+/// write, and is replaced.
+fn keep_local(local: Option<Version>, fetched: Option<Version>, epoch: Epoch) -> bool {
+    local.is_some_and(|l| l.epoch >= epoch && fetched.is_none_or(|f| l > f))
+}
+
+/// The most objects, and bytes, the Primary's last pass copies with the set's writes
+/// held; a joiner further behind is sent back to pull (see [`too_far_behind`]).
+const MAX_GATED_OBJECTS: usize = 4 * SMALL_ENOUGH;
+const MAX_GATED_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Whether the last pass would copy too much with the set's writes held: how far
+/// behind, if so. Bounds how long a slow or far-behind joiner stalls the set's writes
+/// on each attempt.
+fn too_far_behind(todo: &[(ObjectId, Option<ObjectStat>)]) -> Option<String> {
+    let bytes: u64 = todo
+        .iter()
+        .filter_map(|(_, st)| st.as_ref().filter(|st| !st.deleted).map(|st| st.size))
+        .sum();
+    (todo.len() > MAX_GATED_OBJECTS || bytes > MAX_GATED_BYTES)
+        .then(|| format!("{} objects ({bytes} bytes)", todo.len()))
 }
 
 /// The Primary's side: with the set's writes held, push to `joiner` whatever still
@@ -258,13 +308,22 @@ pub async fn admit(
     let mine = list_all(node, node.id(), set).await?;
     let theirs = list_all(node, joiner, set).await?;
     let todo = differences(&mine, &theirs);
+    if let Some(why) = too_far_behind(&todo) {
+        // The set's writes wait while this runs: refuse rather than copy a lot with
+        // them held; the joiner pulls again (writes flowing) and asks anew.
+        return Err(DataError::Unavailable {
+            what: format!("rejoining the in-sync list of {set:?}"),
+            tried: format!("node {joiner} is {why} behind; it pulls again first"),
+        });
+    }
     let moved = todo.len();
     for (id, stat) in todo {
         let (version, op) = match stat {
             None => (Default::default(), WriteOp::Forget),
             Some(st) if st.deleted => (st.version, WriteOp::Delete),
             Some(st) => {
-                let data = svc.blocking(move |s| s.read(id, 0, st.size)).await?;
+                let from = set.clone();
+                let data = svc.blocking(move |s| s.read(&from, id, 0, st.size)).await?;
                 (st.version, WriteOp::Put(data.into()))
             }
         };
@@ -321,7 +380,6 @@ pub async fn admit(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use keel_core::{Epoch, Version};
 
     fn stat(id: u128, seq: u64, deleted: bool) -> (ObjectId, ObjectStat) {
         let id = ObjectId(id);
@@ -376,5 +434,55 @@ mod tests {
     fn equal_lists_move_nothing() {
         let a: BTreeMap<_, _> = [stat(1, 5, false), stat(2, 3, true)].into_iter().collect();
         assert!(differences(&a, &a.clone()).is_empty());
+    }
+
+    #[test]
+    fn a_tombstone_fetched_is_written_back_as_a_tombstone() {
+        let (_, deleted) = stat(7, 12, true);
+        let (version, op) = fetched_op(&deleted, vec![]);
+        assert_eq!(version, deleted.version);
+        assert_eq!(op, WriteOp::Delete, "never a live empty object");
+        let (_, live) = stat(7, 12, false);
+        assert_eq!(fetched_op(&live, vec![]).1, WriteOp::Put(Vec::new().into()));
+    }
+
+    #[test]
+    fn only_a_newer_copy_of_the_current_epoch_is_kept() {
+        let v = |epoch, seq| Version {
+            epoch: Epoch(epoch),
+            seq,
+        };
+        // Replicated here by the current Primary after the list: kept.
+        assert!(keep_local(Some(v(3, 9)), Some(v(3, 5)), Epoch(3)));
+        assert!(keep_local(Some(v(3, 9)), None, Epoch(3)));
+        // A deposed Primary's unacknowledged write (an older epoch): replaced.
+        assert!(!keep_local(Some(v(2, 99)), Some(v(1, 5)), Epoch(3)));
+        assert!(!keep_local(Some(v(2, 99)), None, Epoch(3)));
+        // Older than the Primary's, or nothing here: copied.
+        assert!(!keep_local(Some(v(3, 4)), Some(v(3, 5)), Epoch(3)));
+        assert!(!keep_local(None, Some(v(3, 5)), Epoch(3)));
+    }
+
+    #[test]
+    fn the_last_pass_under_the_gate_is_bounded() {
+        let few: Vec<_> = (0..MAX_GATED_OBJECTS as u128)
+            .map(|i| {
+                let (id, st) = stat(i, 1, false);
+                (id, Some(st))
+            })
+            .collect();
+        assert_eq!(too_far_behind(&few), None);
+        let mut many = few.clone();
+        many.push((ObjectId(u128::MAX), None));
+        assert!(too_far_behind(&many).is_some());
+        let (id, mut big) = stat(1, 1, false);
+        big.size = MAX_GATED_BYTES + 1;
+        assert!(too_far_behind(&[(id, Some(big.clone()))]).is_some());
+        big.deleted = true;
+        assert_eq!(
+            too_far_behind(&[(id, Some(big))]),
+            None,
+            "a tombstone moves no bytes"
+        );
     }
 }

@@ -17,28 +17,71 @@ pub mod sweep;
 pub mod wire;
 
 use crate::node::NodeShared;
-use keel_core::{ObjectId, SetId};
+use keel_core::{Epoch, ObjectId, SetId, Version};
 use keel_store::ObjectStore;
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use wire::{StoreReply, StoreRequest};
 
 pub use error::DataError;
 
-/// Stripes of the per-object write lock (writes to one object are applied and
-/// replicated one at a time, so replicas see them in version order).
+/// Stripes of each role's per-object lock.
 const OBJECT_LOCK_STRIPES: usize = 64;
+
+/// Per-object locks of one role, striped by (set, object).
+///
+/// The Primary role holds its lock across the replicate RPC (writes to one object are
+/// applied and replicated one at a time, so replicas see them in version order). The
+/// replica role (applying a Primary's write, catch-up's copies) holds its own lock only
+/// around local store calls, never across an RPC. The two roles never share a lock: a
+/// node that is the Primary of one set and a replica of another, facing a peer in the
+/// mirror position, would otherwise wait for that peer while the peer waits for it
+/// (each Primary holding a stripe its own replica role needs), until the replicate
+/// timeout evicted both from in-sync.
+pub(crate) struct RoleLocks {
+    stripes: Vec<tokio::sync::Mutex<()>>,
+}
+
+impl RoleLocks {
+    fn new() -> RoleLocks {
+        RoleLocks {
+            stripes: (0..OBJECT_LOCK_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+        }
+    }
+
+    /// The lock of `id` in `set`.
+    pub(crate) fn of(&self, set: &str, id: ObjectId) -> &tokio::sync::Mutex<()> {
+        &self.stripes[stripe_of(set, id)]
+    }
+}
+
+/// The stripe of (set, object).
+fn stripe_of(set: &str, id: ObjectId) -> usize {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    set.hash(&mut h);
+    id.0.hash(&mut h);
+    (h.finish() % OBJECT_LOCK_STRIPES as u64) as usize
+}
 
 pub struct StorageService {
     pub store: Arc<ObjectStore>,
-    object_locks: Vec<tokio::sync::Mutex<()>>,
+    /// The Primary role's object locks (held across replication).
+    pub(crate) primary_locks: RoleLocks,
+    /// The replica role's object locks (never held across an RPC).
+    pub(crate) replica_locks: RoleLocks,
     /// Per set: writes hold it shared; putting a replica back on the in-sync list
     /// holds it exclusively, so no write slips between the last copy and the list.
     gates: Mutex<HashMap<SetId, Arc<tokio::sync::RwLock<()>>>>,
     last_seq: AtomicU64,
     /// Stale epochs already reported as events, per set (one event per deposed epoch).
     pub(crate) stale_reported: Mutex<std::collections::HashSet<(SetId, keel_core::Epoch)>>,
+    /// What the orphan sweep has seen unreferenced, and since when by this node's
+    /// monotonic clock (see `sweep.rs`).
+    pub(crate) sweep_seen: Mutex<sweep::Seen>,
 }
 
 impl StorageService {
@@ -46,17 +89,13 @@ impl StorageService {
         let store = ObjectStore::open(dir)?;
         Ok(StorageService {
             store: Arc::new(store),
-            object_locks: (0..OBJECT_LOCK_STRIPES)
-                .map(|_| tokio::sync::Mutex::new(()))
-                .collect(),
+            primary_locks: RoleLocks::new(),
+            replica_locks: RoleLocks::new(),
             gates: Mutex::new(HashMap::new()),
             last_seq: AtomicU64::new(0),
             stale_reported: Mutex::new(Default::default()),
+            sweep_seen: Mutex::new(Default::default()),
         })
-    }
-
-    pub(crate) fn object_lock(&self, id: ObjectId) -> &tokio::sync::Mutex<()> {
-        &self.object_locks[(id.placement_hash() % OBJECT_LOCK_STRIPES as u64) as usize]
     }
 
     pub(crate) fn gate(&self, set: &str) -> Arc<tokio::sync::RwLock<()>> {
@@ -64,14 +103,21 @@ impl StorageService {
         gates.entry(set.to_string()).or_default().clone()
     }
 
-    /// The next write counter of this Primary: microseconds since the Unix epoch, or
-    /// one more than the last if the clock has not moved, so a Primary that restarts
-    /// in the same epoch still writes newer versions than before.
-    pub(crate) fn next_seq(&self) -> u64 {
+    /// The version of this Primary's next change to an object whose local record is at
+    /// `current` (None: no record), in `epoch`: always above `current` within the
+    /// epoch, whatever the wall clock does (see [`next_version`]).
+    pub(crate) fn next_version(&self, epoch: Epoch, current: Option<Version>) -> Version {
         let now = chrono::Utc::now().timestamp_micros().max(0) as u64;
+        next_version(epoch, current, self.next_seq(now))
+    }
+
+    /// The next write counter of this Primary: microseconds since the Unix epoch, or
+    /// one more than the last if the clock has not moved (or stepped back), so a
+    /// Primary that restarts in the same epoch still writes newer versions than before.
+    fn next_seq(&self, now: u64) -> u64 {
         let mut last = self.last_seq.load(Ordering::Relaxed);
         loop {
-            let next = now.max(last + 1);
+            let next = now.max(last.saturating_add(1));
             match self
                 .last_seq
                 .compare_exchange(last, next, Ordering::Relaxed, Ordering::Relaxed)
@@ -121,6 +167,19 @@ impl StorageService {
     }
 }
 
+/// A Primary's version for a change in `epoch` of an object at `current`, given the
+/// counter `seq` it drew from its clock: the counter, raised above `current` when
+/// `current` is of the same epoch (a clock stepped back, or a previous Primary of the
+/// epoch — this node before a restart — whose clock ran ahead). A `current` of an
+/// older epoch is below any version of `epoch` already.
+pub(crate) fn next_version(epoch: Epoch, current: Option<Version>, seq: u64) -> Version {
+    let seq = match current {
+        Some(c) if c.epoch == epoch => seq.max(c.seq.saturating_add(1)),
+        _ => seq,
+    };
+    Version { epoch, seq }
+}
+
 /// Answers one storage request addressed to this node. (Boxed: a Primary's write
 /// calls its replicas through [`call`], which may answer here.)
 pub fn handle(
@@ -140,7 +199,9 @@ async fn handle_inner(node: &Arc<NodeShared>, req: StoreRequest) -> Result<Store
         StoreRequest::Write(w) => primary::write(node, svc, w).await,
         StoreRequest::Replicate(r) => replica::apply(node, svc, r).await,
         StoreRequest::Read(r) => replica::read(node, svc, r).await,
-        StoreRequest::Stat { id } => Ok(StoreReply::Stat(svc.blocking(move |s| s.stat(id)).await?)),
+        StoreRequest::Stat { set, id } => Ok(StoreReply::Stat(
+            svc.blocking(move |s| s.stat(&set, id)).await?,
+        )),
         StoreRequest::List { set, after, limit } => {
             let limit = (limit as usize).clamp(1, 10_000);
             Ok(StoreReply::List(
@@ -148,9 +209,13 @@ async fn handle_inner(node: &Arc<NodeShared>, req: StoreRequest) -> Result<Store
                     .await?,
             ))
         }
-        StoreRequest::Fetch { id } => replica::fetch(svc, id).await,
-        StoreRequest::WhoHas { id, min_version } => {
-            let stat = svc.blocking(move |s| s.stat(id)).await?;
+        StoreRequest::Fetch { set, id } => replica::fetch(svc, set, id).await,
+        StoreRequest::WhoHas {
+            set,
+            id,
+            min_version,
+        } => {
+            let stat = svc.blocking(move |s| s.stat(&set, id)).await?;
             Ok(StoreReply::Stat(stat.filter(|st| {
                 !st.deleted && min_version.is_none_or(|v| st.version >= v)
             })))
@@ -195,10 +260,26 @@ pub async fn call_addrs(
         .await
     {
         Ok((_, body)) => wire::decode_reply(&body).map_err(CallError::Data),
-        Err(e) => Err(CallError::Unreachable {
+        Err(e) => Err(call_error(to, e)),
+    }
+}
+
+/// What a transport failure of a call to `to` means. A body too large for the peer's
+/// RPC server is a refusal of this request (the same on every replica: one limit), so
+/// it fails the write like the store's own `TooLarge`; never a sign that the peer is
+/// down (which would take it off the in-sync list).
+fn call_error(to: keel_core::NodeId, e: keel_net::NetError) -> CallError {
+    match e {
+        keel_net::NetError::TooLarge { bytes, limit } => CallError::Data(DataError::Store {
+            error: keel_store::StoreError::TooLarge {
+                requested: bytes,
+                max: limit,
+            },
+        }),
+        e => CallError::Unreachable {
             node: to,
             reason: e.to_string(),
-        }),
+        },
     }
 }
 
@@ -222,3 +303,114 @@ impl std::fmt::Display for CallError {
 }
 
 impl std::error::Error for CallError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(epoch: u64, seq: u64) -> Version {
+        Version {
+            epoch: Epoch(epoch),
+            seq,
+        }
+    }
+
+    #[test]
+    fn a_new_version_is_above_the_current_one_whatever_the_clock() {
+        // The clock stepped back (or another Primary of the epoch ran ahead): the new
+        // version still goes above the object's.
+        assert_eq!(next_version(Epoch(4), Some(v(4, 1_000)), 10), v(4, 1_001));
+        assert_eq!(
+            next_version(Epoch(4), Some(v(4, u64::MAX)), 10),
+            v(4, u64::MAX)
+        );
+        // The clock is ahead: it is used.
+        assert_eq!(next_version(Epoch(4), Some(v(4, 5)), 10), v(4, 10));
+        // An older epoch's version is below any of this epoch already.
+        assert_eq!(next_version(Epoch(4), Some(v(3, 1_000)), 10), v(4, 10));
+        assert_eq!(next_version(Epoch(4), None, 10), v(4, 10));
+        assert!(next_version(Epoch(4), Some(v(3, 1_000)), 10) > v(3, 1_000));
+    }
+
+    #[test]
+    fn the_counter_never_goes_back() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let svc = StorageService::open(dir.path()).expect("store");
+        let first = svc.next_seq(1_000);
+        let stepped_back = svc.next_seq(10);
+        assert!(stepped_back > first);
+    }
+
+    #[test]
+    fn the_roles_lock_different_mutexes() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let svc = StorageService::open(dir.path()).expect("store");
+        let id = ObjectId(42);
+        let held = svc.primary_locks.of("st-1", id).try_lock().expect("free");
+        assert!(
+            svc.replica_locks.of("st-1", id).try_lock().is_ok(),
+            "the replica role waits for nothing the Primary role holds"
+        );
+        drop(held);
+    }
+
+    #[test]
+    fn a_body_too_large_for_a_replica_fails_the_write_and_evicts_no_one() {
+        let refused = call_error(
+            2,
+            keel_net::NetError::TooLarge {
+                bytes: 70 << 20,
+                limit: 65 << 20,
+            },
+        );
+        assert!(matches!(
+            refused,
+            CallError::Data(DataError::Store {
+                error: keel_store::StoreError::TooLarge { .. }
+            })
+        ));
+        let sorted = primary::refusals_fail_the_write(
+            &"st-1".to_string(),
+            Epoch(1),
+            vec![
+                (2, refused),
+                (3, call_error(3, keel_net::NetError::Timeout)),
+            ],
+        );
+        assert!(
+            matches!(&sorted, Err(e) if e.code() == "too_large"),
+            "{sorted:?}"
+        );
+        assert!(matches!(
+            call_error(3, keel_net::NetError::Refused),
+            CallError::Unreachable { node: 3, .. }
+        ));
+    }
+
+    #[test]
+    fn the_limits_agree_end_to_end() {
+        use wire::{ReplicateRequest, WriteOp};
+        // A volume's largest chunk is what the store takes in one operation...
+        assert_eq!(keel_dir::MAX_CHUNK_SIZE, keel_store::MAX_WRITE);
+        // ...and a replicate request carrying it, with the longest set id, fits the
+        // RPC body limit.
+        let req = StoreRequest::Replicate(ReplicateRequest {
+            set: "s".repeat(64),
+            epoch: Epoch(u64::MAX),
+            id: ObjectId(u128::MAX),
+            version: v(u64::MAX, u64::MAX),
+            op: WriteOp::WriteAt {
+                offset: u64::MAX,
+                data: vec![0u8; keel_dir::MAX_CHUNK_SIZE as usize].into(),
+            },
+            force: true,
+            store: Some(keel_core::StoreId(u128::MAX)),
+        });
+        let body = wire::encode(&req).len();
+        assert!(
+            body <= keel_net::MAX_BODY_BYTES,
+            "{body} > {}",
+            keel_net::MAX_BODY_BYTES
+        );
+    }
+}

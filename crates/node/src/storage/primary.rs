@@ -94,14 +94,14 @@ pub(crate) fn apply_local(
     force: bool,
 ) -> Result<ObjectStat, StoreError> {
     if force {
-        store.forget(id)?;
+        store.forget(set, id)?;
     }
     match op {
         WriteOp::Put(data) => store.put(set, id, data, version),
         WriteOp::WriteAt { offset, data } => store.write(set, id, *offset, data, version),
         WriteOp::Truncate { size } => store.truncate(set, id, *size, version),
         WriteOp::Forget => {
-            store.forget(id)?;
+            store.forget(set, id)?;
             Ok(ObjectStat {
                 id,
                 set: set.to_string(),
@@ -150,19 +150,20 @@ async fn write_inner(
     check_primary(node, &req.set, req.epoch)?;
     let gate = svc.gate(&req.set);
     let _shared = gate.read().await;
-    let _object = svc.object_lock(req.id).lock().await;
+    let _object = svc.primary_locks.of(&req.set, req.id).lock().await;
     // The list may have changed while this write waited for the locks.
     let in_sync = check_primary(node, &req.set, req.epoch)?;
     let (set, epoch, id) = (req.set.clone(), req.epoch, req.id);
-    svc.blocking({
-        let set = set.clone();
-        move |s| s.check_epoch(&set, epoch)
-    })
-    .await?;
-    let version = Version {
-        epoch,
-        seq: svc.next_seq(),
-    };
+    let current = svc
+        .blocking({
+            let set = set.clone();
+            move |s| {
+                s.check_epoch(&set, epoch)?;
+                s.stat(&set, id)
+            }
+        })
+        .await?;
+    let version = svc.next_version(epoch, current.map(|st| st.version));
     let op = Arc::new(req.op);
     let me = node.id();
     let my_site = node.cfg.site.clone();
@@ -270,7 +271,7 @@ async fn replicate(
 /// in-sync list would only lower the set's redundancy for a write that cannot be
 /// stored. A replica that has seen a newer epoch means this Primary is deposed. The
 /// others (unreachable, or broken) must leave the in-sync list.
-fn refusals_fail_the_write(
+pub(crate) fn refusals_fail_the_write(
     set: &SetId,
     epoch: Epoch,
     failed: Vec<(NodeId, CallError)>,

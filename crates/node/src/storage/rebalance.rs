@@ -5,6 +5,10 @@
 //! recorded as events; readers find an object not moved yet through the previous map
 //! (see `locator::read`).
 //!
+//! The store keeps one copy per (set, object): when the old and the new set share a
+//! member, that member holds the object for both during the move, and the old set's
+//! `Delete` removes only the old set's copy.
+//!
 //! Must never: delete an object from its old set before the new set acknowledged it,
 //! or move anything while it is not the acting Primary of the old set.
 
@@ -79,7 +83,8 @@ async fn rebalance_set(node: &Arc<NodeShared>, set: &SetId, version: u64) -> Res
     for (i, id) in misplaced.into_iter().enumerate() {
         let epoch = node.db.read(|s| s.sets.get(set).map(|x| x.epoch));
         let Some(epoch) = epoch else { return Ok(()) };
-        let data = match svc.blocking(move |s| s.read(id, 0, u64::MAX)).await {
+        let from = set.clone();
+        let data = match svc.blocking(move |s| s.read(&from, id, 0, u64::MAX)).await {
             Ok(d) => d,
             Err(DataError::Store { error }) if error.code() == "not_found" => continue,
             Err(e) => return Err(e),

@@ -11,7 +11,7 @@ use super::primary::apply_local;
 use super::wire::{ReadRequest, ReplicateRequest, StoreReply, StoreRequest};
 use super::{call, DataError, StorageService};
 use crate::node::{now_ms, NodeShared};
-use keel_core::{Event, EventKind, NodeId, ObjectId};
+use keel_core::{Event, EventKind, NodeId, ObjectId, SetId};
 use keel_store::StoreError;
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,7 +33,7 @@ pub async fn apply(
             actual,
         });
     }
-    let _object = svc.object_lock(r.id).lock().await;
+    let _object = svc.replica_locks.of(&r.set, r.id).lock().await;
     let (set, presented, id) = (r.set.clone(), r.epoch, r.id);
     let result = svc
         .blocking(move |s| {
@@ -41,9 +41,11 @@ pub async fn apply(
             match apply_local(s, &r.set, r.id, &r.op, r.version, r.force) {
                 // A write delivered twice (a retried call) is already here.
                 Err(StoreError::OlderVersion { .. })
-                    if s.stat(r.id)?.is_some_and(|st| st.version >= r.version) =>
+                    if s.stat(&r.set, r.id)?
+                        .is_some_and(|st| st.version >= r.version) =>
                 {
-                    s.stat(r.id)?.ok_or(StoreError::NotFound { id: r.id })
+                    s.stat(&r.set, r.id)?
+                        .ok_or(StoreError::NotFound { id: r.id })
                 }
                 other => other,
             }
@@ -96,10 +98,11 @@ pub async fn read(
 ) -> Result<StoreReply, DataError> {
     let (id, offset, len) = (r.id, r.offset, r.len);
     let attempt = || async {
+        let set = r.set.clone();
         svc.blocking(move |s| {
-            let stat = s.stat(id)?.filter(|st| !st.deleted);
+            let stat = s.stat(&set, id)?.filter(|st| !st.deleted);
             let stat = stat.ok_or(StoreError::NotFound { id })?;
-            let data = s.read(id, offset, len)?;
+            let data = s.read(&set, id, offset, len)?;
             Ok((stat.version, data))
         })
         .await
@@ -117,13 +120,17 @@ pub async fn read(
     }
 }
 
-pub async fn fetch(svc: &StorageService, id: ObjectId) -> Result<StoreReply, DataError> {
+pub async fn fetch(
+    svc: &StorageService,
+    set: SetId,
+    id: ObjectId,
+) -> Result<StoreReply, DataError> {
     svc.blocking(move |s| {
-        let stat = s.stat(id)?.ok_or(StoreError::NotFound { id })?;
+        let stat = s.stat(&set, id)?.ok_or(StoreError::NotFound { id })?;
         let data = if stat.deleted {
             vec![]
         } else {
-            s.read(id, 0, stat.size)?
+            s.read(&set, id, 0, stat.size)?
         };
         Ok(StoreReply::Object { stat, data })
     })
@@ -156,15 +163,19 @@ async fn repair(
         match call(
             node,
             other,
-            StoreRequest::Fetch { id },
+            StoreRequest::Fetch {
+                set: set.to_string(),
+                id,
+            },
             Duration::from_secs(10),
         )
         .await
         {
             Ok(StoreReply::Object { stat, data }) if !stat.deleted => {
                 let set_owned = set.to_string();
+                let _object = svc.replica_locks.of(set, id).lock().await;
                 svc.blocking(move |s| {
-                    s.forget(id)?;
+                    s.forget(&set_owned, id)?;
                     s.put(&set_owned, id, &data, stat.version)
                 })
                 .await?;

@@ -98,7 +98,9 @@ pub enum StoreRequest {
     Write(WriteRequest),
     Replicate(ReplicateRequest),
     Read(ReadRequest),
+    /// The record of `id` in `set` (each set's copy is its own object).
     Stat {
+        set: SetId,
         id: ObjectId,
     },
     /// Objects and tombstones of a set, by id, after `after`.
@@ -107,12 +109,14 @@ pub enum StoreRequest {
         after: Option<ObjectId>,
         limit: u32,
     },
-    /// A whole object with its version (catch-up and repair).
+    /// A whole object of `set` with its version (catch-up and repair).
     Fetch {
+        set: SetId,
         id: ObjectId,
     },
-    /// Search: does this node hold `id` at `min_version` or newer?
+    /// Search: does this node hold `id` for `set` at `min_version` or newer?
     WhoHas {
+        set: SetId,
         id: ObjectId,
         min_version: Option<Version>,
     },

@@ -30,10 +30,20 @@ pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
         .collect()
 }
 
-/// Path of an object's data file (the layout is part of the on-disk format).
+/// Path of an object's data file in [`SET`] (the layout is part of the on-disk format).
 pub fn data_path(store: &ObjectStore, id: ObjectId) -> PathBuf {
+    data_path_in(store, SET, id)
+}
+
+/// Path of an object's data file in `set`.
+pub fn data_path_in(store: &ObjectStore, set: &str, id: ObjectId) -> PathBuf {
     let hex = id.to_string();
-    store.dir().join("objects").join(&hex[..2]).join(hex)
+    store
+        .dir()
+        .join("objects")
+        .join(keel_store::set_dir_name(set))
+        .join(&hex[..2])
+        .join(hex)
 }
 
 /// xorshift64*: reproducible randomness without a dependency.
