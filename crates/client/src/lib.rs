@@ -9,12 +9,15 @@ mod error;
 mod files;
 mod namespace;
 mod retry;
+pub mod verdict;
 
 pub use cluster_file::{ClusterFile, LinkEntry, NodeEntry};
 pub use error::ClientError;
 pub use files::GetOutcome;
 
-use keel_node::admin_api::{AdminReply, AdminRequest, EventsPage, LinkFaultRequest, StatusView};
+use keel_node::admin_api::{
+    AdminReply, AdminRequest, EventsPage, LinkFaultRequest, StatusView, TotalsView,
+};
 use keel_node::AdminError;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -117,35 +120,57 @@ impl Client {
         }
     }
 
-    /// The cluster's status, preferably as the configuration database leader sees it.
+    /// The cluster's status: the view of a member that reaches a quorum (the leader's
+    /// own if it answered, else the most advanced such member's), with every member's
+    /// own disk and object counts put together, and the verdict (`health`, `reasons`).
+    ///
+    /// A member cut off from the others, or just resumed from a pause, serves an old
+    /// view; an isolated member may even have raised its Raft term while alone, so the
+    /// term says nothing about freshness. Only a member that reaches a quorum answers
+    /// for the cluster. If none does (after a few tries: a leader's quorum
+    /// confirmation lapses for a moment under load), the most advanced view (highest
+    /// applied index) is shown, marked `stale`, and the verdict is `HEALTH_ERR`.
     pub async fn status(&self) -> Result<StatusView, ClientError> {
-        // Ask every member at once and take the freshest view: one that knows a leader,
-        // in the highest term. A member cut off from the others, or just resumed from a
-        // pause, serves a stale view (it may even still believe it leads).
-        let views =
-            futures::future::join_all(self.file.nodes.iter().map(|n| self.status_of(&n.admin)))
-                .await;
-        let best = views
+        const TRIES: usize = 3;
+        let mut views = vec![];
+        for attempt in 1..=TRIES {
+            views =
+                futures::future::join_all(self.file.nodes.iter().map(|n| self.status_of(&n.admin)))
+                    .await
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<StatusView>>();
+            if views.is_empty() {
+                let tried = self
+                    .file
+                    .nodes
+                    .iter()
+                    .map(|n| format!("{}: no answer", n.admin))
+                    .collect();
+                return Err(self.not_running(tried));
+            }
+            if views.iter().any(|v| v.quorum) || attempt == TRIES {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        let mut view = choose_view(&views).clone();
+        view.stale = !view.quorum;
+        view.unanswered = self
+            .file
+            .nodes
             .iter()
-            .flatten()
-            .max_by_key(|s| (s.leader.is_some(), s.term, s.leader == Some(s.answered_by)))
-            .cloned();
-        let Some(best) = best else {
-            let tried = self
-                .file
-                .nodes
-                .iter()
-                .map(|n| format!("{}: no answer", n.admin))
-                .collect();
-            return Err(self.not_running(tried));
-        };
-        self.remember_leader(best.leader);
-        // The leader's own view, if it answered in that term.
-        Ok(views
-            .into_iter()
-            .flatten()
-            .find(|s| best.leader == Some(s.answered_by) && s.term == best.term)
-            .unwrap_or(best))
+            .map(|n| n.id)
+            .filter(|id| views.iter().all(|v| v.answered_by != *id))
+            .collect();
+        if !view.stale {
+            self.remember_leader(view.leader);
+        }
+        merge_capacity(&mut view, &views);
+        let v = verdict::verdict(&view);
+        view.health = v.health.as_str().to_string();
+        view.reasons = v.reasons;
+        Ok(view)
     }
 
     /// One member's status, if it answers.
@@ -169,8 +194,15 @@ impl Client {
 
     /// Events with `seq >= since`, waiting up to `wait` for one.
     pub async fn events(&self, since: u64, wait: Duration) -> Result<EventsPage, ClientError> {
-        // Learn the leader (status remembers it), so the events come from its log.
-        let _ = self.status().await;
+        // Learn the leader once (status remembers it), so the events come from its log.
+        if self
+            .leader
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_none()
+        {
+            let _ = self.status().await;
+        }
         let path = format!("/v1/events?since={since}&wait_ms={}", wait.as_millis());
         self.get(&path, wait + Duration::from_secs(3)).await
     }
@@ -232,6 +264,89 @@ impl Client {
             Err(_) => Err(ClientError::Http(format!("HTTP {status}: {text}"))),
         }
     }
+}
+
+/// The view that speaks for the cluster: among the members that reach a quorum, the
+/// leader's own (as they name it), else the one with the highest applied index; if
+/// none reaches a quorum, the highest applied index (never the highest term). `views`
+/// is not empty.
+pub fn choose_view(views: &[StatusView]) -> &StatusView {
+    let current: Vec<&StatusView> = views.iter().filter(|v| v.quorum).collect();
+    if !current.is_empty() {
+        let leader = current
+            .iter()
+            .max_by_key(|v| v.applied)
+            .and_then(|v| v.leader);
+        if let Some(own) = current
+            .iter()
+            .find(|v| leader.is_some() && v.answered_by == leader.unwrap_or_default())
+        {
+            return own;
+        }
+        return current
+            .into_iter()
+            .max_by_key(|v| (v.applied, v.at))
+            .expect("not empty");
+    }
+    views
+        .iter()
+        .max_by_key(|v| (v.applied, v.at))
+        .expect("views is not empty")
+}
+
+/// Puts each member's own capacity (its `local`) on its node, the objects and bytes of
+/// each storage set (as its Primary counts them, else the member holding most), and
+/// the cluster totals.
+pub fn merge_capacity(view: &mut StatusView, views: &[StatusView]) {
+    let own = |id: u64| {
+        views
+            .iter()
+            .find(|v| v.answered_by == id)
+            .and_then(|v| v.local.clone())
+    };
+    for n in &mut view.nodes {
+        n.capacity = own(n.id);
+    }
+    let mut totals = TotalsView {
+        nodes: view.nodes.len(),
+        nodes_up: view.nodes.iter().filter(|n| n.state == "up").count(),
+        ..Default::default()
+    };
+    for c in view.nodes.iter().filter_map(|n| n.capacity.as_ref()) {
+        totals.disk_total_bytes += c.disk_total_bytes;
+        totals.disk_used_bytes += c.disk_used_bytes;
+        totals.disk_free_bytes += c.disk_free_bytes;
+    }
+    for s in view.sets.iter_mut().filter(|s| s.kind == "storage") {
+        let usage_on = |n: u64| {
+            view.nodes
+                .iter()
+                .find(|m| m.id == n)
+                .and_then(|m| m.capacity.as_ref())
+                .map(|c| {
+                    c.sets
+                        .iter()
+                        .find(|u| u.set == s.id)
+                        .map_or((0, 0), |u| (u.objects, u.bytes))
+                })
+        };
+        let counted = s.primary_node().and_then(usage_on).or_else(|| {
+            s.members
+                .iter()
+                .filter_map(|m| match m {
+                    keel_core::MemberRef::Node(n) => usage_on(*n),
+                    _ => None,
+                })
+                .max()
+        });
+        if let Some((objects, bytes)) = counted {
+            s.objects = Some(objects);
+            s.bytes = Some(bytes);
+            totals.objects += objects;
+            totals.bytes += bytes;
+        }
+    }
+    view.totals = Some(totals);
 }
 
 pub(crate) fn short(e: &reqwest::Error) -> String {

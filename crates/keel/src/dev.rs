@@ -215,8 +215,10 @@ pub async fn up(args: DevUpArgs) -> Result<()> {
     // Resolved once: a rebuilt binary replaces the file, and a restart then runs the new one.
     let exe = std::env::current_exe().context("locating the keel binary")?;
     let exe = PathBuf::from(exe.to_string_lossy().trim_end_matches(" (deleted)"));
+    let cfgs = layout(dir, args.nodes, args.sites, args.base_port);
+    check_ports(&cfgs)?;
     let mut nodes = vec![];
-    for cfg in layout(dir, args.nodes, args.sites, args.base_port) {
+    for cfg in cfgs {
         let home = dir.join(format!("n{}", cfg.id));
         std::fs::create_dir_all(&home)?;
         let config_path = home.join("keel.toml");
@@ -285,6 +287,38 @@ pub async fn up(args: DevUpArgs) -> Result<()> {
     supervise(dir, &mut nodes, &args, term, startup).await
 }
 
+/// Fails, naming the first port in use, unless every port of every node can be bound
+/// (rpc and admin over TCP, heartbeat over UDP, on each link): started on a port
+/// another process holds, a node would crash-loop and the supervisor would read the
+/// other process's cluster as its own.
+pub fn check_ports(cfgs: &[NodeConfig]) -> Result<()> {
+    for c in cfgs {
+        for l in &c.links {
+            let tcp = [("rpc", c.ports.rpc), ("admin", c.ports.admin)];
+            for (what, port) in tcp {
+                let addr = SocketAddr::new(l.addr, port);
+                if let Err(e) = std::net::TcpListener::bind(addr) {
+                    bail!(
+                        "port {port} ({what} port of node {}) on {} is in use: {e}; stop what holds it or choose another --base-port",
+                        c.id,
+                        l.addr
+                    );
+                }
+            }
+            let addr = SocketAddr::new(l.addr, c.ports.heartbeat);
+            if let Err(e) = std::net::UdpSocket::bind(addr) {
+                bail!(
+                    "port {} (heartbeat port of node {}, UDP) on {} is in use: {e}; stop what holds it or choose another --base-port",
+                    c.ports.heartbeat,
+                    c.id,
+                    l.addr
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 async fn wait_ready(client: &Client, want: usize) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(90);
     let mut last = String::new();
@@ -299,7 +333,10 @@ async fn wait_ready(client: &Client, want: usize) -> Result<()> {
                     );
                     return Ok(());
                 }
-                format!("leader {:?}, {up}/{want} nodes up", s.leader)
+                match s.leader {
+                    Some(l) => format!("leader {l}, {up}/{want} nodes up"),
+                    None => format!("no leader yet, {up}/{want} nodes up"),
+                }
             }
             Err(_) => "waiting for the first node to answer".to_string(),
         };

@@ -8,7 +8,9 @@ mod bench_io;
 mod cli;
 mod commands;
 mod dev;
+mod events_cmd;
 mod files_cmd;
+mod log_limit;
 mod output;
 
 use clap::Parser;
@@ -16,6 +18,9 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
+    if !matches!(&args.command, cli::Command::Node(n) if n.config.is_some()) {
+        die_quietly_on_a_closed_pipe();
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -32,6 +37,17 @@ fn main() -> ExitCode {
             eprintln!("error: {}", one_line(&e));
             ExitCode::from(1)
         }
+    }
+}
+
+/// `keel events | head -1`: when the reader goes away, end as Unix tools do (killed by
+/// SIGPIPE, silently) instead of panicking in `println!` (Rust ignores SIGPIPE, so a
+/// write to a closed pipe fails and `println!` panics, exit 101). Not for a node
+/// process (`keel node --config`), whose sockets must see EPIPE as an error.
+fn die_quietly_on_a_closed_pipe() {
+    // SAFETY: restoring a signal's default disposition before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

@@ -12,6 +12,7 @@ pub mod admin;
 pub mod admin_api;
 pub mod arbiter;
 pub mod boot;
+pub mod capacity;
 pub mod error;
 pub mod gateway;
 pub mod handler;

@@ -24,6 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use wire::{StoreReply, StoreRequest};
 
+use crate::metrics::Metrics;
 pub use error::DataError;
 
 /// Stripes of the per-object write lock (writes to one object are applied and
@@ -137,9 +138,13 @@ async fn handle_inner(node: &Arc<NodeShared>, req: StoreRequest) -> Result<Store
         });
     };
     match req {
-        StoreRequest::Write(w) => primary::write(node, svc, w).await,
+        StoreRequest::Write(w) => {
+            Metrics::time(&node.metrics.put_seconds, primary::write(node, svc, w)).await
+        }
         StoreRequest::Replicate(r) => replica::apply(node, svc, r).await,
-        StoreRequest::Read(r) => replica::read(node, svc, r).await,
+        StoreRequest::Read(r) => {
+            Metrics::time(&node.metrics.get_seconds, replica::read(node, svc, r)).await
+        }
         StoreRequest::Stat { id } => Ok(StoreReply::Stat(svc.blocking(move |s| s.stat(id)).await?)),
         StoreRequest::List { set, after, limit } => {
             let limit = (limit as usize).clamp(1, 10_000);

@@ -8,6 +8,7 @@
 
 use super::wire::{Durability, ReplicateRequest, StoreReply, StoreRequest, WriteOp, WriteRequest};
 use super::{call, CallError, DataError, StorageService};
+use crate::metrics::Metrics;
 use crate::node::{now_ms, NodeShared};
 use keel_core::{ClusterCommand, Epoch, MemberRef, NodeId, ObjectId, SetId, Version};
 use keel_store::{ObjectStat, ObjectStore, StoreError};
@@ -146,7 +147,14 @@ async fn write_inner(
         let (set, op) = (set.clone(), op.clone());
         move |s| apply_local(s, &set, id, &op, version, false)
     });
-    let (stat, failed) = tokio::join!(local, replicate(node, &set, epoch, id, version, &op, &now));
+    let (local, replication) = (
+        Metrics::time(&node.metrics.local_write_seconds, local),
+        Metrics::time(
+            &node.metrics.replication_seconds,
+            replicate(node, &set, epoch, id, version, &op, &now),
+        ),
+    );
+    let (stat, failed) = tokio::join!(local, replication);
     let stat = stat?;
     let failed = refusals_fail_the_write(&set, epoch, failed)?;
     if !failed.is_empty() {
