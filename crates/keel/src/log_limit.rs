@@ -3,9 +3,10 @@
 //! A node cut off from a site retries many things many times a second (Raft votes and
 //! appends, leadership confirmation, probes, catch-up, the locator): each retry that
 //! fails logs the same warning or error. [`Coalesce`] is a per-layer filter for the log
-//! output: the first of a run of identical warnings or errors (same place in the code,
-//! same text) is written; the same line again within [`WINDOW`] is only counted; the
-//! first one after the window is written after a line saying how many were left out.
+//! output: the first of a run of alike warnings or errors (same place in the code, same
+//! text but for its numbers: see [`shape`]) is written; alike lines within [`WINDOW`]
+//! are only counted; the first one after the window is written after a line saying
+//! how many were left out.
 //! One mechanism for every loop, including the libraries' own (openraft).
 //!
 //! Owns: the counts. Must never drop the first occurrence of a message, hold a lock
@@ -83,6 +84,25 @@ impl Counter {
     }
 }
 
+/// A line's shape: its text with every run of digits as `#`, so that retries that
+/// differ only by a term, a node id or a duration count as one run.
+pub fn shape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut in_number = false;
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            if !in_number {
+                out.push('#');
+            }
+            in_number = true;
+        } else {
+            out.push(c);
+            in_number = false;
+        }
+    }
+    out
+}
+
 /// The per-layer filter (see the module header).
 #[derive(Default)]
 pub struct Coalesce {
@@ -116,7 +136,7 @@ impl<S: Subscriber> Filter<S> for Coalesce {
             .counter
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .see(&text.0, Instant::now());
+            .see(&shape(&text.0), Instant::now());
         match verdict {
             Verdict::Write => true,
             Verdict::LeaveOut => false,
@@ -124,7 +144,7 @@ impl<S: Subscriber> Filter<S> for Coalesce {
                 // A log call made here would be dropped (tracing does not re-enter a
                 // subscriber): the count goes straight to the log's output.
                 let line = format!(
-                    "{}  {} the next line repeated {left_out} more time{} in the last {secs} s (not shown)\n",
+                    "{}  {} {left_out} more line{} like the next one in the last {secs} s (not shown)\n",
                     chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ"),
                     meta.level(),
                     if left_out == 1 { "" } else { "s" },
@@ -139,6 +159,15 @@ impl<S: Subscriber> Filter<S> for Coalesce {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retries_differing_only_by_numbers_have_one_shape() {
+        assert_eq!(
+            shape("vote T171-N4: timeout after 40ms target=2"),
+            shape("vote T172-N3: timeout after 41ms target=4")
+        );
+        assert_ne!(shape("vote refused"), shape("vote granted"));
+    }
 
     #[test]
     fn a_run_of_identical_lines_is_written_once_then_counted() {

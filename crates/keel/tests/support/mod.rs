@@ -593,7 +593,7 @@ impl Drop for TmpfsMount {
 
 /// The first block of ports nobody listens on, from a counter shared by the tests of
 /// this process (other processes may use some blocks: each is checked).
-fn free_port_block() -> u16 {
+pub fn free_port_block() -> u16 {
     loop {
         let k = NEXT_BLOCK.fetch_add(1, Ordering::SeqCst);
         let base = FIRST_PORT
