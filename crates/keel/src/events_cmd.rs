@@ -137,7 +137,10 @@ pub async fn run(c: Client, o: Options) -> Result<()> {
     for e in &tail {
         print(e)?;
     }
-    while o.follow {
+    if !o.follow {
+        return Ok(());
+    }
+    loop {
         let page = c
             .events(next, Duration::from_secs(10))
             .await
@@ -155,7 +158,6 @@ pub async fn run(c: Client, o: Options) -> Result<()> {
         }
         next = next.max(page.next);
     }
-    Ok(())
 }
 
 #[cfg(test)]
