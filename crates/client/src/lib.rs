@@ -10,14 +10,14 @@ mod files;
 mod namespace;
 mod retry;
 pub mod verdict;
+mod view;
+pub use view::{choose_view, merge_capacity};
 
 pub use cluster_file::{ClusterFile, LinkEntry, NodeEntry};
 pub use error::ClientError;
 pub use files::GetOutcome;
 
-use keel_node::admin_api::{
-    AdminReply, AdminRequest, EventsPage, LinkFaultRequest, StatusView, TotalsView,
-};
+use keel_node::admin_api::{AdminReply, AdminRequest, EventsPage, LinkFaultRequest, StatusView};
 use keel_node::AdminError;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -264,89 +264,6 @@ impl Client {
             Err(_) => Err(ClientError::Http(format!("HTTP {status}: {text}"))),
         }
     }
-}
-
-/// The view that speaks for the cluster: among the members that reach a quorum, the
-/// leader's own (as they name it), else the one with the highest applied index; if
-/// none reaches a quorum, the highest applied index (never the highest term). `views`
-/// is not empty.
-pub fn choose_view(views: &[StatusView]) -> &StatusView {
-    let current: Vec<&StatusView> = views.iter().filter(|v| v.quorum).collect();
-    if !current.is_empty() {
-        let leader = current
-            .iter()
-            .max_by_key(|v| v.applied)
-            .and_then(|v| v.leader);
-        if let Some(own) = current
-            .iter()
-            .find(|v| leader.is_some() && v.answered_by == leader.unwrap_or_default())
-        {
-            return own;
-        }
-        return current
-            .into_iter()
-            .max_by_key(|v| (v.applied, v.at))
-            .expect("not empty");
-    }
-    views
-        .iter()
-        .max_by_key(|v| (v.applied, v.at))
-        .expect("views is not empty")
-}
-
-/// Puts each member's own capacity (its `local`) on its node, the objects and bytes of
-/// each storage set (as its Primary counts them, else the member holding most), and
-/// the cluster totals.
-pub fn merge_capacity(view: &mut StatusView, views: &[StatusView]) {
-    let own = |id: u64| {
-        views
-            .iter()
-            .find(|v| v.answered_by == id)
-            .and_then(|v| v.local.clone())
-    };
-    for n in &mut view.nodes {
-        n.capacity = own(n.id);
-    }
-    let mut totals = TotalsView {
-        nodes: view.nodes.len(),
-        nodes_up: view.nodes.iter().filter(|n| n.state == "up").count(),
-        ..Default::default()
-    };
-    for c in view.nodes.iter().filter_map(|n| n.capacity.as_ref()) {
-        totals.disk_total_bytes += c.disk_total_bytes;
-        totals.disk_used_bytes += c.disk_used_bytes;
-        totals.disk_free_bytes += c.disk_free_bytes;
-    }
-    for s in view.sets.iter_mut().filter(|s| s.kind == "storage") {
-        let usage_on = |n: u64| {
-            view.nodes
-                .iter()
-                .find(|m| m.id == n)
-                .and_then(|m| m.capacity.as_ref())
-                .map(|c| {
-                    c.sets
-                        .iter()
-                        .find(|u| u.set == s.id)
-                        .map_or((0, 0), |u| (u.objects, u.bytes))
-                })
-        };
-        let counted = s.primary_node().and_then(usage_on).or_else(|| {
-            s.members
-                .iter()
-                .filter_map(|m| match m {
-                    keel_core::MemberRef::Node(n) => usage_on(*n),
-                    _ => None,
-                })
-                .max()
-        });
-        if let Some((objects, bytes)) = counted {
-            s.objects = Some(objects);
-            s.bytes = Some(bytes);
-            totals.objects += objects;
-            totals.bytes += bytes;
-        }
-    }
-    view.totals = Some(totals);
 }
 
 pub(crate) fn short(e: &reqwest::Error) -> String {
