@@ -40,15 +40,28 @@ fn main() -> ExitCode {
     }
 }
 
-/// `keel events | head -1`: when the reader goes away, end as Unix tools do (killed by
-/// SIGPIPE, silently) instead of panicking in `println!` (Rust ignores SIGPIPE, so a
-/// write to a closed pipe fails and `println!` panics, exit 101). Not for a node
-/// process (`keel node --config`), whose sockets must see EPIPE as an error.
+/// `keel events | head -1`: when the reader goes away, end quietly as Unix tools do
+/// (exit 141, the status of a process killed by SIGPIPE) instead of panicking in
+/// `println!` (exit 101). Rust ignores SIGPIPE, so a write to a closed pipe fails and
+/// `print!`/`println!` panic with "failed printing to stdout: Broken pipe"; this hook
+/// turns that one panic into the quiet exit, for every command at once. SIGPIPE itself
+/// stays ignored: restoring its default would also kill the CLI when a member closes
+/// a connection during a vectored socket write (writev raises SIGPIPE). Not for a
+/// node process (`keel node --config`).
 fn die_quietly_on_a_closed_pipe() {
-    // SAFETY: restoring a signal's default disposition before any thread is started.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.starts_with("failed printing to std") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info)
+    }));
 }
 
 fn one_line(e: &anyhow::Error) -> String {

@@ -240,7 +240,7 @@ fn a_fresh_cluster_is_healthy_and_a_killed_node_makes_it_warn_naming_the_node() 
     for args in [&["events"][..], &["status"][..], &["events", "--json"][..]] {
         let (status, stderr) = run_into_a_closed_pipe(&c, args);
         assert!(!stderr.contains("panicked"), "keel {args:?}: {stderr}");
-        assert_ne!(status.code(), Some(101), "keel {args:?}: {stderr}");
+        assert_eq!(status.code(), Some(141), "keel {args:?}: {stderr}");
     }
 }
 
