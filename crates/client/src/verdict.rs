@@ -6,8 +6,8 @@
 //!
 //! - ERR: the view is stale (no answering member reaches a quorum: nothing can be
 //!   decided, and what is shown may be out of date); a set without a Primary.
-//! - WARN: a storage set with fewer in-sync members than members (its replication
-//!   factor); a member failed, quarantined, suspect or joining; a drained member; a
+//! - WARN: a storage set with fewer in-sync members that are up than members (its
+//!   replication factor); a member failed, quarantined, suspect or joining; a drained member; a
 //!   catch-up or rebalance in progress; a member the view calls up that did not
 //!   answer the client.
 //! - OK otherwise.
@@ -62,26 +62,45 @@ pub fn verdict(view: &StatusView) -> Verdict {
                 s.id
             ));
         }
-        if s.kind == "storage" && s.in_sync.len() < s.replication {
-            let out: Vec<String> = s
-                .members
+        if s.kind == "storage" {
+            // An in-sync member that is not up holds no copy anyone can read now, even
+            // while the list (changed by the Primary at its next write) still names it.
+            let state_of = |n: u64| {
+                view.nodes
+                    .iter()
+                    .find(|v| v.id == n)
+                    .map(|v| v.state.as_str())
+            };
+            let copies = s
+                .in_sync
                 .iter()
-                .filter_map(|m| match m {
-                    keel_core::MemberRef::Node(n) if !s.in_sync.contains(n) => Some(n.to_string()),
-                    _ => None,
-                })
-                .collect();
-            warns.push(format!(
-                "set {}: {} of {} members in sync{}",
-                s.id,
-                s.in_sync.len(),
-                s.replication,
-                match out.len() {
-                    0 => String::new(),
-                    1 => format!(" (node {} is not)", out[0]),
-                    _ => format!(" (nodes {} are not)", out.join(", ")),
-                }
-            ));
+                .filter(|n| state_of(**n).is_none_or(|st| st == "up"))
+                .count();
+            if copies < s.replication {
+                let missing: Vec<String> = s
+                    .members
+                    .iter()
+                    .filter_map(|m| match m {
+                        keel_core::MemberRef::Node(n) if !s.in_sync.contains(n) => {
+                            Some(format!("node {n} out of sync"))
+                        }
+                        keel_core::MemberRef::Node(n) => state_of(*n)
+                            .filter(|st| *st != "up")
+                            .map(|st| format!("node {n} {st}")),
+                        _ => None,
+                    })
+                    .collect();
+                warns.push(format!(
+                    "set {}: {copies} of {} members in sync and up{}",
+                    s.id,
+                    s.replication,
+                    if missing.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", missing.join(", "))
+                    }
+                ));
+            }
         }
     }
     for n in &view.nodes {
@@ -287,8 +306,23 @@ mod tests {
             v.reasons
         );
         assert!(
+            v.reasons.contains(
+                &"set st-1: 1 of 2 members in sync and up (node 2 out of sync)".to_string()
+            ),
+            "{:?}",
             v.reasons
-                .contains(&"set st-1: 1 of 2 members in sync (node 2 is not)".to_string()),
+        );
+    }
+
+    #[test]
+    fn a_failed_member_still_on_the_in_sync_list_does_not_count_as_a_copy() {
+        let mut s = healthy();
+        s.nodes[2].state = "failed".into();
+        let v = verdict(&s);
+        assert_eq!(v.health, Health::Warn);
+        assert!(
+            v.reasons
+                .contains(&"set st-2: 1 of 2 members in sync and up (node 3 failed)".to_string()),
             "{:?}",
             v.reasons
         );
