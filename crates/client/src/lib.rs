@@ -10,6 +10,9 @@ mod files;
 mod namespace;
 mod retry;
 mod storage;
+pub mod verdict;
+mod view;
+pub use view::{choose_view, merge_capacity};
 
 pub use cluster_file::{ClusterFile, LinkEntry, NodeEntry};
 pub use error::ClientError;
@@ -118,35 +121,57 @@ impl Client {
         }
     }
 
-    /// The cluster's status, preferably as the configuration database leader sees it.
+    /// The cluster's status: the view of a member that reaches a quorum (the leader's
+    /// own if it answered, else the most advanced such member's), with every member's
+    /// own disk and object counts put together, and the verdict (`health`, `reasons`).
+    ///
+    /// A member cut off from the others, or just resumed from a pause, serves an old
+    /// view; an isolated member may even have raised its Raft term while alone, so the
+    /// term says nothing about freshness. Only a member that reaches a quorum answers
+    /// for the cluster. If none does (after a few tries: a leader's quorum
+    /// confirmation lapses for a moment under load), the most advanced view (highest
+    /// applied index) is shown, marked `stale`, and the verdict is `HEALTH_ERR`.
     pub async fn status(&self) -> Result<StatusView, ClientError> {
-        // Ask every member at once and take the freshest view: one that knows a leader,
-        // in the highest term. A member cut off from the others, or just resumed from a
-        // pause, serves a stale view (it may even still believe it leads).
-        let views =
-            futures::future::join_all(self.file.nodes.iter().map(|n| self.status_of(&n.admin)))
-                .await;
-        let best = views
+        const TRIES: usize = 3;
+        let mut views = vec![];
+        for attempt in 1..=TRIES {
+            views =
+                futures::future::join_all(self.file.nodes.iter().map(|n| self.status_of(&n.admin)))
+                    .await
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<StatusView>>();
+            if views.is_empty() {
+                let tried = self
+                    .file
+                    .nodes
+                    .iter()
+                    .map(|n| format!("{}: no answer", n.admin))
+                    .collect();
+                return Err(self.not_running(tried));
+            }
+            if views.iter().any(|v| v.quorum) || attempt == TRIES {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        let mut view = choose_view(&views).clone();
+        view.stale = !view.quorum;
+        view.unanswered = self
+            .file
+            .nodes
             .iter()
-            .flatten()
-            .max_by_key(|s| (s.leader.is_some(), s.term, s.leader == Some(s.answered_by)))
-            .cloned();
-        let Some(best) = best else {
-            let tried = self
-                .file
-                .nodes
-                .iter()
-                .map(|n| format!("{}: no answer", n.admin))
-                .collect();
-            return Err(self.not_running(tried));
-        };
-        self.remember_leader(best.leader);
-        // The leader's own view, if it answered in that term.
-        Ok(views
-            .into_iter()
-            .flatten()
-            .find(|s| best.leader == Some(s.answered_by) && s.term == best.term)
-            .unwrap_or(best))
+            .map(|n| n.id)
+            .filter(|id| views.iter().all(|v| v.answered_by != *id))
+            .collect();
+        if !view.stale {
+            self.remember_leader(view.leader);
+        }
+        merge_capacity(&mut view, &views);
+        let v = verdict::verdict(&view);
+        view.health = v.health.as_str().to_string();
+        view.reasons = v.reasons;
+        Ok(view)
     }
 
     /// One member's status, if it answers.
@@ -170,8 +195,15 @@ impl Client {
 
     /// Events with `seq >= since`, waiting up to `wait` for one.
     pub async fn events(&self, since: u64, wait: Duration) -> Result<EventsPage, ClientError> {
-        // Learn the leader (status remembers it), so the events come from its log.
-        let _ = self.status().await;
+        // Learn the leader once (status remembers it), so the events come from its log.
+        if self
+            .leader
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_none()
+        {
+            let _ = self.status().await;
+        }
         let path = format!("/v1/events?since={since}&wait_ms={}", wait.as_millis());
         self.get(&path, wait + Duration::from_secs(3)).await
     }

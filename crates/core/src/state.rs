@@ -292,6 +292,9 @@ impl ClusterState {
                 self.member_mut(node)?;
                 self.note_store(node, store, at);
                 let m = self.member_mut(node)?;
+                // A repeated report of a member already up (same process) changes
+                // nothing an operator needs to read again: no second `node_back`.
+                let repeated = m.state == MemberState::Up && pid.is_none_or(|p| p == m.pid);
                 m.last_boot = Some(boot);
                 match pid {
                     Some(p) if p != m.pid => m.pid = p,
@@ -300,7 +303,9 @@ impl ClusterState {
                 let quarantined = m.state == MemberState::Quarantined;
                 if !quarantined {
                     m.state = MemberState::Up;
-                    m.up_since = Some(at);
+                    if !repeated {
+                        m.up_since = Some(at);
+                    }
                 }
                 let detail = format!(
                     "boot={}{}",
@@ -314,11 +319,13 @@ impl ClusterState {
                         ""
                     }
                 );
-                self.push_event(
-                    Event::new(at, EventKind::NodeBack)
-                        .node(node)
-                        .detail(detail),
-                );
+                if !repeated {
+                    self.push_event(
+                        Event::new(at, EventKind::NodeBack)
+                            .node(node)
+                            .detail(detail),
+                    );
+                }
                 Ok(None)
             }
             ClusterCommand::ClearQuarantine { node, at } => {
@@ -772,11 +779,12 @@ impl ClusterState {
                 .map(|p| p.to_string())
                 .unwrap_or_else(|| "none".into())
         };
-        let mut ev = Event::new(at, kind).set(set).epoch(epoch).detail(format!(
-            "primary {} -> {}: {reason}",
-            who(&old),
-            who(&primary)
-        ));
+        let detail = if old == primary {
+            format!("primary stays {}: {reason}", who(&primary))
+        } else {
+            format!("primary {} -> {}: {reason}", who(&old), who(&primary))
+        };
+        let mut ev = Event::new(at, kind).set(set).epoch(epoch).detail(detail);
         if let Some(MemberRef::Node(n)) = primary {
             ev = ev.node(n);
         }

@@ -24,21 +24,45 @@ pub enum Command {
     /// Local development cluster.
     #[command(subcommand)]
     Dev(DevCommand),
-    /// Members, their states, and failover sets with their roles and epochs.
+    /// A verdict (HEALTH_OK, HEALTH_WARN or HEALTH_ERR, with reasons), members with
+    /// their states and capacity, failover sets with roles, epochs, in-sync lists and
+    /// objects. The view of a member that reaches a quorum; said plainly if none does.
     Status {
         #[arg(long)]
         json: bool,
+        /// For scripts: exit 2 on HEALTH_ERR (0 otherwise).
+        #[arg(long)]
+        check: bool,
     },
-    /// The event log: detections, decisions, takeovers, with times.
+    /// The verdict alone (HEALTH_OK, HEALTH_WARN or HEALTH_ERR and its reasons); exits 2
+    /// on HEALTH_ERR, 0 otherwise.
+    Health {
+        #[arg(long)]
+        json: bool,
+    },
+    /// The event log in commit order: detections, decisions, takeovers, with times.
     Events {
         #[arg(long)]
         json: bool,
         /// Keep printing new events as they happen.
         #[arg(long)]
         follow: bool,
-        /// Start at this sequence number.
-        #[arg(long, default_value_t = 0)]
-        since: u64,
+        /// Only events from then on: a duration back from now (`30s`, `10m`, `2h`,
+        /// `1d`), a time (`2026-12-01T02:00:00Z`), or a sequence number (`42`).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only events about this set.
+        #[arg(long)]
+        set: Option<String>,
+        /// Only events about this node.
+        #[arg(long)]
+        node: Option<u64>,
+        /// Only events of these kinds (`node_failed,failover_decided`).
+        #[arg(long, value_delimiter = ',')]
+        kind: Vec<String>,
+        /// Only the last N events (of those the other filters keep).
+        #[arg(short = 'n', long = "last")]
+        last: Option<usize>,
     },
     /// Failover sets.
     #[command(subcommand)]

@@ -3,12 +3,11 @@
 
 use crate::cli::*;
 use crate::output;
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use keel_client::Client;
 use keel_core::{Composition, MemberRef, SetKind, SetSpec};
 use keel_node::admin_api::AdminRequest;
 use std::path::PathBuf;
-use std::time::Duration;
 
 pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
@@ -32,20 +31,59 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Dev(DevCommand::Up(args)) => crate::dev::up(args).await,
         Command::Dev(DevCommand::Chaos(args)) => crate::chaos::run(args).await,
-        Command::Status { json } => {
+        Command::Status { json, check } => {
             let status = client(cli.cluster)?.status().await?;
             if json {
                 println!("{}", serde_json::to_string(&output::status_json(&status))?);
             } else {
                 print!("{}", output::status_table(&status));
             }
+            if check {
+                exit_on_error(&status);
+            }
+            Ok(())
+        }
+        Command::Health { json } => {
+            let status = client(cli.cluster)?.status().await?;
+            if json {
+                let v = serde_json::json!({
+                    "health": status.health,
+                    "reasons": status.reasons,
+                    "stale": status.stale,
+                });
+                println!("{v}");
+            } else {
+                print!("{}", output::health_text(&status));
+            }
+            exit_on_error(&status);
             Ok(())
         }
         Command::Events {
             json,
             follow,
             since,
-        } => events(client(cli.cluster)?, json, follow, since).await,
+            set,
+            node,
+            kind,
+            last,
+        } => {
+            let now = chrono::Utc::now().timestamp_millis();
+            let filter = crate::events_cmd::Filter {
+                since: since
+                    .map(|s| crate::events_cmd::parse_since(&s, now))
+                    .transpose()?,
+                set,
+                node,
+                kinds: crate::events_cmd::parse_kinds(&kind)?,
+            };
+            let options = crate::events_cmd::Options {
+                json,
+                follow,
+                last,
+                filter,
+            };
+            crate::events_cmd::run(client(cli.cluster)?, options).await
+        }
         Command::Set(cmd) => set(cli.cluster, cmd).await,
         Command::Takeover { set, to, epoch } => {
             admin(
@@ -223,11 +261,25 @@ fn keep_chunk_buffers_in_the_heap() {
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("KEEL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    use tracing_subscriber::prelude::*;
+    // Repeated warnings and errors (a retry loop failing) are written once with a count.
+    let output = tracing_subscriber::fmt::layer()
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        .with_filter(crate::log_limit::Coalesce::default());
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(output)
         .try_init();
+}
+
+/// `status --check` and `health`: exit 2 on HEALTH_ERR (after the output is flushed).
+fn exit_on_error(status: &keel_node::admin_api::StatusView) {
+    if status.health == keel_client::verdict::Health::Err.as_str() {
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        std::process::exit(2);
+    }
 }
 
 fn client(dir: Option<PathBuf>) -> Result<Client> {
@@ -294,7 +346,7 @@ async fn set(dir: Option<PathBuf>, cmd: SetCommand) -> Result<()> {
                     serde_json::to_string(&output::status_json(&status)["sets"])?
                 );
             } else {
-                print!("{}", output::sets_table(&status.sets));
+                print!("{}", output::sets_table(&status.sets, &status.nodes));
             }
             Ok(())
         }
@@ -311,29 +363,6 @@ async fn set(dir: Option<PathBuf>, cmd: SetCommand) -> Result<()> {
                 print!("{}", output::set_detail(set));
             }
             Ok(())
-        }
-    }
-}
-
-async fn events(c: Client, json: bool, follow: bool, since: u64) -> Result<()> {
-    let mut next = since;
-    loop {
-        let wait = if follow {
-            Duration::from_secs(10)
-        } else {
-            Duration::ZERO
-        };
-        let page = c.events(next, wait).await.context("reading events")?;
-        for e in &page.events {
-            if json {
-                println!("{}", serde_json::to_string(e)?);
-            } else {
-                println!("{}", output::event_line(e));
-            }
-        }
-        next = page.next.max(next);
-        if !follow && page.events.is_empty() {
-            return Ok(());
         }
     }
 }

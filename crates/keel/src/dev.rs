@@ -295,7 +295,9 @@ pub(crate) fn prepare(
     let exe = std::env::current_exe().context("locating the keel binary")?;
     let exe = PathBuf::from(exe.to_string_lossy().trim_end_matches(" (deleted)"));
     let mut out = vec![];
-    for cfg in layout(dir, nodes, sites, base_port) {
+    let cfgs = layout(dir, nodes, sites, base_port);
+    check_ports(&cfgs)?;
+    for cfg in cfgs {
         out.push(supervised(dir, &exe, cfg)?);
     }
     Ok((dir.clone(), out))
@@ -333,6 +335,38 @@ pub(crate) fn extra_node(dir: &Path, nodes: &[NodeConfig], site: u8) -> NodeConf
     cfg
 }
 
+/// Fails, naming the first port in use, unless every port of every node can be bound
+/// (rpc and admin over TCP, heartbeat over UDP, on each link): started on a port
+/// another process holds, a node would crash-loop and the supervisor would read the
+/// other process's cluster as its own.
+pub fn check_ports(cfgs: &[NodeConfig]) -> Result<()> {
+    for c in cfgs {
+        for l in &c.links {
+            let tcp = [("rpc", c.ports.rpc), ("admin", c.ports.admin)];
+            for (what, port) in tcp {
+                let addr = SocketAddr::new(l.addr, port);
+                if let Err(e) = std::net::TcpListener::bind(addr) {
+                    bail!(
+                        "port {port} ({what} port of node {}) on {} is in use: {e}; stop what holds it or choose another --base-port",
+                        c.id,
+                        l.addr
+                    );
+                }
+            }
+            let addr = SocketAddr::new(l.addr, c.ports.heartbeat);
+            if let Err(e) = std::net::UdpSocket::bind(addr) {
+                bail!(
+                    "port {} (heartbeat port of node {}, UDP) on {} is in use: {e}; stop what holds it or choose another --base-port",
+                    c.ports.heartbeat,
+                    c.id,
+                    l.addr
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 pub(crate) async fn wait_ready(client: &Client, want: usize) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(90);
     let mut last = String::new();
@@ -347,7 +381,10 @@ pub(crate) async fn wait_ready(client: &Client, want: usize) -> Result<()> {
                     ));
                     return Ok(());
                 }
-                format!("leader {:?}, {up}/{want} nodes up", s.leader)
+                match s.leader {
+                    Some(l) => format!("leader {l}, {up}/{want} nodes up"),
+                    None => format!("no leader yet, {up}/{want} nodes up"),
+                }
             }
             Err(_) => "waiting for the first node to answer".to_string(),
         };

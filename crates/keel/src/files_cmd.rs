@@ -55,8 +55,12 @@ pub async fn put(c: &Client, local: &Path, path: &str, v: &VolumeArg) -> Result<
         _ => "durable on every in-sync replica",
     };
     println!(
-        "{}: {} bytes in {} chunks, {durable} (generation {})",
-        f.path, f.size, f.chunks, f.generation
+        "{}: {} bytes in {} chunk{}, {durable} (generation {})",
+        f.path,
+        f.size,
+        f.chunks,
+        if f.chunks == 1 { "" } else { "s" },
+        f.generation
     );
     Ok(())
 }

@@ -10,7 +10,9 @@ mod chaos;
 mod cli;
 mod commands;
 mod dev;
+mod events_cmd;
 mod files_cmd;
+mod log_limit;
 mod output;
 
 use clap::Parser;
@@ -18,6 +20,9 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
+    if !matches!(&args.command, cli::Command::Node(n) if n.config.is_some()) {
+        die_quietly_on_a_closed_pipe();
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -35,6 +40,30 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// `keel events | head -1`: when the reader goes away, end quietly as Unix tools do
+/// (exit 141, the status of a process killed by SIGPIPE) instead of panicking in
+/// `println!` (exit 101). Rust ignores SIGPIPE, so a write to a closed pipe fails and
+/// `print!`/`println!` panic with "failed printing to stdout: Broken pipe"; this hook
+/// turns that one panic into the quiet exit, for every command at once. SIGPIPE itself
+/// stays ignored: restoring its default would also kill the CLI when a member closes
+/// a connection during a vectored socket write (writev raises SIGPIPE). Not for a
+/// node process (`keel node --config`).
+fn die_quietly_on_a_closed_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.starts_with("failed printing to std") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info)
+    }));
 }
 
 fn one_line(e: &anyhow::Error) -> String {

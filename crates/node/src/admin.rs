@@ -265,7 +265,24 @@ pub fn router(node: Arc<NodeShared>) -> Router {
         .with_state(node)
 }
 
+/// This node's capacity (cached briefly; counted off the runtime).
+async fn local_capacity(node: &Arc<NodeShared>) -> Option<crate::admin_api::CapacityView> {
+    let n = node.clone();
+    tokio::task::spawn_blocking(move || n.capacity.get(&n))
+        .await
+        .ok()
+}
+
 async fn metrics(State(node): State<Arc<NodeShared>>) -> impl IntoResponse {
+    let capacity = local_capacity(&node).await;
+    let acting = node
+        .holder
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .held(std::time::Instant::now());
+    let state = node.snapshot();
+    node.metrics
+        .refresh(node.id(), &state, capacity.as_ref(), &acting);
     (
         [(
             "content-type",
@@ -275,8 +292,13 @@ async fn metrics(State(node): State<Arc<NodeShared>>) -> impl IntoResponse {
     )
 }
 
+/// This node's view of the cluster, with whether it reaches a quorum (`quorum`) and
+/// its own disk and object counts (`local`). The verdict (`health`, `reasons`,
+/// `stale`) is the client's: it compares every member's answer.
 async fn status(State(node): State<Arc<NodeShared>>) -> impl IntoResponse {
-    Json(node.status())
+    let mut view = node.status();
+    view.local = local_capacity(&node).await;
+    Json(view)
 }
 
 #[derive(Deserialize)]

@@ -85,6 +85,65 @@ pub struct NodeView {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<u8>,
     pub recent_failures: usize,
+    /// When the member last became `up` (ms since the Unix epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub up_since: Option<i64>,
+    /// When its last failure was recorded (ms since the Unix epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_at: Option<i64>,
+    /// Its disk and objects, as the member itself reported them (filled by the
+    /// client from the member's own answer; absent if it did not answer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<CapacityView>,
+}
+
+/// One node's disk and the objects its storage holds, as it counts them itself.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+pub struct CapacityView {
+    /// The node's data directory.
+    pub data_dir: String,
+    /// The file system holding it: total, used and free (to an unprivileged writer).
+    pub disk_total_bytes: u64,
+    pub disk_used_bytes: u64,
+    pub disk_free_bytes: u64,
+    /// Live objects and their bytes per storage set held here.
+    #[serde(default)]
+    pub sets: Vec<SetUsage>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+pub struct SetUsage {
+    pub set: SetId,
+    pub objects: u64,
+    pub bytes: u64,
+}
+
+/// A catch-up or a rebalance not yet done, from the event log.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct ProgressView {
+    /// `catch_up` or `rebalance`.
+    pub kind: String,
+    pub set: SetId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<NodeId>,
+    /// The last event's wording (`12/40 objects moved ...`).
+    pub detail: String,
+    /// When it started or last reported (ms since the Unix epoch).
+    pub since: i64,
+}
+
+/// Cluster-wide figures summed over the members that answered.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+pub struct TotalsView {
+    pub nodes: usize,
+    pub nodes_up: usize,
+    pub disk_total_bytes: u64,
+    pub disk_used_bytes: u64,
+    pub disk_free_bytes: u64,
+    /// Live objects and bytes, counted once per set (from its Primary, else the member
+    /// holding most).
+    pub objects: u64,
+    pub bytes: u64,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -103,6 +162,18 @@ pub struct SetView {
     /// The lease holder, as the arbiter knows it (present only in the leader's answer).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease_holder: Option<NodeId>,
+    /// Storage sets: members wanted (the replication factor it was laid out with).
+    #[serde(default)]
+    pub replication: usize,
+    /// When its roles last changed (ms since the Unix epoch).
+    #[serde(default)]
+    pub changed_at: i64,
+    /// Storage sets: live objects and bytes (filled by the client from its members'
+    /// own counts; absent if none answered).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub objects: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
 }
 
 impl SetView {
@@ -125,6 +196,38 @@ pub struct StatusView {
     pub answered_by: NodeId,
     pub nodes: Vec<NodeView>,
     pub sets: Vec<SetView>,
+    /// Does the answering member reach a quorum of the configuration database (it
+    /// leads with a fresh quorum confirmation, or hears a leader and a majority)? A
+    /// view from a member that does not may be stale.
+    #[serde(default)]
+    pub quorum: bool,
+    /// The answering member's applied log index (how far its view goes).
+    #[serde(default)]
+    pub applied: u64,
+    /// When it answered (ms since the Unix epoch, its clock).
+    #[serde(default)]
+    pub at: i64,
+    /// Catch-ups and rebalances in progress.
+    #[serde(default)]
+    pub progress: Vec<ProgressView>,
+    /// The answering member's own disk and objects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local: Option<CapacityView>,
+    /// Set by the client: no member that reaches a quorum answered, so this view may
+    /// be out of date.
+    #[serde(default)]
+    pub stale: bool,
+    /// Set by the client: members that did not answer it.
+    #[serde(default)]
+    pub unanswered: Vec<NodeId>,
+    /// Set by the client: `HEALTH_OK`, `HEALTH_WARN` or `HEALTH_ERR`, and why.
+    #[serde(default)]
+    pub health: String,
+    #[serde(default)]
+    pub reasons: Vec<String>,
+    /// Set by the client: figures summed over the members that answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub totals: Option<TotalsView>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]

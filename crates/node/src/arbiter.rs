@@ -144,6 +144,9 @@ pub async fn run(node: Arc<NodeShared>) {
     // While set, this node's own random election timer is off (see `hurry_election`).
     let mut timer_held: Option<Instant> = None;
     let mut leader_known: Option<(NodeId, Instant)> = None;
+    // The term whose election this node recorded: a quorum confirmation that lapses
+    // for a moment rebuilds the lease table, but the election is recorded once.
+    let mut announced_term = 0u64;
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
@@ -189,6 +192,9 @@ pub async fn run(node: Arc<NodeShared>) {
         };
         if became {
             start_revocations(&node);
+        }
+        if became && node.db.current_term() > announced_term {
+            announced_term = node.db.current_term();
             let ev = Event::new(now_ms(), EventKind::LeaderElected)
                 .node(node.id())
                 .detail(format!(

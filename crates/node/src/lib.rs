@@ -13,6 +13,7 @@ pub mod admin_api;
 mod admin_storage;
 pub mod arbiter;
 pub mod boot;
+pub mod capacity;
 pub mod data_invariant;
 pub mod error;
 pub mod gateway;

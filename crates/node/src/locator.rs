@@ -147,8 +147,13 @@ impl Locator {
                 Event::new(now_ms(), EventKind::LocatorFound)
                     .node(at)
                     .detail(format!(
-                        "node {} found object {id} (of failed node {failed}) on node {at} by {}",
+                        "node {} found object {id}{} on node {at} by {}",
                         node.id(),
+                        if failed == 0 {
+                            String::new()
+                        } else {
+                            format!(" (of failed node {failed})")
+                        },
                         by.as_str()
                     )),
             );

@@ -4,7 +4,7 @@
 //! monitor, the peer tracker and the leases. Must never do blocking I/O on the runtime
 //! or hold a lock across an `.await`.
 
-use crate::admin_api::{LinkView, NodeView, SetView, StatusView};
+use crate::admin_api::{LinkView, NodeView, ProgressView, SetView, StatusView};
 use crate::health::HealthMonitor;
 use crate::lease::{LeaseHolder, LeaseTable};
 use crate::metrics::Metrics;
@@ -66,6 +66,8 @@ pub struct NodeShared {
     /// The multicast group membership, once discovery has joined it (the locator's
     /// search asks there first).
     pub multicast: std::sync::OnceLock<Arc<keel_net::MulticastAnnouncer>>,
+    /// This node's disk and object counts, recounted at most every two seconds.
+    pub capacity: crate::capacity::CapacityCache,
     seq: AtomicU64,
 }
 
@@ -136,6 +138,7 @@ impl NodeShared {
             storage,
             locator: Default::default(),
             multicast: Default::default(),
+            capacity: Default::default(),
             seq: AtomicU64::new(1),
             cfg,
         }
@@ -440,8 +443,25 @@ impl NodeShared {
         }
     }
 
+    /// Does this node reach a quorum of the configuration database now? A leader
+    /// whose leadership a quorum confirmed within a second; a follower that hears a
+    /// leader and a majority of the voters (see [`NodeShared::control_plane_fresh`]).
+    /// Looser than [`NodeShared::is_arbiter`] (100 ms): this only says whether the
+    /// node's view of the cluster can be trusted as current, for `status`.
+    pub fn reaches_quorum(&self) -> bool {
+        if !self.is_leader() {
+            return self.control_plane_fresh();
+        }
+        let confirmed = *self.confirmed.lock().unwrap_or_else(|e| e.into_inner());
+        confirmed.is_some_and(|(at, term)| {
+            at.elapsed() < Duration::from_secs(1) && term == self.db.current_term()
+        })
+    }
+
     pub fn status(&self) -> StatusView {
         let now = std::time::Instant::now();
+        let quorum = self.reaches_quorum();
+        let applied = *self.db.applied_watch().borrow();
         let leases: Vec<(String, Option<NodeId>)> = {
             let arbiter = self.arbiter.lock().unwrap_or_else(|e| e.into_inner());
             self.db.read(|s| {
@@ -496,6 +516,9 @@ impl NodeShared {
                             self.tracker.health(m.id).map(|h| h.score)
                         },
                         recent_failures: s.recent_failures(m.id, now_ms),
+                        up_since: m.up_since,
+                        failed_at: m.failures.last().copied(),
+                        capacity: None,
                     })
                     .collect(),
                 sets: s
@@ -517,11 +540,64 @@ impl NodeShared {
                             .iter()
                             .find(|(k, _)| *k == set.id)
                             .and_then(|(_, h)| *h),
+                        replication: set
+                            .members
+                            .iter()
+                            .filter(|m| matches!(m, keel_core::MemberRef::Node(_)))
+                            .count(),
+                        changed_at: set.changed_at,
+                        objects: None,
+                        bytes: None,
                     })
                     .collect(),
+                quorum,
+                applied,
+                at: now_ms,
+                progress: progress(&s.events),
+                local: None,
+                stale: false,
+                unanswered: vec![],
+                health: String::new(),
+                reasons: vec![],
+                totals: None,
             }
         })
     }
+}
+
+/// Catch-ups and rebalances started (or reporting progress) and not yet done, per
+/// set and node, from the event log.
+fn progress(events: &std::collections::VecDeque<Event>) -> Vec<ProgressView> {
+    use keel_core::EventKind as K;
+    let mut open: std::collections::BTreeMap<(&'static str, String, Option<NodeId>), ProgressView> =
+        Default::default();
+    for e in events {
+        let (kind, done) = match e.kind {
+            K::CatchUpStarted => ("catch_up", false),
+            K::CatchUpDone => ("catch_up", true),
+            K::RebalanceProgress => ("rebalance", false),
+            K::RebalanceDone => ("rebalance", true),
+            _ => continue,
+        };
+        let Some(set) = e.set.clone() else { continue };
+        let key = (kind, set.clone(), e.node);
+        if done {
+            open.remove(&key);
+        } else {
+            let since = open.get(&key).map_or(e.time, |p| p.since);
+            open.insert(
+                key,
+                ProgressView {
+                    kind: kind.to_string(),
+                    set,
+                    node: e.node,
+                    detail: e.detail.clone(),
+                    since,
+                },
+            );
+        }
+    }
+    open.into_values().collect()
 }
 
 fn enum_str<T: serde::Serialize>(v: &T) -> String {

@@ -25,6 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use wire::{StoreReply, StoreRequest};
 
+use crate::metrics::Metrics;
 pub use error::DataError;
 
 /// Stripes of each role's per-object lock.
@@ -196,9 +197,13 @@ async fn handle_inner(node: &Arc<NodeShared>, req: StoreRequest) -> Result<Store
         });
     };
     match req {
-        StoreRequest::Write(w) => primary::write(node, svc, w).await,
+        StoreRequest::Write(w) => {
+            Metrics::time(&node.metrics.put_seconds, primary::write(node, svc, w)).await
+        }
         StoreRequest::Replicate(r) => replica::apply(node, svc, r).await,
-        StoreRequest::Read(r) => replica::read(node, svc, r).await,
+        StoreRequest::Read(r) => {
+            Metrics::time(&node.metrics.get_seconds, replica::read(node, svc, r)).await
+        }
         StoreRequest::Stat { set, id } => Ok(StoreReply::Stat(
             svc.blocking(move |s| s.stat(&set, id)).await?,
         )),

@@ -16,6 +16,7 @@
 
 use super::wire::{Durability, ReplicateRequest, StoreReply, StoreRequest, WriteOp, WriteRequest};
 use super::{call, CallError, DataError, StorageService};
+use crate::metrics::Metrics;
 use crate::node::{now_ms, NodeShared};
 use keel_core::{
     ClusterCommand, ClusterError, Epoch, MemberRef, NodeId, ObjectId, SetId, StoreId, Version,
@@ -189,7 +190,14 @@ async fn write_inner(
         nodes: &now,
         stores: &stores,
     };
-    let (stat, failed) = tokio::join!(local, replicate(node, &set, epoch, id, version, &op, to));
+    let (local, replication) = (
+        Metrics::time(&node.metrics.local_write_seconds, local),
+        Metrics::time(
+            &node.metrics.replication_seconds,
+            replicate(node, &set, epoch, id, version, &op, to),
+        ),
+    );
+    let (stat, failed) = tokio::join!(local, replication);
     let stat = stat?;
     let failed = refusals_fail_the_write(&set, epoch, failed)?;
     if !failed.is_empty() {
