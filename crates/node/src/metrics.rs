@@ -44,6 +44,10 @@ pub struct Metrics {
     pub objects_repaired: Counter,
     /// Locator: failover conditions entered for a storage node.
     pub locator_failovers: Counter,
+    /// Storage, asynchronous volumes: per set, the bytes and writes this node (as
+    /// Primary) acknowledged and has not yet replicated to the other sites.
+    pub async_backlog_bytes: Family<SetLabel, Gauge>,
+    pub async_backlog_writes: Family<SetLabel, Gauge>,
 }
 
 impl Metrics {
@@ -69,6 +73,8 @@ impl Metrics {
             objects_rebalanced: Counter::default(),
             objects_repaired: Counter::default(),
             locator_failovers: Counter::default(),
+            async_backlog_bytes: Family::default(),
+            async_backlog_writes: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -120,6 +126,16 @@ impl Metrics {
             "acting_primary",
             "1 while this node holds the set's lease and acts as Primary",
             m.acting_primary.clone(),
+        );
+        registry.register(
+            "storage_async_backlog_bytes",
+            "Bytes acknowledged by this Primary not yet replicated to the other sites",
+            m.async_backlog_bytes.clone(),
+        );
+        registry.register(
+            "storage_async_backlog_writes",
+            "Writes acknowledged by this Primary not yet replicated to the other sites",
+            m.async_backlog_writes.clone(),
         );
         registry.register(
             "health_score",
