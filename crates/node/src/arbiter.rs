@@ -589,7 +589,8 @@ fn hurry_election(
         }
     };
     let voters: Vec<NodeId> = node.db.voters().into_iter().collect();
-    if !voters.contains(&me) {
+    // A node whose configuration database store is new stands for no election.
+    if !voters.contains(&me) || node.db.admission() != keel_confdb::AdmissionState::Admitted {
         release(timer_held);
         return;
     }

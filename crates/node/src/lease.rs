@@ -387,6 +387,11 @@ impl LeaseHolder {
             .map(|h| h.epoch)
     }
 
+    /// When this process's lease on `set` runs out, if it holds one.
+    pub fn until(&self, set: &str) -> Option<Instant> {
+        self.held.get(set).map(|h| h.until)
+    }
+
     /// Drops leases that ran out; returns them (each is a `lease_lost` event).
     pub fn expire(&mut self, now: Instant) -> Vec<(SetId, Epoch)> {
         let lost: Vec<(SetId, Held)> = self
