@@ -114,6 +114,18 @@ pub fn set_detail(s: &SetView) -> String {
     if let Some(h) = s.lease_holder {
         let _ = writeln!(out, "  lease       held by {h}");
     }
+    if let Some(b) = &s.async_backlog {
+        let lagging = if b.lagging.is_empty() {
+            String::new()
+        } else {
+            format!("; lagging, writes held: {:?}", b.lagging)
+        };
+        let _ = writeln!(
+            out,
+            "  async       {} writes, {} bytes not yet on the other sites{lagging}",
+            b.writes, b.bytes
+        );
+    }
     out
 }
 

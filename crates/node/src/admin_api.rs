@@ -99,6 +99,11 @@ pub struct SetView {
     /// The lease holder, as the arbiter knows it (present only in the leader's answer).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease_holder: Option<NodeId>,
+    /// Asynchronous volumes: what the answering node, as the set's Primary, has
+    /// acknowledged and not yet replicated to the other sites (present only if it has
+    /// had such writes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub async_backlog: Option<crate::storage::async_repl::BacklogView>,
 }
 
 impl SetView {

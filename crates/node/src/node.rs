@@ -487,6 +487,10 @@ impl NodeShared {
                             .iter()
                             .find(|(k, _)| *k == set.id)
                             .and_then(|(_, h)| *h),
+                        async_backlog: self
+                            .storage
+                            .as_ref()
+                            .and_then(|st| st.async_repl.view(&set.id)),
                     })
                     .collect(),
             }
