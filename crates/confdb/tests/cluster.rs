@@ -366,7 +366,10 @@ async fn a_voter_whose_store_was_wiped_votes_only_once_caught_up() -> anyhow::Re
     tracing::info!("--- {leader} is back: {wiped} catches up, votes again, nothing is lost");
     cluster.net.set_isolated(leader, false);
     let new_leader = wait_leader(&cluster.node(lagging), |_| true).await?;
-    assert_eq!(new_leader, leader, "only the node holding every entry can lead");
+    assert_eq!(
+        new_leader, leader,
+        "only the node holding every entry can lead"
+    );
     let (_, index) = cluster.leader_applied().await?;
     wait_applied(&fresh, index).await?;
     let deadline = Instant::now() + DEADLINE;

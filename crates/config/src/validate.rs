@@ -190,9 +190,10 @@ heartbeat_ms = 100
             field_of(&format!("{GOOD}[async_replication]\nbacklog_writes = 0\n")),
             "async_replication.backlog_writes"
         );
-        let cfg =
-            NodeConfig::parse(&format!("{GOOD}[async_replication]\nbacklog_bytes = 4096\n"))
-                .unwrap();
+        let cfg = NodeConfig::parse(&format!(
+            "{GOOD}[async_replication]\nbacklog_bytes = 4096\n"
+        ))
+        .unwrap();
         assert_eq!(cfg.async_replication.backlog_bytes, 4096);
         assert_eq!(cfg.async_replication.backlog_writes, 1024);
         let unknown = NodeConfig::parse(&GOOD.replace("site = \"a\"", "site = \"a\"\ncolour = 1"))

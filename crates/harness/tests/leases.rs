@@ -1,6 +1,7 @@
-//! The Primary's lease, checked again before it acknowledges (issue 7, item 5): a
-//! Primary whose lease runs out while a write is being replicated refuses the write,
-//! even though every in-sync replica (or the in-sync list) ends up consistent with it.
+//! Leases under faults (issue 7): a Primary whose lease runs out while a write is being
+//! replicated refuses the write (item 5); a Primary behind a firewall `REJECT` rule is
+//! failed over, but its successor acts only once its lease has run out, since a
+//! refused connection does not prove its process gone (item 7).
 
 mod common;
 
@@ -34,7 +35,12 @@ fn primary_and_replica(c: &Cluster, leader: NodeId) -> anyhow::Result<(NodeId, N
         if set.primary_node() != Some(p) {
             continue;
         }
-        if let Some(r) = set.in_sync.iter().copied().find(|r| *r != p && *r != leader) {
+        if let Some(r) = set
+            .in_sync
+            .iter()
+            .copied()
+            .find(|r| *r != p && *r != leader)
+        {
             return Ok((p, r));
         }
     }
@@ -54,8 +60,10 @@ async fn a_primary_whose_lease_ran_out_during_a_write_does_not_acknowledge_it() 
     let epoch = c.epoch(&set);
     let node = c.node(p)?;
 
-    info!("--- node {p}'s heartbeats (and lease renewals) stop; it stays Primary of {set}");
-    c.block(p, Traffic::Datagrams, Way::Both);
+    // Its own heartbeats still go out (it is neither silent nor suspect, so it stays an
+    // eligible Primary); the arbiter's answers no longer reach it.
+    info!("--- node {p} hears no more lease renewals; it stays Primary of {set}");
+    c.block(p, Traffic::Datagrams, Way::In);
     // Wait until its lease has less left than the failure detector needs to give up on
     // a replica (fail_after_ms, 350 ms): a write started now replicates past its end.
     wait_until("the lease is about to run out", STEP, || {
@@ -64,7 +72,9 @@ async fn a_primary_whose_lease_ran_out_during_a_write_does_not_acknowledge_it() 
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .until(&set);
-        until.is_some_and(|u| u.saturating_duration_since(Instant::now()) < Duration::from_millis(150))
+        until.is_some_and(|u| {
+            u.saturating_duration_since(Instant::now()) < Duration::from_millis(150)
+        })
     })
     .await?;
 
@@ -75,7 +85,10 @@ async fn a_primary_whose_lease_ran_out_during_a_write_does_not_acknowledge_it() 
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .acting(&set, Instant::now());
-    ensure!(holds == Some(epoch), "the write must start while node {p} holds the lease");
+    ensure!(
+        holds == Some(epoch),
+        "the write must start while node {p} holds the lease"
+    );
     let id = c
         .read(|s| {
             (0..100_000)
@@ -101,10 +114,38 @@ async fn a_primary_whose_lease_ran_out_during_a_write_does_not_acknowledge_it() 
 
     info!("--- the replica was taken off the list, but the lease had run out: refused");
     ensure!(
-        matches!(answer, Err(DataError::NoLease { .. } | DataError::NotPrimary { .. })),
+        matches!(
+            answer,
+            Err(DataError::NoLease { .. } | DataError::NotPrimary { .. })
+        ),
         "a Primary without a lease acknowledged a write: {answer:?}"
     );
     c.resume(r)?;
-    c.unblock(p, Traffic::Datagrams, Way::Both);
+    c.unblock(p, Traffic::Datagrams, Way::In);
+    finish(c, checker).await
+}
+
+/// Item 7(c): connection refused is what a crashed process gives, and also what a
+/// firewall `REJECT` rule gives while the process lives and can still reach its
+/// replicas. The arbiter used to void the Primary's lease on a refused probe and let the
+/// new Primary act at once, while the old one still held its lease: two acted at once
+/// (the checker's `TwoActing`). Now the new Primary waits for the lease to run out.
+#[tokio::test]
+async fn a_primary_behind_a_reject_rule_keeps_its_lease_until_it_runs_out() -> anyhow::Result<()> {
+    init_tracing();
+    let _one = serial().await;
+    let (c, p, e1) = three_nodes_and_a_set(PrimaryIs::NotLeader).await?;
+    let checker = c.checker()?;
+
+    info!("--- a REJECT rule at node {p}, Primary of s in epoch {e1}: refused, yet alive");
+    c.net().update(|f| {
+        f.rejecting.insert(p);
+    });
+    let (q, e2) = c.wait_failover("s", e1, STEP).await?;
+    ensure!(q != p && e2 > e1, "node {q} acts in epoch {e2}");
+    info!("--- node {q} acts in epoch {e2}; never at the same time as node {p}");
+    c.net().update(|f| {
+        f.rejecting.remove(&p);
+    });
     finish(c, checker).await
 }

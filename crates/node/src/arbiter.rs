@@ -400,9 +400,9 @@ fn start_probe(
             Err(NetError::Refused) => Probe::Refused,
             Err(_) => Probe::NoAnswer,
         };
-        if let Ok(pong) = r.and_then(|(_, body)| {
-            wire::decode::<wire::Pong>(&body).map_err(|_| NetError::Refused)
-        }) {
+        if let Ok(pong) =
+            r.and_then(|(_, body)| wire::decode::<wire::Pong>(&body).map_err(|_| NetError::Refused))
+        {
             if let Some(t) = node
                 .arbiter
                 .lock()

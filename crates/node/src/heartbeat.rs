@@ -285,7 +285,12 @@ fn confirm_incarnation(node: &Arc<NodeShared>, target: NodeId, incarnation: u64)
         let asked = Instant::now();
         let reply = node
             .net
-            .call(&addrs, wire::method::PING, vec![], Duration::from_millis(100))
+            .call(
+                &addrs,
+                wire::method::PING,
+                vec![],
+                Duration::from_millis(100),
+            )
             .await;
         let Ok((_, body)) = reply else {
             return;

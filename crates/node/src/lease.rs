@@ -224,9 +224,11 @@ impl LeaseTable {
     /// is shutting down). A release that names another grant — a late or duplicated
     /// copy of an older heartbeat — changes nothing.
     pub fn release(&mut self, node: NodeId, release: &Release) {
-        if self.grants.get(&release.set).is_some_and(|g| {
-            g.node == node && g.epoch == release.epoch && g.id == release.grant
-        }) {
+        if self
+            .grants
+            .get(&release.set)
+            .is_some_and(|g| g.node == node && g.epoch == release.epoch && g.id == release.grant)
+        {
             self.grants.remove(&release.set);
         }
     }
@@ -704,7 +706,10 @@ mod tests {
         let asked = t0 + Duration::from_millis(1);
         assert_eq!(table.void_superseded(1, A, asked), 0);
         // An answer to a question asked before the grant was made proves nothing.
-        assert_eq!(table.void_superseded(1, B, t0 - Duration::from_millis(1)), 0);
+        assert_eq!(
+            table.void_superseded(1, B, t0 - Duration::from_millis(1)),
+            0
+        );
         assert_eq!(table.void_superseded(1, B, asked), 1);
         assert!(granted(table.request(&st, 1, B, "s", Epoch(1), t0, t0)).0);
     }

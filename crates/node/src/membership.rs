@@ -116,7 +116,10 @@ pub async fn handle_join(node: &Arc<NodeShared>, req: JoinRequest) -> JoinReply 
     tokio::spawn(async move {
         if new_store {
             if let Err(e) = readmit_as_learner(&n, id).await {
-                tracing::warn!(node = id, "could not take the voter with a new store off the voters: {e}");
+                tracing::warn!(
+                    node = id,
+                    "could not take the voter with a new store off the voters: {e}"
+                );
             }
         }
         let voter = member.roles.contains(&NodeRole::Control);
@@ -184,7 +187,10 @@ async fn readmit_as_learner(node: &NodeShared, id: NodeId) -> Result<(), String>
         .change_voters(voters)
         .await
         .map_err(|e| e.to_string())?;
-    tracing::warn!(node = id, "voter came back with a new configuration database store: a learner until caught up");
+    tracing::warn!(
+        node = id,
+        "voter came back with a new configuration database store: a learner until caught up"
+    );
     node.record(
         Event::new(now_ms(), EventKind::VoterReadmitted)
             .node(id)

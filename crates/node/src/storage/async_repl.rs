@@ -142,10 +142,7 @@ impl AsyncReplication {
             let changed = backlog.changed.notified();
             let lagging = {
                 let b = backlog.state.lock().unwrap_or_else(|e| e.into_inner());
-                b.lagging
-                    .iter()
-                    .next()
-                    .map(|(n, why)| (*n, why.clone()))
+                b.lagging.iter().next().map(|(n, why)| (*n, why.clone()))
             };
             let Some((node, why)) = lagging else {
                 return Ok(());
@@ -192,7 +189,11 @@ impl AsyncReplication {
                 .await
                 .is_err()
             {
-                let b = backlog.state.lock().unwrap_or_else(|e| e.into_inner()).view();
+                let b = backlog
+                    .state
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .view();
                 return Err(DataError::Unavailable {
                     what: format!("a write to storage set {set:?}"),
                     tried: format!(
@@ -224,15 +225,23 @@ fn publish(metrics: &Metrics, set: &str, b: &Backlog) {
 /// in-sync list; it is retried until it commits or says the Primary is deposed or the
 /// set is gone (the set's writes are refused then anyway). Then the ticket's room is
 /// given back.
-pub async fn settle<F, Fut>(metrics: &Metrics, ticket: Ticket, missed: Vec<(NodeId, String)>, shrink: F)
-where
+pub async fn settle<F, Fut>(
+    metrics: &Metrics,
+    ticket: Ticket,
+    missed: Vec<(NodeId, String)>,
+    shrink: F,
+) where
     F: Fn() -> Fut,
     Fut: Future<Output = Result<(), DataError>>,
 {
     let set = ticket.set.clone();
     if !missed.is_empty() {
         {
-            let mut b = ticket.backlog.state.lock().unwrap_or_else(|e| e.into_inner());
+            let mut b = ticket
+                .backlog
+                .state
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             for (n, why) in &missed {
                 b.lagging.insert(*n, why.clone());
             }
@@ -242,21 +251,35 @@ where
             match shrink().await {
                 Ok(()) => break,
                 Err(e @ (DataError::NotPrimary { .. } | DataError::BadRequest { .. })) => {
-                    tracing::warn!(set, "asynchronous replication: {e}; no longer this node's to shrink");
+                    tracing::warn!(
+                        set,
+                        "asynchronous replication: {e}; no longer this node's to shrink"
+                    );
                     break;
                 }
                 Err(e) => {
-                    tracing::error!(set, "asynchronous replication: shrink failed, retrying: {e}");
+                    tracing::error!(
+                        set,
+                        "asynchronous replication: shrink failed, retrying: {e}"
+                    );
                     tokio::time::sleep(SHRINK_RETRY).await;
                 }
             }
         }
-        let mut b = ticket.backlog.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut b = ticket
+            .backlog
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         for (n, _) in &missed {
             b.lagging.remove(n);
         }
     }
-    let mut b = ticket.backlog.state.lock().unwrap_or_else(|e| e.into_inner());
+    let mut b = ticket
+        .backlog
+        .state
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     b.finish(ticket.bytes);
     publish(metrics, &set, &b);
     drop(b);
