@@ -8,7 +8,7 @@ mod common;
 use anyhow::{ensure, Context};
 use common::*;
 use keel_core::{NodeId, ObjectId};
-use keel_harness::{wait_for, wait_until, Cluster, Traffic, Way};
+use keel_harness::{wait_for, wait_until, Cluster, ClusterOptions, Traffic, Way};
 use keel_node::admin_api::AdminRequest;
 use keel_node::storage::wire::{Durability, StoreRequest, WriteOp, WriteRequest};
 use keel_node::storage::{self, DataError};
@@ -134,7 +134,22 @@ async fn a_primary_whose_lease_ran_out_during_a_write_does_not_acknowledge_it() 
 async fn a_primary_behind_a_reject_rule_keeps_its_lease_until_it_runs_out() -> anyhow::Result<()> {
     init_tracing();
     let _one = serial().await;
-    let (c, p, e1) = three_nodes_and_a_set(PrimaryIs::NotLeader).await?;
+    // A lease much longer than detection and failover take, so that a successor that
+    // did not wait for it would act while the old Primary still holds it.
+    let c = Cluster::start_with(ClusterOptions {
+        timings: keel_config::TimingsConfig {
+            lease_ms: 2000,
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await?;
+    let want = not_the_leader(&c)?;
+    let (p, e1) = c.create_set("s", &members_with_first(&c, want)).await?;
+    ensure!(
+        p == want,
+        "node {want} should be the first Primary, not {p}"
+    );
     let checker = c.checker()?;
 
     info!("--- a REJECT rule at node {p}, Primary of s in epoch {e1}: refused, yet alive");
