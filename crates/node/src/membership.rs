@@ -80,6 +80,16 @@ pub async fn handle_join(node: &Arc<NodeShared>, req: JoinRequest) -> JoinReply 
         ),
         None => (false, false),
     });
+    // A voter whose configuration database store is new (its `raft.redb` was deleted
+    // or its disk replaced: it boots for the first time) has lost its log and its
+    // vote: it goes back to being a learner, and is a voter again only once caught up.
+    // (A retried join of the same process is not news.)
+    let new_process = node
+        .db
+        .read(|s| s.members.get(&id).map(|m| m.pid))
+        .is_some_and(|pid| pid != req.member.pid);
+    let new_store =
+        req.boot == keel_core::BootType::FirstBoot && new_process && node.db.voters().contains(&id);
     let back = Input::Back {
         node: id,
         boot: req.boot,
@@ -108,10 +118,6 @@ pub async fn handle_join(node: &Arc<NodeShared>, req: JoinRequest) -> JoinReply 
     if !known {
         reported = report_boot(node, &back).await;
     }
-    // A voter whose configuration database store is new (its `raft.redb` was deleted
-    // or its disk replaced: it boots for the first time) has lost its log and its
-    // vote: it goes back to being a learner, and is a voter again only once caught up.
-    let new_store = req.boot == keel_core::BootType::FirstBoot && node.db.voters().contains(&id);
     let n = node.clone();
     tokio::spawn(async move {
         if new_store {
