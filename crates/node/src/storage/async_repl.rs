@@ -20,6 +20,7 @@ use super::DataError;
 use crate::metrics::{Metrics, SetLabel};
 use keel_config::AsyncReplicationConfig;
 use keel_core::{NodeId, SetId};
+use prometheus_client::metrics::gauge::Gauge;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -99,11 +100,25 @@ pub struct AsyncReplication {
     sets: Mutex<HashMap<SetId, Arc<SetBacklog>>>,
 }
 
-/// Room taken in a set's backlog by one write; given back by [`settle`].
+/// Room taken in a set's backlog by one write; given back when dropped: by [`settle`]
+/// once the background write is done, or at once if the write fails before it starts.
 pub struct Ticket {
     set: SetId,
     bytes: u64,
     backlog: Arc<SetBacklog>,
+    /// The set's backlog gauges (bytes, writes).
+    gauges: (Gauge, Gauge),
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        let mut b = self.backlog.state.lock().unwrap_or_else(|e| e.into_inner());
+        b.finish(self.bytes);
+        self.gauges.0.set(b.bytes as i64);
+        self.gauges.1.set(b.writes as i64);
+        drop(b);
+        self.backlog.changed.notify_waiters();
+    }
 }
 
 impl AsyncReplication {
@@ -177,11 +192,14 @@ impl AsyncReplication {
             {
                 let mut b = backlog.state.lock().unwrap_or_else(|e| e.into_inner());
                 if b.admit(bytes, &self.cfg) == Admit::Go {
-                    publish(metrics, set, &b);
+                    let gauges = gauges(metrics, set);
+                    gauges.0.set(b.bytes as i64);
+                    gauges.1.set(b.writes as i64);
                     return Ok(Ticket {
                         set: set.to_string(),
                         bytes,
                         backlog: backlog.clone(),
+                        gauges,
                     });
                 }
             }
@@ -206,18 +224,15 @@ impl AsyncReplication {
     }
 }
 
-fn publish(metrics: &Metrics, set: &str, b: &Backlog) {
+/// The backlog gauges of `set` (bytes, writes).
+fn gauges(metrics: &Metrics, set: &str) -> (Gauge, Gauge) {
     let label = SetLabel {
         set: set.to_string(),
     };
-    metrics
-        .async_backlog_bytes
-        .get_or_create(&label)
-        .set(b.bytes as i64);
-    metrics
-        .async_backlog_writes
-        .get_or_create(&label)
-        .set(b.writes as i64);
+    (
+        metrics.async_backlog_bytes.get_or_create(&label).clone(),
+        metrics.async_backlog_writes.get_or_create(&label).clone(),
+    )
 }
 
 /// Ends a background write: `missed` are the remote replicas that did not take it.
@@ -225,12 +240,8 @@ fn publish(metrics: &Metrics, set: &str, b: &Backlog) {
 /// in-sync list; it is retried until it commits or says the Primary is deposed or the
 /// set is gone (the set's writes are refused then anyway). Then the ticket's room is
 /// given back.
-pub async fn settle<F, Fut>(
-    metrics: &Metrics,
-    ticket: Ticket,
-    missed: Vec<(NodeId, String)>,
-    shrink: F,
-) where
+pub async fn settle<F, Fut>(ticket: Ticket, missed: Vec<(NodeId, String)>, shrink: F)
+where
     F: Fn() -> Fut,
     Fut: Future<Output = Result<(), DataError>>,
 {
@@ -275,15 +286,7 @@ pub async fn settle<F, Fut>(
             b.lagging.remove(n);
         }
     }
-    let mut b = ticket
-        .backlog
-        .state
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    b.finish(ticket.bytes);
-    publish(metrics, &set, &b);
-    drop(b);
-    ticket.backlog.changed.notify_waiters();
+    drop(ticket);
 }
 
 #[cfg(test)]
@@ -334,19 +337,22 @@ mod tests {
         let r = Arc::new(r);
         let waiting = tokio::spawn({
             let r = r.clone();
-            async move { r.reserve(&Metrics::new(), "s", 10).await.map(|_| ()) }
+            async move { r.reserve(&Metrics::new(), "s", 10).await }
         });
         tokio::task::yield_now().await;
         assert!(!waiting.is_finished());
-        {
-            let mut b = t.backlog.state.lock().unwrap();
-            b.finish(t.bytes);
-        }
-        t.backlog.changed.notify_waiters();
-        waiting.await.unwrap().unwrap();
+        drop(t);
+        let second = waiting.await.unwrap().unwrap();
         // --- a write that finds no room within wait_ms is refused
         let e = r.reserve(&metrics, "s", 10).await.err().unwrap();
         assert_eq!(e.code(), "unavailable", "{e}");
+        // --- a ticket dropped (the write failed before its background copy) gives
+        // its room back
+        drop(second);
+        assert_eq!(r.view("s").unwrap(), BacklogView::default());
+        assert!(metrics
+            .encode()
+            .contains("keel_storage_async_backlog_writes{set=\"s\"} 0"));
     }
 
     #[tokio::test]
@@ -380,14 +386,14 @@ mod tests {
     #[tokio::test]
     async fn a_missed_background_write_is_shrunk_until_the_shrink_commits() {
         let r = Arc::new(AsyncReplication::new(cfg(100, 10, 5_000)));
-        let metrics = Arc::new(Metrics::new());
+        let metrics = Metrics::new();
         let t = r.reserve(&metrics, "s", 10).await.unwrap();
         let attempts = Arc::new(std::sync::atomic::AtomicU32::new(0));
         let (go_tx, go_rx) = tokio::sync::watch::channel(false);
         let settling = tokio::spawn({
-            let (metrics, attempts) = (metrics.clone(), attempts.clone());
+            let attempts = attempts.clone();
             async move {
-                settle(&metrics, t, vec![(2, "unreachable".into())], || {
+                settle(t, vec![(2, "unreachable".into())], || {
                     let attempts = attempts.clone();
                     let mut go = go_rx.clone();
                     async move {

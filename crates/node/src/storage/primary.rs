@@ -173,7 +173,7 @@ async fn write_inner(
                 .into_iter()
                 .map(|(n, e)| (n, e.to_string()))
                 .collect();
-            super::async_repl::settle(&node.metrics, ticket, missed.clone(), || {
+            super::async_repl::settle(ticket, missed.clone(), || {
                 shrink_in_sync(&node, &set, epoch, &missed)
             })
             .await;
