@@ -262,8 +262,13 @@ pub struct LeaseHolder {
     min_term: u64,
     sent: VecDeque<(u64, Instant)>,
     held: HashMap<SetId, Held>,
-    /// Grants this process gave up: never taken back from a late answer.
-    released_ids: VecDeque<GrantId>,
+    /// Grants this process gave up, each with the last heartbeat sent before it did:
+    /// an answer to that heartbeat or an earlier one (a late answer) never gives it
+    /// back. A later heartbeat's answer renewing it means the arbiter never got the
+    /// release and holds the grant for this process: it is taken again.
+    released_ids: VecDeque<(GrantId, u64)>,
+    /// The last heartbeat sent (with lease requests).
+    last_sent: u64,
     /// Releases not yet carried by a heartbeat.
     to_release: Vec<Release>,
 }
@@ -297,6 +302,7 @@ impl LeaseHolder {
             sent: VecDeque::new(),
             held: HashMap::new(),
             released_ids: VecDeque::new(),
+            last_sent: 0,
             to_release: vec![],
         }
     }
@@ -307,6 +313,7 @@ impl LeaseHolder {
 
     /// Remembers when heartbeat `seq` (carrying lease requests) was sent.
     pub fn sent(&mut self, seq: u64, at: Instant) {
+        self.last_sent = self.last_sent.max(seq);
         self.sent.push_back((seq, at));
         while self.sent.len() > 64 {
             self.sent.pop_front();
@@ -314,7 +321,7 @@ impl LeaseHolder {
     }
 
     fn released(&mut self, set: &str, h: Held) {
-        self.released_ids.push_back(h.grant);
+        self.released_ids.push_back((h.grant, self.last_sent));
         while self.released_ids.len() > RELEASED_MEMORY {
             self.released_ids.pop_front();
         }
@@ -341,7 +348,11 @@ impl LeaseHolder {
         if let Some(&(_, sent_at)) = sent {
             let until = sent_at + self.lease;
             for (set, epoch, grant) in ack.granted {
-                if until <= now || self.released_ids.contains(grant) {
+                let late = self
+                    .released_ids
+                    .iter()
+                    .any(|(g, before)| g == grant && ack.seq <= *before);
+                if until <= now || late {
                     continue;
                 }
                 match self.held.get(set) {
@@ -664,6 +675,12 @@ mod tests {
         h.sent(3, t0);
         let g2 = [("s".to_string(), Epoch(1), gid(2))];
         assert_eq!(h.on_ack(0, ack(A, 1, 3, &g2, &[]), t0).acquired.len(), 1);
+        // --- and if the release is lost, the arbiter renews the released grant for a
+        // later heartbeat: the holder takes it again rather than asking forever
+        assert_eq!(h.give_up("s"), Some(Epoch(1)));
+        h.take_releases();
+        h.sent(4, t0);
+        assert_eq!(h.on_ack(0, ack(A, 1, 4, &g2, &[]), t0).acquired.len(), 1);
     }
 
     /// Item 7(b): a restarted process numbers its heartbeats from 1 again; an answer
