@@ -103,6 +103,24 @@ pub fn verdict(view: &StatusView) -> Verdict {
             }
         }
     }
+    for s in &view.sets {
+        if let Some(b) = s.async_backlog.as_ref().filter(|b| b.writes > 0) {
+            warns.push(format!(
+                "set {}: {} writes ({} bytes) acknowledged and not yet on the other sites{}",
+                s.id,
+                b.writes,
+                b.bytes,
+                if b.lagging.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; writes held while node(s) {:?} leave the in-sync list",
+                        b.lagging
+                    )
+                }
+            ));
+        }
+    }
     for n in &view.nodes {
         let since = |t: Option<i64>| {
             t.map(|t| format!(" {} ago", age(now - t)))
@@ -235,6 +253,7 @@ mod tests {
             changed_at: NOW,
             objects: None,
             bytes: None,
+            async_backlog: None,
         }
     }
 

@@ -191,6 +191,7 @@ mod tests {
             changed_at: 0,
             objects: None,
             bytes: None,
+            async_backlog: None,
         }];
         let mut one = chosen.clone();
         one.local = Some(local(7));

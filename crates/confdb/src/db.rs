@@ -6,6 +6,7 @@
 //! itself (callers get [`WriteError::ForwardToLeader`] and decide), or block on I/O
 //! outside the blocking pool.
 
+use crate::admission::{Admission, AdmissionState};
 use crate::disk::{blocking, open_database};
 use crate::error::{ConfDbError, WriteError};
 use crate::log_store::LogStore;
@@ -55,6 +56,8 @@ struct Inner {
     applied_rx: watch::Receiver<u64>,
     /// The redb file, held by Raft's tasks; gone once they have all stopped.
     db: Weak<redb::Database>,
+    /// Whether this node's store may vote (see [`crate::admission`]).
+    admission: Admission,
 }
 
 /// How long [`ConfDb::shutdown`] waits for Raft's tasks to release the redb file.
@@ -71,8 +74,10 @@ impl ConfDb {
     ) -> Result<ConfDb, ConfDbError> {
         let config = Arc::new(config.validate()?);
         let dir = dir.to_path_buf();
+        let created = !dir.join(crate::disk::DB_FILE).exists();
         let db = blocking(move || open_database(&dir)).await?;
         let weak_db = Arc::downgrade(&db);
+        let admission = Admission::open(db.clone(), created).await?;
         let log = LogStore::new(db.clone());
         let sm = StateMachineStore::open(db).await?;
         let applied = sm.shared();
@@ -80,6 +85,13 @@ impl ConfDb {
         let raft = Raft::new(node_id, config, NetworkFactory::new(transport), log, sm)
             .await
             .map_err(|e| ConfDbError::Raft(e.to_string()))?;
+        if admission.state() != AdmissionState::Admitted {
+            tracing::warn!(
+                node = node_id,
+                "configuration database store is new: no vote and no election until it has caught up with the cluster"
+            );
+            raft.runtime_config().elect(false);
+        }
         Ok(ConfDb {
             inner: Arc::new(Inner {
                 node_id,
@@ -87,8 +99,41 @@ impl ConfDb {
                 applied,
                 applied_rx,
                 db: weak_db,
+                admission,
             }),
         })
+    }
+
+    /// Whether this node may vote and stand for election: not while its store is new
+    /// and has not caught up with what the cluster had committed (see
+    /// [`crate::admission`]).
+    pub fn admission(&self) -> AdmissionState {
+        self.inner.admission.state()
+    }
+
+    /// Admits the node if its store is new and it has applied up to the commit index
+    /// the leader had when it came back (or `force`, for the creator of a new group).
+    /// Returns true if this call admitted it; elections are enabled again then.
+    pub(crate) async fn admit_if_caught_up(&self, force: bool) -> Result<bool, ConfDbError> {
+        let applied = *self.inner.applied_rx.borrow();
+        let admitted = self
+            .inner
+            .admission
+            .admit_if_caught_up(applied, force)
+            .await?;
+        if admitted {
+            tracing::info!(
+                node = self.inner.node_id,
+                applied,
+                "configuration database store caught up: votes and stands for election again"
+            );
+            self.inner.raft.runtime_config().elect(true);
+        }
+        Ok(admitted)
+    }
+
+    pub(crate) fn note_leader_commit(&self, index: u64) {
+        self.inner.admission.leader_commit(index);
     }
 
     pub fn node_id(&self) -> NodeId {
@@ -186,7 +231,11 @@ impl ConfDb {
     /// group is already initialized (on this node).
     pub async fn initialize(&self, members: BTreeMap<NodeId, RaftPeer>) -> Result<(), ConfDbError> {
         match self.inner.raft.initialize(members).await {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                // The creator of a group has nothing to catch up with.
+                self.admit_if_caught_up(true).await?;
+                Ok(())
+            }
             Err(RaftError::APIError(InitializeError::NotAllowed(_))) => Ok(()),
             Err(e) => Err(ConfDbError::Raft(e.to_string())),
         }

@@ -4,6 +4,7 @@
 //! Must never: authenticate or route (the RPC layer does), or turn a Raft-level error
 //! into a transport error: the `Result` travels back to the caller as it is.
 
+use crate::admission::AdmissionState;
 use crate::db::ConfDb;
 use crate::network::{KIND_APPEND, KIND_SNAPSHOT, KIND_VOTE};
 use crate::types::TypeConfig;
@@ -28,9 +29,27 @@ impl ConfDb {
         match kind {
             KIND_APPEND => {
                 let req: AppendEntriesRequest<TypeConfig> = decode(kind, body)?;
-                encode(kind, &raft.append_entries(req).await)
+                let unadmitted = self.admission() != AdmissionState::Admitted;
+                if unadmitted {
+                    self.note_leader_commit(req.leader_commit.map_or(0, |c| c.index));
+                }
+                let reply = encode(kind, &raft.append_entries(req).await);
+                if unadmitted {
+                    if let Err(e) = self.admit_if_caught_up(false).await {
+                        tracing::warn!("cannot record the admission of this store: {e}");
+                    }
+                }
+                reply
             }
             KIND_VOTE => {
+                // A new store has neither the log nor the vote it may have given: a
+                // vote from it could elect a leader missing committed entries.
+                if self.admission() != AdmissionState::Admitted {
+                    return Err(format!(
+                        "node {} refuses to vote: its configuration database store is new and has not caught up with the cluster",
+                        self.node_id()
+                    ));
+                }
                 let req: VoteRequest<u64> = decode(kind, body)?;
                 encode(kind, &raft.vote(req).await)
             }

@@ -10,6 +10,7 @@
 //! [`RaftTransport`] and calls [`ConfDb::handle_raft`]), or change the meaning of a
 //! command (that is `ClusterState::apply` in keel-core).
 
+pub mod admission;
 pub mod db;
 pub mod disk;
 pub mod error;
@@ -21,6 +22,7 @@ pub mod snapshot;
 pub mod state_machine;
 pub mod types;
 
+pub use admission::AdmissionState;
 pub use db::{recommended_config, ConfDb};
 pub use disk::{open_database, DB_FILE, FORMAT_VERSION};
 pub use error::{ConfDbError, TransportError, WriteError};

@@ -6,7 +6,7 @@ mod common;
 
 use common::memnet::{MemNet, MemTransport};
 use common::{add_member, record_event};
-use keel_confdb::{recommended_config, ConfDb, RaftPeer, WriteError};
+use keel_confdb::{recommended_config, AdmissionState, ConfDb, RaftPeer, WriteError, DB_FILE};
 use keel_core::{ClusterCommand, ClusterResponse, ClusterState, NodeId};
 use openraft::{Config, SnapshotPolicy};
 use std::collections::{BTreeMap, HashMap};
@@ -178,8 +178,13 @@ async fn three_replicas_elect_replicate_fail_over_and_catch_up() -> anyhow::Resu
     let cluster = Cluster::start(&ids).await?;
 
     tracing::info!("--- initialize the group and elect a leader");
+    // Every first member initializes: a store created empty votes only once it is
+    // known to hold what the cluster committed (see `admission.rs`), and the creators
+    // of a group are.
     let members: BTreeMap<NodeId, RaftPeer> = ids.iter().map(|&id| (id, peer(id))).collect();
-    cluster.node(1).initialize(members.clone()).await?;
+    for id in ids {
+        cluster.node(id).initialize(members.clone()).await?;
+    }
     cluster.node(1).initialize(members).await?; // a second initialize is a no-op
     let first_leader = wait_leader(&cluster.node(1), |_| true).await?;
     for id in ids {
@@ -287,6 +292,98 @@ async fn three_replicas_elect_replicate_fail_over_and_catch_up() -> anyhow::Resu
         "the returning node installed a snapshot: {snapshot:?}"
     );
 
+    for id in ids {
+        cluster.stop(id).await?;
+    }
+    Ok(())
+}
+
+/// Deliverable 2 of issue 7: a voter whose store is wiped comes back with an empty log
+/// and no vote. openraft 0.9 would let it vote for any candidate, so a candidate that
+/// misses committed entries could win with its vote and lose them. Here entries are
+/// committed on the leader and the voter to be wiped while a third voter is cut off;
+/// the wiped voter comes back next to the lagging one with the leader away: no leader
+/// may be elected from the two (before the fix the lagging one won with the wiped one's
+/// vote), and once the leader is back the wiped voter catches up, votes again, and no
+/// committed entry is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_voter_whose_store_was_wiped_votes_only_once_caught_up() -> anyhow::Result<()> {
+    common::init_tracing();
+    let ids = [1, 2, 3];
+    let cluster = Cluster::start(&ids).await?;
+    let members: BTreeMap<NodeId, RaftPeer> = ids.iter().map(|&id| (id, peer(id))).collect();
+    for id in ids {
+        cluster.node(id).initialize(members.clone()).await?;
+    }
+    let leader = wait_leader(&cluster.node(1), |_| true).await?;
+    for id in ids {
+        cluster.write(add_member(id)).await?;
+    }
+    let others: Vec<NodeId> = ids.into_iter().filter(|&id| id != leader).collect();
+    let (wiped, lagging) = (others[0], others[1]);
+
+    tracing::info!("--- cut node {lagging} off; commit entries on {leader} and {wiped}");
+    cluster.net.set_isolated(lagging, true);
+    for n in 100..110 {
+        cluster.write(record_event(n)).await?;
+    }
+    let (_, committed) = cluster.leader_applied().await?;
+    wait_applied(&cluster.node(wiped), committed).await?;
+    let expected_events = state(&cluster.node(leader)).events.len();
+
+    tracing::info!("--- wipe node {wiped}'s store; it comes back next to {lagging}, {leader} away");
+    cluster.stop(wiped).await?;
+    std::fs::remove_file(cluster.dirs[&wiped].path().join(DB_FILE))?;
+    cluster.net.set_isolated(leader, true);
+    let fresh = cluster.open(wiped).await?;
+    assert_eq!(
+        fresh.admission(),
+        AdmissionState::Unadmitted { floor: None }
+    );
+    cluster.net.set_isolated(lagging, false);
+
+    tracing::info!("--- {lagging} campaigns; {wiped} must not vote for it");
+    let vote = serde_json::to_vec(&openraft::raft::VoteRequest::<NodeId>::new(
+        openraft::Vote::new(1000, lagging),
+        None,
+    ))?;
+    let refused = fresh.handle_raft("vote", &vote).await;
+    assert!(refused.is_err(), "a new store granted a vote: {refused:?}");
+    // Several election timeouts: neither of the two may become leader.
+    let window = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < window {
+        for id in [wiped, lagging] {
+            let node = cluster.node(id);
+            assert_ne!(
+                node.leader(),
+                Some(id),
+                "node {id} was elected without the committed entries"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    tracing::info!("--- {leader} is back: {wiped} catches up, votes again, nothing is lost");
+    cluster.net.set_isolated(leader, false);
+    let new_leader = wait_leader(&cluster.node(lagging), |_| true).await?;
+    assert_eq!(
+        new_leader, leader,
+        "only the node holding every entry can lead"
+    );
+    let (_, index) = cluster.leader_applied().await?;
+    wait_applied(&fresh, index).await?;
+    let deadline = Instant::now() + DEADLINE;
+    while fresh.admission() != AdmissionState::Admitted {
+        anyhow::ensure!(Instant::now() < deadline, "node {wiped} never admitted");
+        // Appends (heartbeats every 40 ms) re-check the admission.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let reference = state(&cluster.node(leader));
+    assert_eq!(reference.events.len(), expected_events);
+    for id in ids {
+        wait_applied(&cluster.node(id), index).await?;
+        assert_eq!(state(&cluster.node(id)), reference, "replica {id} diverges");
+    }
     for id in ids {
         cluster.stop(id).await?;
     }

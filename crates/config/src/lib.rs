@@ -10,7 +10,8 @@ mod validate;
 
 pub use error::ConfigError;
 pub use node::{
-    DevConfig, DiscoveryConfig, LinkConfig, LocatorConfig, NodeConfig, PortsConfig, TimingsConfig,
+    AsyncReplicationConfig, DevConfig, DiscoveryConfig, LinkConfig, LocatorConfig, NodeConfig,
+    PortsConfig, TimingsConfig,
 };
 
 use std::path::Path;

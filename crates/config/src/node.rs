@@ -37,7 +37,37 @@ pub struct NodeConfig {
     #[serde(default)]
     pub locator: LocatorConfig,
     #[serde(default)]
+    pub async_replication: AsyncReplicationConfig,
+    #[serde(default)]
     pub dev: DevConfig,
+}
+
+/// Volumes with asynchronous replication (`replication = "async"`): the Primary
+/// acknowledges a write once it is durable on the in-sync replicas of its own site, and
+/// sends it to the other sites' in the background. These bound that background work
+/// per storage set, so a remote site never lags by more than this.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AsyncReplicationConfig {
+    /// Bytes of acknowledged writes a set's Primary may have in flight to remote
+    /// replicas. When full, new writes of the set wait (backpressure). A single write
+    /// larger than this goes alone, when nothing else is in flight.
+    pub backlog_bytes: u64,
+    /// Acknowledged writes a set's Primary may have in flight to remote replicas.
+    pub backlog_writes: u64,
+    /// How long a write waits for room in the backlog, or for a lagging remote
+    /// replica to be taken off the in-sync list, before it is refused (ms).
+    pub wait_ms: u64,
+}
+
+impl Default for AsyncReplicationConfig {
+    fn default() -> Self {
+        AsyncReplicationConfig {
+            backlog_bytes: 256 * 1024 * 1024,
+            backlog_writes: 1024,
+            wait_ms: 10_000,
+        }
+    }
 }
 
 /// How the locator (the object storage manager of seed 001) finds the duplicate of

@@ -118,6 +118,16 @@ impl NodeConfig {
         if t.health_check_ms == 0 {
             return Err(f("timings.health_check_ms", "must be positive"));
         }
+        let a = &self.async_replication;
+        if a.backlog_bytes == 0 {
+            return Err(f("async_replication.backlog_bytes", "must be positive"));
+        }
+        if a.backlog_writes == 0 {
+            return Err(f("async_replication.backlog_writes", "must be positive"));
+        }
+        if a.wait_ms == 0 {
+            return Err(f("async_replication.wait_ms", "must be positive"));
+        }
         Ok(())
     }
 }
@@ -176,6 +186,16 @@ heartbeat_ms = 100
             field_of(&GOOD.replace("addr = \"127.1.1.1\"", "addr = \"nope\"")),
             "links.addr"
         );
+        assert_eq!(
+            field_of(&format!("{GOOD}[async_replication]\nbacklog_writes = 0\n")),
+            "async_replication.backlog_writes"
+        );
+        let cfg = NodeConfig::parse(&format!(
+            "{GOOD}[async_replication]\nbacklog_bytes = 4096\n"
+        ))
+        .unwrap();
+        assert_eq!(cfg.async_replication.backlog_bytes, 4096);
+        assert_eq!(cfg.async_replication.backlog_writes, 1024);
         let unknown = NodeConfig::parse(&GOOD.replace("site = \"a\"", "site = \"a\"\ncolour = 1"))
             .unwrap_err();
         assert!(unknown.to_string().contains("colour"), "{unknown}");

@@ -59,6 +59,9 @@ pub enum EventKind {
     RebalanceDone,
     /// Storage: objects no file refers to, older than the grace period, deleted.
     OrphansCollected,
+    /// A voter came back with a new configuration database store (its Raft log and
+    /// vote are gone): removed from the voters, it is a learner until it has caught up.
+    VoterReadmitted,
 }
 
 impl EventKind {

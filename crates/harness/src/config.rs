@@ -56,6 +56,7 @@ pub fn node_config(dir: &Path, id: NodeId, nodes: NodeId, timings: &TimingsConfi
         },
         timings: timings.clone(),
         locator: Default::default(),
+        async_replication: Default::default(),
         dev: DevConfig {
             faults: true,
             protocol_override: None,

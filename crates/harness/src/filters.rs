@@ -46,6 +46,10 @@ pub struct Filters {
     /// Traffic of one kind dropped at a node, one way or both (a firewall rule on one
     /// port); the other kind passes. A call is dropped with its answer.
     pub blocked: BTreeSet<(NodeId, Traffic, Way)>,
+    /// A firewall `REJECT` rule at these nodes: connections to them are refused and
+    /// datagrams to and from them dropped, while their processes run and the calls they
+    /// make themselves still go out (a stateful firewall lets the answers in).
+    pub rejecting: BTreeSet<NodeId>,
     /// Added to every message, each way.
     pub delay: Duration,
     /// Added to every message to or from that node, each way.

@@ -194,6 +194,9 @@ impl MemNet {
         else {
             return CallRoute::Refused;
         };
+        if f.rejecting.contains(&ep.node) && from != ep.node {
+            return CallRoute::Refused;
+        }
         if target.faults.is_cut(&ep.link) {
             return CallRoute::LinkDownThere(ep.link.clone());
         }
@@ -252,6 +255,8 @@ impl MemNet {
         if !f.can_receive(ep.node)
             || !f.path_open(from, link, ep.node, &ep.link)
             || f.blocks(Traffic::Datagrams, from, ep.node)
+            || f.rejecting.contains(&from)
+            || f.rejecting.contains(&ep.node)
         {
             return;
         }

@@ -25,7 +25,23 @@ async fn the_checker_reports_a_forged_second_primary() -> anyhow::Result<()> {
         let mut holder = node.holder.lock().unwrap_or_else(|e| e.into_inner());
         let (now, term, seq) = (Instant::now(), node.db.current_term(), u64::MAX);
         holder.sent(seq, now);
-        holder.on_ack(term, term, seq, &[("s".into(), e1)], &[], now);
+        let forged = [(
+            "s".to_string(),
+            e1,
+            keel_node::lease::GrantId { term, n: u64::MAX },
+        )];
+        let to = holder.incarnation();
+        holder.on_ack(
+            term,
+            keel_node::lease::AckView {
+                to,
+                term,
+                seq,
+                granted: &forged,
+                refused: &[],
+            },
+            now,
+        );
     }
     wait_until("the checker to notice", STEP, || checker.found() >= 2).await?;
     let violations = checker.finish();

@@ -644,7 +644,16 @@ async fn a_replica_refuses_a_write_meant_for_another_store() -> anyhow::Result<(
         })) if expected == other && a == actual => {}
         got => bail!("node {r} took a write meant for store {other}: {got:?}"),
     }
-    let stat = store_call(&c, p, r, StoreRequest::Stat { set: set.clone(), id }).await?;
+    let stat = store_call(
+        &c,
+        p,
+        r,
+        StoreRequest::Stat {
+            set: set.clone(),
+            id,
+        },
+    )
+    .await?;
     ensure!(
         matches!(stat, Ok(StoreReply::Stat(None))),
         "node {r} holds {id}: {stat:?}"

@@ -95,6 +95,7 @@ pub(crate) fn node_config(
         },
         timings: TimingsConfig::default(),
         locator: Default::default(),
+        async_replication: Default::default(),
         dev: DevConfig {
             faults: true,
             protocol_override: None,

@@ -214,6 +214,18 @@ pub fn set_detail(s: &SetView) -> String {
             let _ = writeln!(out, "  objects     {o} ({})", bytes(b));
         }
     }
+    if let Some(b) = &s.async_backlog {
+        let lagging = if b.lagging.is_empty() {
+            String::new()
+        } else {
+            format!("; lagging, writes held: {:?}", b.lagging)
+        };
+        let _ = writeln!(
+            out,
+            "  async       {} writes, {} bytes not yet on the other sites{lagging}",
+            b.writes, b.bytes
+        );
+    }
     out
 }
 

@@ -174,6 +174,11 @@ pub struct SetView {
     pub objects: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes: Option<u64>,
+    /// Asynchronous volumes: what the answering node, as the set's Primary, has
+    /// acknowledged and not yet replicated to the other sites (present only if it has
+    /// had such writes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub async_backlog: Option<crate::storage::async_repl::BacklogView>,
 }
 
 impl SetView {

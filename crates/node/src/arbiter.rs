@@ -386,7 +386,10 @@ fn report(h: wire::Health) -> HealthReport {
 }
 
 /// Characterizes a silent member: a refused connection means the process is gone
-/// (crash); no answer means it hangs or its host is gone; an answer means it lives.
+/// (crash) for the policy manager; no answer means it hangs or its host is gone; an
+/// answer means it lives. A refused connection voids no lease (a firewall REJECT rule
+/// refuses too): only an answer from another process of the member proves the holder
+/// of its grants gone (see `lease.rs`).
 fn start_probe(
     node: &Arc<NodeShared>,
     det: &Arc<Mutex<Detector>>,
@@ -395,24 +398,26 @@ fn start_probe(
 ) {
     let (node, det) = (node.clone(), det.clone());
     tokio::spawn(async move {
+        let asked = Instant::now();
         let r = node
             .net
             .call(&addrs, method::PING, vec![], PROBE_TIMEOUT)
             .await;
-        let probe = match r {
+        let probe = match &r {
             Ok(_) => Probe::NotProbed,
             Err(NetError::Refused) => Probe::Refused,
             Err(_) => Probe::NoAnswer,
         };
-        if probe == Probe::Refused {
-            // The process is gone, and its leases (in memory only) with it.
+        if let Ok(pong) =
+            r.and_then(|(_, body)| wire::decode::<wire::Pong>(&body).map_err(|_| NetError::Refused))
+        {
             if let Some(t) = node
                 .arbiter
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .as_mut()
             {
-                t.void_node(target, Instant::now());
+                t.void_superseded(target, pong.incarnation, asked);
             }
         }
         let mut d = det.lock().unwrap_or_else(|e| e.into_inner());
@@ -463,8 +468,8 @@ fn start_self_test(
 
 /// A new arbiter asks every member of every set to drop leases an earlier arbiter
 /// granted (but the current Primary's own), so it can grant before its grace period
-/// ends. A member whose process is gone (connection refused on every link) holds no
-/// lease either: leases live in memory only.
+/// ends. A member that does not answer (refused connections included) is not cleared:
+/// the grace period is waited out for its sets.
 fn start_revocations(node: &Arc<NodeShared>) {
     let term = node.db.current_term();
     let state = node.snapshot();
@@ -493,18 +498,10 @@ fn start_revocations(node: &Arc<NodeShared>) {
                             }
                             return;
                         }
-                        Revoked::Gone => {
-                            let mut a = node.arbiter.lock().unwrap_or_else(|e| e.into_inner());
-                            let Some(t) = a.as_mut().filter(|t| t.term == term) else {
-                                return;
-                            };
-                            let now = Instant::now();
-                            if !t.old_arbiter_window_open(now) {
-                                t.void_node(id, now);
-                                return;
-                            }
-                        }
                         Revoked::Holds => return,
+                        // A refused connection is no proof that the member holds
+                        // nothing (a firewall REJECT rule refuses too): ask again, and
+                        // failing an answer, the grace period is waited out.
                         Revoked::NotYet => {}
                     }
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -519,8 +516,6 @@ enum Revoked {
     Cleared,
     /// It still holds the kept (current Primary's) lease: it is cleared only for itself.
     Holds,
-    /// Its process is gone (connection refused on every link).
-    Gone,
     /// No answer yet, or its Raft has not seen the new term yet.
     NotYet,
 }
@@ -559,7 +554,6 @@ async fn revoke_one(
         Ok((_, reply)) if reply == b"clear" => Revoked::Cleared,
         Ok((_, reply)) if reply == b"holds" => Revoked::Holds,
         Ok(_) => Revoked::NotYet,
-        Err(NetError::Refused) => Revoked::Gone,
         Err(e) => {
             tracing::debug!(node = id, set, "revocation unanswered: {e}");
             Revoked::NotYet
@@ -603,7 +597,8 @@ fn hurry_election(
         }
     };
     let voters: Vec<NodeId> = node.db.voters().into_iter().collect();
-    if !voters.contains(&me) {
+    // A node whose configuration database store is new stands for no election.
+    if !voters.contains(&me) || node.db.admission() != keel_confdb::AdmissionState::Admitted {
         release(timer_held);
         return;
     }

@@ -40,7 +40,9 @@ impl Handler for NodeHandler {
             }
             method::RAFT_VOTE => node.db.handle_raft("vote", &body).await,
             method::RAFT_SNAPSHOT => node.db.handle_raft("snapshot", &body).await,
-            method::PING => Ok(b"pong".to_vec()),
+            method::PING => Ok(wire::encode(&wire::Pong {
+                incarnation: node.incarnation(),
+            })),
             method::JOIN => {
                 let req: JoinRequest = wire::decode(&body)?;
                 Ok(wire::encode(&membership::handle_join(node, req).await))
@@ -76,15 +78,12 @@ impl Handler for NodeHandler {
                 }
                 let keep = r.keep.filter(|(n, _)| *n == node.id()).map(|(_, e)| e);
                 let mut holder = node.holder.lock().unwrap_or_else(|e| e.into_inner());
+                // A dropped lease is released in the next heartbeat (the holder keeps it).
                 let dropped = holder.revoke(r.term, &r.set, keep);
                 let holds = holder.acting(&r.set, Instant::now()).is_some();
                 drop(holder);
                 if let Some(epoch) = dropped {
                     tracing::warn!(set = r.set, %epoch, term = r.term, "lease revoked by a new arbiter");
-                    node.released
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push((r.set.clone(), epoch));
                 }
                 Ok(if holds {
                     b"holds".to_vec()

@@ -4,7 +4,7 @@
 //!
 //! Must never block: datagrams are fire-and-forget.
 
-use crate::lease::LeaseDecision;
+use crate::lease::{AckView, LeaseDecision};
 use crate::metrics::{LinkLabel, SetLabel};
 use crate::node::{now_ms, NodeShared};
 use crate::wire::{self, Datagram, Heartbeat, HeartbeatAck};
@@ -70,8 +70,9 @@ async fn beat(node: &Arc<NodeShared>) -> Vec<(keel_core::SetId, keel_core::Epoch
             .set(s.epoch.0 as i64);
     }
 
-    // Leases: give up those the replica no longer backs, and let lapsed ones go.
-    let (lost, given_up) = {
+    // Leases: give up those the replica no longer backs, and let lapsed ones go. The
+    // holder keeps what it gave up, by grant, for this heartbeat to release.
+    let (lost, given_up, released) = {
         let mut holder = node.holder.lock().unwrap_or_else(|e| e.into_inner());
         let mut given_up = vec![];
         for (set, epoch) in holder.held(now) {
@@ -80,7 +81,8 @@ async fn beat(node: &Arc<NodeShared>) -> Vec<(keel_core::SetId, keel_core::Epoch
                 given_up.push((set, epoch));
             }
         }
-        (holder.expire(now), given_up)
+        let lost = holder.expire(now);
+        (lost, given_up, holder.take_releases())
     };
     for (set, _) in lost.iter().chain(given_up.iter()) {
         node.metrics
@@ -88,11 +90,6 @@ async fn beat(node: &Arc<NodeShared>) -> Vec<(keel_core::SetId, keel_core::Epoch
             .get_or_create(&SetLabel { set: set.clone() })
             .set(0);
     }
-    let released = {
-        let mut r = node.released.lock().unwrap_or_else(|e| e.into_inner());
-        r.extend(lost.iter().chain(given_up.iter()).cloned());
-        std::mem::take(&mut *r)
-    };
     for (set, epoch) in lost {
         node.metrics.leases_lost.inc();
         tracing::warn!(set, %epoch, "lease ran out: no longer acting as Primary");
@@ -120,6 +117,7 @@ async fn beat(node: &Arc<NodeShared>) -> Vec<(keel_core::SetId, keel_core::Epoch
         pid: node.pid,
         boot: node.boot,
         store: node.store_id(),
+        incarnation: node.incarnation(),
         seq,
         health,
         lease_requests: lease_requests.clone(),
@@ -199,8 +197,8 @@ fn release(node: &NodeShared, hb: &Heartbeat) {
         .unwrap_or_else(|e| e.into_inner())
         .as_mut()
     {
-        for (set, epoch) in &hb.released {
-            t.release(hb.from, set, *epoch);
+        for r in &hb.released {
+            t.release(hb.from, r);
         }
     }
 }
@@ -212,11 +210,13 @@ fn answer_leases(node: &Arc<NodeShared>, hb: &Heartbeat) -> HeartbeatAck {
         cluster: node.cfg.cluster.clone(),
         from: node.id(),
         term: 0,
+        to: hb.incarnation,
         seq: hb.seq,
         granted: vec![],
         refused: vec![],
     };
     let mut taken_over: Vec<(String, keel_core::Epoch, NodeId)> = vec![];
+    let mut confirm = false;
     {
         let mut arbiter = node.arbiter.lock().unwrap_or_else(|e| e.into_inner());
         let Some(table) = arbiter
@@ -234,18 +234,24 @@ fn answer_leases(node: &Arc<NodeShared>, hb: &Heartbeat) -> HeartbeatAck {
                     .get(set)
                     .map(|s| node.epoch_seen(set, s.epoch))
                     .unwrap_or(now);
-                match table.request(state, hb.from, set, *epoch, seen, now) {
-                    LeaseDecision::Granted { first } => {
-                        ack.granted.push((set.clone(), *epoch));
+                match table.request(state, hb.from, hb.incarnation, set, *epoch, seen, now) {
+                    LeaseDecision::Granted { first, id } => {
+                        ack.granted.push((set.clone(), *epoch, id));
                         if first {
                             taken_over.push((set.clone(), *epoch, hb.from));
                         }
                     }
-                    LeaseDecision::Pending => {}
+                    LeaseDecision::Pending => {
+                        confirm |= table.held_by_other_incarnation(hb.from, hb.incarnation, now)
+                            && table.may_confirm(hb.from, now);
+                    }
                     LeaseDecision::Refused { current } => ack.refused.push((set.clone(), current)),
                 }
             }
         });
+    }
+    if confirm {
+        confirm_incarnation(node, hb.from, hb.incarnation);
     }
     for (set, epoch, holder) in taken_over {
         // A new arbiter re-granting the same Primary is no takeover.
@@ -272,6 +278,51 @@ fn answer_leases(node: &Arc<NodeShared>, hb: &Heartbeat) -> HeartbeatAck {
     ack
 }
 
+/// A new process of `target` asks for a lease an earlier process of it holds: ask
+/// `target` which process answers. If the new one does, the earlier one is gone (one
+/// process at a time holds a node's ports) and its grants are void; otherwise they are
+/// waited out.
+fn confirm_incarnation(node: &Arc<NodeShared>, target: NodeId, incarnation: u64) {
+    let Some(addrs) = node.addrs_of(target) else {
+        return;
+    };
+    let node = node.clone();
+    tokio::spawn(async move {
+        let asked = Instant::now();
+        let reply = node
+            .net
+            .call(
+                &addrs,
+                wire::method::PING,
+                vec![],
+                Duration::from_millis(100),
+            )
+            .await;
+        let Ok((_, body)) = reply else {
+            return;
+        };
+        let Ok(pong) = wire::decode::<wire::Pong>(&body) else {
+            return;
+        };
+        if pong.incarnation != incarnation {
+            return;
+        }
+        let voided = node
+            .arbiter
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+            .map_or(0, |t| t.void_superseded(target, incarnation, asked));
+        if voided > 0 {
+            tracing::info!(
+                node = target,
+                voided,
+                "a new process of the node answered: its predecessor's leases are void"
+            );
+        }
+    });
+}
+
 fn on_ack(node: &Arc<NodeShared>, ack: &HeartbeatAck) {
     let now = Instant::now();
     let changes = node
@@ -280,10 +331,13 @@ fn on_ack(node: &Arc<NodeShared>, ack: &HeartbeatAck) {
         .unwrap_or_else(|e| e.into_inner())
         .on_ack(
             node.db.current_term(),
-            ack.term,
-            ack.seq,
-            &ack.granted,
-            &ack.refused,
+            AckView {
+                to: ack.to,
+                term: ack.term,
+                seq: ack.seq,
+                granted: &ack.granted,
+                refused: &ack.refused,
+            },
             now,
         );
     for (set, epoch) in &changes.acquired {
@@ -294,10 +348,6 @@ fn on_ack(node: &Arc<NodeShared>, ack: &HeartbeatAck) {
             .set(1);
         tracing::info!(set, %epoch, "lease granted: acting as Primary");
     }
-    node.released
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .extend(changes.deposed.iter().cloned());
     for (set, epoch) in &changes.deposed {
         node.metrics
             .acting_primary

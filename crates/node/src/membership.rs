@@ -80,6 +80,16 @@ pub async fn handle_join(node: &Arc<NodeShared>, req: JoinRequest) -> JoinReply 
         ),
         None => (false, false),
     });
+    // A voter whose configuration database store is new (its `raft.redb` was deleted
+    // or its disk replaced: it boots for the first time) has lost its log and its
+    // vote: it goes back to being a learner, and is a voter again only once caught up.
+    // (A retried join of the same process is not news.)
+    let new_process = node
+        .db
+        .read(|s| s.members.get(&id).map(|m| m.pid))
+        .is_some_and(|pid| pid != req.member.pid);
+    let new_store =
+        req.boot == keel_core::BootType::FirstBoot && new_process && node.db.voters().contains(&id);
     let back = Input::Back {
         node: id,
         boot: req.boot,
@@ -111,6 +121,14 @@ pub async fn handle_join(node: &Arc<NodeShared>, req: JoinRequest) -> JoinReply 
     }
     let n = node.clone();
     tokio::spawn(async move {
+        if new_store {
+            if let Err(e) = readmit_as_learner(&n, id).await {
+                tracing::warn!(
+                    node = id,
+                    "could not take the voter with a new store off the voters: {e}"
+                );
+            }
+        }
         let voter = member.roles.contains(&NodeRole::Control);
         if let Err(e) = admit_to_raft(&n, id, peer_of(&member), voter).await {
             tracing::warn!(
@@ -160,6 +178,50 @@ pub async fn reconcile_raft(node: &NodeShared) {
     }
 }
 
+/// Takes voter `id`, whose configuration database store is new, off the voters: it
+/// stays a learner (and keeps receiving the log) until it has caught up, when
+/// [`admit_locked`] promotes it again. Records a `voter_readmitted` event.
+async fn readmit_as_learner(node: &NodeShared, id: NodeId) -> Result<(), String> {
+    let _one = node.membership_lock.lock().await;
+    let mut voters = node.db.voters();
+    if !voters.remove(&id) {
+        return Ok(());
+    }
+    if voters.is_empty() {
+        return Err("it is the only voter".into());
+    }
+    node.db
+        .change_voters(voters)
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::warn!(
+        node = id,
+        "voter came back with a new configuration database store: a learner until caught up"
+    );
+    node.record(
+        Event::new(now_ms(), EventKind::VoterReadmitted)
+            .node(id)
+            .detail(format!(
+                "node {id} came back with a new configuration database store (its Raft log and vote are gone): removed from the voters, re-admitted as a learner; a voter again once it has caught up"
+            )),
+    )
+    .await;
+    Ok(())
+}
+
+/// Whether learner `id` holds everything this leader has applied (so it may become a
+/// voter without its vote endangering committed entries).
+fn caught_up(node: &NodeShared, id: NodeId) -> bool {
+    let metrics = node.db.raft().metrics().borrow().clone();
+    let applied = metrics.last_applied.map_or(0, |l| l.index);
+    metrics
+        .replication
+        .as_ref()
+        .and_then(|r| r.get(&id).copied())
+        .flatten()
+        .is_some_and(|matched| matched.index >= applied)
+}
+
 /// Makes `id` a learner, then a voter if it is a control node.
 async fn admit_to_raft(
     node: &NodeShared,
@@ -171,7 +233,8 @@ async fn admit_to_raft(
     admit_locked(node, id, peer, voter).await
 }
 
-/// Makes `id` a learner, then a voter if it is a control node (membership lock held).
+/// Makes `id` a learner, then a voter if it is a control node, once it has caught up
+/// (membership lock held); until then, the arbiter's reconciliation tries again.
 async fn admit_locked(
     node: &NodeShared,
     id: NodeId,
@@ -189,6 +252,10 @@ async fn admit_locked(
     }
     let voters: BTreeSet<NodeId> = m.voter_ids().collect();
     if voter && !voters.contains(&id) {
+        if !caught_up(node, id) {
+            tracing::debug!(node = id, "not caught up yet: a learner for now");
+            return Ok(());
+        }
         let mut new = voters.clone();
         new.insert(id);
         node.db

@@ -91,6 +91,10 @@ pub struct Metrics {
     pub set_members: Family<SetLabel, Gauge>,
     pub member_state: Family<MemberStateLabel, Gauge>,
     pub build_info: Family<BuildLabel, Gauge>,
+    /// Storage, asynchronous volumes: per set, the bytes and writes this node (as
+    /// Primary) acknowledged and has not yet replicated to the other sites.
+    pub async_backlog_bytes: Family<SetLabel, Gauge>,
+    pub async_backlog_writes: Family<SetLabel, Gauge>,
 }
 
 impl Metrics {
@@ -129,6 +133,8 @@ impl Metrics {
             set_members: Family::default(),
             member_state: Family::default(),
             build_info: Family::default(),
+            async_backlog_bytes: Family::default(),
+            async_backlog_writes: Family::default(),
             registry: Registry::default(),
         };
         m.build_info
@@ -185,6 +191,16 @@ impl Metrics {
             "acting_primary",
             "1 while this node holds the set's lease and acts as Primary",
             m.acting_primary.clone(),
+        );
+        registry.register(
+            "storage_async_backlog_bytes",
+            "Bytes acknowledged by this Primary not yet replicated to the other sites",
+            m.async_backlog_bytes.clone(),
+        );
+        registry.register(
+            "storage_async_backlog_writes",
+            "Writes acknowledged by this Primary not yet replicated to the other sites",
+            m.async_backlog_writes.clone(),
         );
         registry.register(
             "health_score",

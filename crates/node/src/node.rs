@@ -30,9 +30,8 @@ pub struct NodeShared {
     pub faults: LinkFaults,
     pub health: HealthMonitor,
     pub tracker: PeerTracker,
+    /// This process's leases (and its incarnation, drawn at random at start).
     pub holder: Mutex<LeaseHolder>,
-    /// Leases given up, to report in the next heartbeat.
-    pub released: Mutex<Vec<(keel_core::SetId, keel_core::Epoch)>>,
     /// When this node first saw each set's current epoch (see `LeaseTable::request`).
     epoch_seen:
         Mutex<std::collections::HashMap<keel_core::SetId, (keel_core::Epoch, std::time::Instant)>>,
@@ -120,8 +119,7 @@ impl NodeShared {
             faults,
             health: HealthMonitor::new(),
             tracker: PeerTracker::new(),
-            holder: Mutex::new(LeaseHolder::new(lease)),
-            released: Mutex::new(vec![]),
+            holder: Mutex::new(LeaseHolder::new(lease, rand::random::<u64>() | 1)),
             confirmed: Mutex::new(None),
             last_append: Mutex::new(None),
             epoch_seen: Mutex::new(Default::default()),
@@ -146,6 +144,14 @@ impl NodeShared {
 
     pub fn id(&self) -> NodeId {
         self.cfg.id
+    }
+
+    /// This process (see `lease.rs`): a restarted node is another incarnation.
+    pub fn incarnation(&self) -> u64 {
+        self.holder
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .incarnation()
     }
 
     pub fn next_seq(&self) -> u64 {
@@ -548,6 +554,10 @@ impl NodeShared {
                         changed_at: set.changed_at,
                         objects: None,
                         bytes: None,
+                        async_backlog: self
+                            .storage
+                            .as_ref()
+                            .and_then(|st| st.async_repl.view(&set.id)),
                     })
                     .collect(),
                 quorum,

@@ -56,10 +56,12 @@ impl Node {
         let storage = if cfg.roles.contains(&keel_core::NodeRole::Storage) {
             let dir = cfg.data_dir.join("objects");
             Some(
-                crate::storage::StorageService::open(&dir).map_err(|e| NodeError::DataDir {
-                    path: dir.display().to_string(),
-                    reason: e.to_string(),
-                })?,
+                crate::storage::StorageService::open(&dir)
+                    .map_err(|e| NodeError::DataDir {
+                        path: dir.display().to_string(),
+                        reason: e.to_string(),
+                    })?
+                    .with_async_replication(cfg.async_replication.clone()),
             )
         } else {
             None

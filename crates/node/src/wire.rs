@@ -2,6 +2,7 @@
 //!
 //! Owns the shapes and the method names; must never carry behaviour.
 
+use crate::lease::{GrantId, Release};
 use keel_core::{BootType, ClusterCommand, Epoch, Member, NodeId, SetId};
 use serde::{Deserialize, Serialize};
 
@@ -55,15 +56,19 @@ pub struct Heartbeat {
     /// with another store is reported back with it.
     #[serde(default)]
     pub store: Option<keel_core::StoreId>,
+    /// The sender's process, drawn at random when it started: the arbiter grants to
+    /// one process, and addresses its answer to it.
+    pub incarnation: u64,
     pub seq: u64,
     pub health: Health,
     /// Sets for which the sender's replica says it is Primary, with that epoch: a
     /// request to the arbiter to grant or renew the lease.
     pub lease_requests: Vec<(SetId, Epoch)>,
-    /// Leases the sender gave up since its last heartbeat (deposed or lapsed), so the
-    /// arbiter can hand them on at once instead of waiting for them to run out.
+    /// Leases the sender gave up since its last heartbeat (deposed or lapsed), each
+    /// naming its grant, so the arbiter can hand them on at once instead of waiting
+    /// for them to run out, and a late copy never drops a newer grant.
     #[serde(default)]
-    pub released: Vec<(SetId, Epoch)>,
+    pub released: Vec<Release>,
 }
 
 /// The arbiter's answer to a heartbeat that asked for leases.
@@ -74,10 +79,14 @@ pub struct HeartbeatAck {
     /// The Raft term of the granting arbiter: a member that acknowledged a newer
     /// arbiter's revocation ignores grants from older terms.
     pub term: u64,
+    /// Echo of the heartbeat's incarnation: another process of the same node
+    /// ignores the answer.
+    pub to: u64,
     /// Echo of the heartbeat's sequence number: the lease runs from when that
     /// heartbeat was sent.
     pub seq: u64,
-    pub granted: Vec<(SetId, Epoch)>,
+    /// Sets granted, with the epoch and the grant's id (kept across renewals).
+    pub granted: Vec<(SetId, Epoch, GrantId)>,
     /// Sets whose lease was refused, with the epoch that is current.
     pub refused: Vec<(SetId, Epoch)>,
 }
@@ -117,6 +126,13 @@ pub struct Revoke {
     pub term: u64,
     pub set: SetId,
     pub keep: Option<(NodeId, Epoch)>,
+}
+
+/// Answer to a ping: which process of the node answered (see `lease.rs`: another
+/// process than a grant's holder answering proves the holder gone).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Pong {
+    pub incarnation: u64,
 }
 
 /// Answer to a self-test: the member checks itself and its view of a link.

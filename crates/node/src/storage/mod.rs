@@ -8,6 +8,8 @@
 //! whose replica could not be taken off the list through Raft), act as Primary without
 //! the set's lease, or accept an operation carrying an older epoch than it has seen.
 
+mod ack_check;
+pub mod async_repl;
 pub mod catchup;
 pub mod error;
 pub mod primary;
@@ -78,6 +80,8 @@ pub struct StorageService {
     /// holds it exclusively, so no write slips between the last copy and the list.
     gates: Mutex<HashMap<SetId, Arc<tokio::sync::RwLock<()>>>>,
     last_seq: AtomicU64,
+    /// Asynchronous volumes: per set, the bounded backlog to the other sites.
+    pub async_repl: async_repl::AsyncReplication,
     /// Stale epochs already reported as events, per set (one event per deposed epoch).
     pub(crate) stale_reported: Mutex<std::collections::HashSet<(SetId, keel_core::Epoch)>>,
     /// What the orphan sweep has seen unreferenced, and since when by this node's
@@ -94,9 +98,16 @@ impl StorageService {
             replica_locks: RoleLocks::new(),
             gates: Mutex::new(HashMap::new()),
             last_seq: AtomicU64::new(0),
+            async_repl: async_repl::AsyncReplication::new(Default::default()),
             stale_reported: Mutex::new(Default::default()),
             sweep_seen: Mutex::new(Default::default()),
         })
+    }
+
+    /// Bounds the backlog of asynchronous volumes as the node config says.
+    pub fn with_async_replication(mut self, cfg: keel_config::AsyncReplicationConfig) -> Self {
+        self.async_repl = async_repl::AsyncReplication::new(cfg);
+        self
     }
 
     pub(crate) fn gate(&self, set: &str) -> Arc<tokio::sync::RwLock<()>> {

@@ -178,6 +178,19 @@ async fn write_inner(
         .partition(|n| {
             req.durability == Durability::AllInSync || site_of(*n).as_deref() == Some(&my_site)
         });
+    // Asynchronous replication: room in the set's bounded backlog first (writes wait
+    // while it is full), and no write while a remote replica that missed one is still
+    // on the in-sync list (see `async_repl.rs`).
+    let ticket = if later.is_empty() {
+        None
+    } else {
+        svc.async_repl.hold_while_lagging(&set).await?;
+        Some(
+            svc.async_repl
+                .reserve(&node.metrics, &set, op.len() as u64)
+                .await?,
+        )
+    };
     // The local write and the replicas' run at once (the acknowledgement waits for
     // all of them): a write costs one fsync round, not two. If the local write fails,
     // replicas may hold a version the Primary has not: it is not acknowledged, and the
@@ -203,7 +216,7 @@ async fn write_inner(
     if !failed.is_empty() {
         shrink_in_sync(node, &set, epoch, &failed).await?;
     }
-    if !later.is_empty() {
+    if let Some(ticket) = ticket {
         let (node, set, op) = (node.clone(), set.clone(), op.clone());
         tokio::spawn(async move {
             let to = Replicas {
@@ -211,17 +224,20 @@ async fn write_inner(
                 stores: &stores,
             };
             let failed = replicate(&node, &set, epoch, id, version, &op, to).await;
-            let failed: Vec<(NodeId, String)> = failed
+            let missed: Vec<(NodeId, String)> = failed
                 .into_iter()
                 .map(|(n, e)| (n, e.to_string()))
                 .collect();
-            if !failed.is_empty() {
-                if let Err(e) = shrink_in_sync(&node, &set, epoch, &failed).await {
-                    tracing::error!(set, "asynchronous replication: {e}");
-                }
-            }
+            super::async_repl::settle(ticket, missed.clone(), || {
+                shrink_in_sync(&node, &set, epoch, &missed)
+            })
+            .await;
         });
     }
+    // The last word before acknowledging: no remote replica known to have missed a
+    // write is still in sync, and this node still acts as the set's Primary.
+    svc.async_repl.hold_while_lagging(&set).await?;
+    super::ack_check::still_acting(node, &set, epoch)?;
     Ok(StoreReply::Written(stat))
 }
 
