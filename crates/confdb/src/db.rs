@@ -39,9 +39,20 @@ pub fn recommended_config(cluster_name: &str) -> Config {
         election_timeout_max: 350,
         snapshot_policy: SnapshotPolicy::LogsSinceLast(1000),
         max_in_snapshot_log_to_keep: 100,
+        // openraft's default (200 ms) is for sending *and installing* the last
+        // snapshot segment: with a directory of a few thousand files a follower that
+        // fell behind the snapshot could never install it, and never caught up again
+        // (found by `keel dev chaos`: the term climbed to 348, every member's reads
+        // ended "control plane out of reach"). Bounded by the transport's snapshot
+        // RPC timeout (`keel-node`'s `raft_net.rs`, 60 s).
+        install_snapshot_timeout: INSTALL_SNAPSHOT_TIMEOUT_MS,
+        snapshot_max_chunk_size: 1024 * 1024,
         ..Default::default()
     }
 }
+
+/// How long a follower may take to receive and install the last snapshot segment.
+pub const INSTALL_SNAPSHOT_TIMEOUT_MS: u64 = 30_000;
 
 /// A handle on this node's replica of the configuration database. Cheap to clone.
 #[derive(Clone)]

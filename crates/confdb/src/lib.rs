@@ -23,7 +23,7 @@ pub mod state_machine;
 pub mod types;
 
 pub use admission::AdmissionState;
-pub use db::{recommended_config, ConfDb};
+pub use db::{recommended_config, ConfDb, INSTALL_SNAPSHOT_TIMEOUT_MS};
 pub use disk::{open_database, DB_FILE, FORMAT_VERSION};
 pub use error::{ConfDbError, TransportError, WriteError};
 pub use log_store::LogStore;
