@@ -93,8 +93,10 @@ impl Handler for NodeHandler {
                 })
             }
             method::ADMIN => {
-                let req: AdminRequest = wire::decode(&body)?;
-                Ok(wire::encode(&admin::execute(node, req).await))
+                let fw: admin::ForwardedAdmin = wire::decode(&body)?;
+                Ok(wire::encode(
+                    &admin::execute_request(node, fw.req, fw.request_id).await,
+                ))
             }
             method::WRITE => {
                 let fw: ForwardedWrite = wire::decode(&body)?;
