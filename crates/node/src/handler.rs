@@ -4,7 +4,7 @@
 //! is a slot filled once the node is built; calls before that are refused.
 
 use crate::admin;
-use crate::admin_api::AdminRequest;
+
 use crate::heartbeat;
 use crate::membership;
 use crate::node::NodeShared;
