@@ -36,8 +36,7 @@ impl ClientError {
     pub fn not_confirmed(&self) -> bool {
         matches!(
             self,
-            ClientError::NotConfirmed { .. }
-                | ClientError::Admin(AdminError::NotConfirmed { .. })
+            ClientError::NotConfirmed { .. } | ClientError::Admin(AdminError::NotConfirmed { .. })
         )
     }
 }

@@ -633,7 +633,9 @@ impl ClusterState {
             .get(&set)
             .ok_or(ClusterError::UnknownSet { set: set.clone() })?;
         if s.kind != crate::SetKind::Storage {
-            return Err(invalid("only a storage set's members change this way".into()));
+            return Err(invalid(
+                "only a storage set's members change this way".into(),
+            ));
         }
         if s.members != expected_members {
             return Err(invalid(format!(
@@ -958,7 +960,10 @@ mod request_memory_tests {
     fn a_request_id_is_received_once_and_keeps_its_outcome() {
         let mut s = ClusterState::default();
         assert!(record(&mut s, "r1", None));
-        assert!(!record(&mut s, "r1", None), "a retry is refused: RequestSeen");
+        assert!(
+            !record(&mut s, "r1", None),
+            "a retry is refused: RequestSeen"
+        );
         assert_eq!(s.request("r1").unwrap().outcome, None);
         assert!(record(&mut s, "r1", Some(Ok("node 3 drained".into()))));
         assert_eq!(

@@ -93,7 +93,10 @@ mod tests {
         assert_eq!(parse_path("/a").unwrap(), vec!["a"]);
         assert_eq!(parse_path("/a/b c/").unwrap(), vec!["a", "b c"]);
         assert_eq!(parse_path("/...").unwrap(), vec!["..."]);
-        assert_eq!(parse_path("/back\\slash.txt").unwrap(), vec!["back\\slash.txt"]);
+        assert_eq!(
+            parse_path("/back\\slash.txt").unwrap(),
+            vec!["back\\slash.txt"]
+        );
         assert_eq!(parse_path("/é ü ✓").unwrap(), vec!["é ü ✓"]);
         assert_eq!(
             parse_path(&format!("/{}", "x".repeat(255))).unwrap().len(),

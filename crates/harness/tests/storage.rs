@@ -92,7 +92,10 @@ async fn storage_cluster() -> anyhow::Result<Cluster> {
 async fn storage_cluster_of(c: Cluster) -> anyhow::Result<Cluster> {
     info!("--- apply the storage layout (2 replicas)");
     let reply = c
-        .admin(AdminRequest::ApplyLayout { replicas: Some(2), dry_run: false })
+        .admin(AdminRequest::ApplyLayout {
+            replicas: Some(2),
+            dry_run: false,
+        })
         .await?;
     info!("{}", reply.message);
     let sets = storage_sets(&c);
@@ -1015,7 +1018,11 @@ async fn adding_a_storage_node_rebalances_and_every_file_stays_readable() -> any
     let _one = serial().await;
     let c = Cluster::start(4).await?;
     info!("--- node 4 drained: the first layout leaves it out");
-    c.admin(AdminRequest::Drain { node: 4, force: true }).await?;
+    c.admin(AdminRequest::Drain {
+        node: 4,
+        force: true,
+    })
+    .await?;
     let c = storage_cluster_of(c).await?;
     let checker = c.checker()?;
     let files: Vec<u64> = (0..12).collect();
@@ -1027,7 +1034,10 @@ async fn adding_a_storage_node_rebalances_and_every_file_stays_readable() -> any
     info!("--- node 4 back, layout applied again: st-4 takes its share of the groups");
     c.admin(AdminRequest::Undrain { node: 4 }).await?;
     let reply = c
-        .admin(AdminRequest::ApplyLayout { replicas: Some(2), dry_run: false })
+        .admin(AdminRequest::ApplyLayout {
+            replicas: Some(2),
+            dry_run: false,
+        })
         .await?;
     info!("{}", reply.message);
     ensure!(
@@ -1106,9 +1116,16 @@ async fn adding_a_storage_node_rebalances_and_every_file_stays_readable() -> any
     check_data(&c, 4, &acked, &[]).await?;
 
     info!("--- node 4 drained again and the layout applied: st-4's groups move back out");
-    c.admin(AdminRequest::Drain { node: 4, force: true }).await?;
-    c.admin(AdminRequest::ApplyLayout { replicas: Some(2), dry_run: false })
-        .await?;
+    c.admin(AdminRequest::Drain {
+        node: 4,
+        force: true,
+    })
+    .await?;
+    c.admin(AdminRequest::ApplyLayout {
+        replicas: Some(2),
+        dry_run: false,
+    })
+    .await?;
     ensure!(
         c.read(|s| !s.placement.groups.iter().any(|g| g == "st-4")),
         "a drained node's set still holds placement groups"

@@ -138,9 +138,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             path,
             recursive,
             volume,
-        } => {
-            crate::files_cmd::put(&client(cli.cluster)?, &local, &path, recursive, &volume).await
-        }
+        } => crate::files_cmd::put(&client(cli.cluster)?, &local, &path, recursive, &volume).await,
         Command::Get {
             path,
             local,

@@ -113,8 +113,7 @@ pub async fn put(
         );
         return Ok(());
     }
-    let meta = std::fs::metadata(local)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", local.display()))?;
+    let meta = std::fs::metadata(local).map_err(|e| anyhow::anyhow!("{}: {e}", local.display()))?;
     let name = local
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -150,9 +149,12 @@ pub async fn put(
     Ok(())
 }
 
+/// A local file of a tree: its path, its path relative to the tree (`/a/b`), its size.
+type LocalFile = (PathBuf, String, u64);
+
 /// Every entry under a local directory, parents before children, in name order:
 /// directories (as cluster paths relative to the tree) and regular files.
-fn local_tree(root: &Path) -> Result<(Vec<String>, Vec<(PathBuf, String, u64)>)> {
+fn local_tree(root: &Path) -> Result<(Vec<String>, Vec<LocalFile>)> {
     let mut dirs = vec![];
     let mut files = vec![];
     let mut todo = vec![(root.to_path_buf(), String::new())];

@@ -35,7 +35,11 @@ fn layout_show_then_replicas_3_grows_every_set_with_data_caught_up() {
     assert!(dry.contains("grow st-1 from [1, 2] to [1, 2, 3]"), "{dry}");
     let before = c.status();
     for s in storage_sets(&before) {
-        assert_eq!(member_nodes(&s).len(), 2, "the dry run changed nothing: {s}");
+        assert_eq!(
+            member_nodes(&s).len(),
+            2,
+            "the dry run changed nothing: {s}"
+        );
     }
     // More members than nodes: refused with one line, nothing changed.
     let out = c.keel(&["layout", "apply", "--replicas", "4"]);
@@ -45,16 +49,23 @@ fn layout_show_then_replicas_3_grows_every_set_with_data_caught_up() {
 
     let out = c.keel_ok(&["layout", "apply", "--replicas", "3"]);
     eprintln!("{out}");
-    assert!(out.contains("layout applied") && out.contains("grow"), "{out}");
+    assert!(
+        out.contains("layout applied") && out.contains("grow"),
+        "{out}"
+    );
     assert!(!out.contains("unchanged"), "{out}");
-    c.wait_status("every storage set with 3 members, all in sync", Duration::from_secs(90), |s| {
-        let sets = storage_sets(s);
-        (sets.len() == 3
-            && sets.iter().all(|x| {
-                member_nodes(x).len() == 3 && in_sync(x).len() == 3 && !x["primary"].is_null()
-            }))
-        .then_some(())
-    });
+    c.wait_status(
+        "every storage set with 3 members, all in sync",
+        Duration::from_secs(90),
+        |s| {
+            let sets = storage_sets(s);
+            (sets.len() == 3
+                && sets.iter().all(|x| {
+                    member_nodes(x).len() == 3 && in_sync(x).len() == 3 && !x["primary"].is_null()
+                }))
+            .then_some(())
+        },
+    );
     // Every copy holds the data: the invariant over every in-sync member.
     c.assert_data_invariant(&acked, scratch.path());
     let again = c.keel_ok(&["layout", "apply", "--replicas", "3"]);

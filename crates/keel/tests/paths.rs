@@ -19,10 +19,18 @@ fn refused(what: &str, out: &Output, needles: &[&str]) {
     assert!(!out.stderr.contains("panicked"), "{what}: {}", out.stderr);
     assert_eq!(out.stderr.lines().count(), 1, "{what}: {:?}", out.stderr);
     for n in needles {
-        assert!(out.stderr.contains(n), "{what}: {:?} lacks {n:?}", out.stderr);
+        assert!(
+            out.stderr.contains(n),
+            "{what}: {:?} lacks {n:?}",
+            out.stderr
+        );
     }
     for bad in ["HTTP 404", "404 Not Found", "HTTP ", "/v1/"] {
-        assert!(!out.stderr.contains(bad), "{what}: {:?} leaks {bad:?}", out.stderr);
+        assert!(
+            !out.stderr.contains(bad),
+            "{what}: {:?} leaks {bad:?}",
+            out.stderr
+        );
     }
 }
 
@@ -84,7 +92,10 @@ fn paths_as_users_expect() {
         refused(&format!("put {bad:?}"), &out, &["control characters"]);
     }
     let ls = c.keel_ok(&["ls", "/"]);
-    assert!(!ls.contains("newline.txt") && !ls.contains("tabhere"), "{ls}");
+    assert!(
+        !ls.contains("newline.txt") && !ls.contains("tabhere"),
+        "{ls}"
+    );
 
     // A backslash is an ordinary character: a round trip, byte-exact, listed as is.
     c.put_ok(&f, "/back\\slash.txt");
@@ -93,7 +104,11 @@ fn paths_as_users_expect() {
     assert!(c.keel_ok(&["ls", "/"]).contains("back\\slash.txt"));
 
     // The root and an empty volume name: one typed line each, no HTTP status.
-    refused("rm /", &c.keel(&["rm", "/"]), &["root directory cannot be removed"]);
+    refused(
+        "rm /",
+        &c.keel(&["rm", "/"]),
+        &["root directory cannot be removed"],
+    );
     refused("get / -", &c.keel(&["get", "/", "-"]), &["is a directory"]);
     refused("mv / /x", &c.keel(&["mv", "/", "/x"]), &["cannot be moved"]);
     refused("mkdir /", &c.keel(&["mkdir", "/"]), &["already exists"]);
@@ -121,7 +136,9 @@ fn paths_as_users_expect() {
     );
     c.keel_ok(&["mkdir", "-p", "/p/q/r"]);
     c.keel_ok(&["mkdir", "-p", "/p/q/r"]);
-    assert!(c.keel_ok(&["stat", "--json", "/p/q"]).contains("\"kind\":\"dir\""));
+    assert!(c
+        .keel_ok(&["stat", "--json", "/p/q"])
+        .contains("\"kind\":\"dir\""));
 
     // put - reads standard input.
     let input: Vec<u8> = (0..70_000u32).map(|i| (i % 251) as u8).collect();

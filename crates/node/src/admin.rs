@@ -131,10 +131,7 @@ pub async fn execute(node: &Arc<NodeShared>, req: AdminRequest) -> Result<AdminR
 /// The remembered answer to request `id`: `None` if it was never received; its
 /// outcome if it is done; "not confirmed" if its outcome is unknown (its executor
 /// lost the leadership or died); a request still running here is waited for.
-async fn remembered(
-    node: &Arc<NodeShared>,
-    id: &str,
-) -> Option<Result<AdminReply, AdminError>> {
+async fn remembered(node: &Arc<NodeShared>, id: &str) -> Option<Result<AdminReply, AdminError>> {
     let deadline = tokio::time::Instant::now() + IN_FLIGHT_WAIT;
     loop {
         let record = node.db.read(|s| s.request(id).cloned())?;
@@ -264,10 +261,7 @@ async fn forward(
 }
 
 /// Executes an admin change on the leader.
-async fn execute_here(
-    node: &Arc<NodeShared>,
-    req: AdminRequest,
-) -> Result<AdminReply, AdminError> {
+async fn execute_here(node: &Arc<NodeShared>, req: AdminRequest) -> Result<AdminReply, AdminError> {
     let at = now_ms();
     let write = |cmd| async {
         node.db.write(cmd).await.map_err(|e| AdminError::NoLeader {

@@ -109,7 +109,8 @@ fn plan_sets(
             sets.push(id.clone());
             let Some(existing) = state.sets.get(&id) else {
                 let members = members_for(&by_site, site, *n, replicas);
-                out.changes.push(format!("create {id} with members {members:?}"));
+                out.changes
+                    .push(format!("create {id} with members {members:?}"));
                 out.commands.push(ClusterCommand::CreateSet {
                     spec: SetSpec {
                         id,
@@ -148,9 +149,11 @@ fn plan_sets(
                     )));
                 }
                 let added: Vec<NodeId> = want[current.len()..].to_vec();
+                let names: Vec<String> = added.iter().map(|n| n.to_string()).collect();
                 out.changes.push(format!(
-                    "grow {id} from {current:?} to {want:?} (node{} {added:?} catch{} up before joining the in-sync list)",
+                    "grow {id} from {current:?} to {want:?} (node{} {} catch{} up before joining the in-sync list)",
                     if added.len() == 1 { "" } else { "s" },
+                    names.join(", "),
                     if added.len() == 1 { "es" } else { "" },
                 ));
             } else {
@@ -171,9 +174,8 @@ fn plan_sets(
                     }
                     want.pop();
                 }
-                out.changes.push(format!(
-                    "shrink {id} from {current:?} to {want:?}"
-                ));
+                out.changes
+                    .push(format!("shrink {id} from {current:?} to {want:?}"));
             }
             if want != current {
                 out.commands.push(ClusterCommand::SetMembers {
@@ -223,7 +225,12 @@ pub fn describe(state: &ClusterState) -> Vec<String> {
         state.settings.storage_replicas
     )];
     for set in state.sets.values().filter(|s| s.kind == SetKind::Storage) {
-        let groups = state.placement.groups.iter().filter(|g| **g == set.id).count();
+        let groups = state
+            .placement
+            .groups
+            .iter()
+            .filter(|g| **g == set.id)
+            .count();
         out.push(format!(
             "{}: members {:?}, in sync {:?}, primary {}, {groups} placement groups",
             set.id,
@@ -337,7 +344,10 @@ mod tests {
         assert!(plan(&s, 3, 0).is_empty());
         let p = plan_full(&s, 3, 0).unwrap();
         assert_eq!(p.commands.len(), 3, "{p:?}");
-        assert!(p.changes[0].starts_with("grow st-1 from [1, 2] to [1, 2, 3]"), "{p:?}");
+        assert!(
+            p.changes[0].starts_with("grow st-1 from [1, 2] to [1, 2, 3]"),
+            "{p:?}"
+        );
         apply(&mut s, p.commands);
         assert_eq!(s.sets["st-1"].member_nodes(), vec![1, 2, 3]);
         assert_eq!(s.sets["st-2"].member_nodes(), vec![2, 3, 1]);
@@ -372,11 +382,20 @@ mod tests {
         };
         let refused = |s: &mut ClusterState, c| s.apply(c).into_result().is_err();
         assert!(refused(&mut s, set(vec![2, 1], vec![1, 2])), "reordered");
-        assert!(refused(&mut s, set(vec![1, 2, 3], vec![1, 3])), "stale expectation");
-        assert!(refused(&mut s, set(vec![1, 2, 9], vec![1, 2])), "unknown node");
+        assert!(
+            refused(&mut s, set(vec![1, 2, 3], vec![1, 3])),
+            "stale expectation"
+        );
+        assert!(
+            refused(&mut s, set(vec![1, 2, 9], vec![1, 2])),
+            "unknown node"
+        );
         let primary = s.sets["st-1"].primary_node();
         if primary == Some(2) {
-            assert!(refused(&mut s, set(vec![1], vec![1, 2])), "drops the Primary");
+            assert!(
+                refused(&mut s, set(vec![1], vec![1, 2])),
+                "drops the Primary"
+            );
         }
         assert!(!refused(&mut s, set(vec![1, 2, 3], vec![1, 2])));
         assert_eq!(s.sets["st-1"].composition, Composition::NWay);
@@ -389,7 +408,11 @@ mod tests {
         apply(&mut s, cmds);
         let d = describe(&s);
         assert!(d[0].starts_with("placement map version 1"), "{d:?}");
-        assert!(d.iter().any(|l| l.starts_with("st-1: members [1, 2], in sync [1, 2]")), "{d:?}");
+        assert!(
+            d.iter()
+                .any(|l| l.starts_with("st-1: members [1, 2], in sync [1, 2]")),
+            "{d:?}"
+        );
         assert_eq!(d.len(), 3);
     }
 
@@ -401,7 +424,10 @@ mod tests {
         for m in s.members.values_mut() {
             m.state = keel_core::MemberState::Up;
         }
-        assert!(drain_blockers(&s, 1).is_empty(), "every set has another member");
+        assert!(
+            drain_blockers(&s, 1).is_empty(),
+            "every set has another member"
+        );
         s.sets.get_mut("st-1").unwrap().in_sync = vec![1];
         let b = drain_blockers(&s, 1);
         assert_eq!(b.len(), 1);
@@ -411,7 +437,11 @@ mod tests {
         s.sets.get_mut("st-1").unwrap().in_sync = vec![1, 2];
         s.members.get_mut(&2).unwrap().state = keel_core::MemberState::Failed;
         let b = drain_blockers(&s, 1);
-        assert_eq!(b.len(), 1, "st-1 only: st-3 (members 3, 1) keeps node 3: {b:?}");
+        assert_eq!(
+            b.len(),
+            1,
+            "st-1 only: st-3 (members 3, 1) keeps node 3: {b:?}"
+        );
         // A node that is already not eligible blocks nothing.
         assert!(drain_blockers(&s, 2).is_empty());
     }

@@ -110,12 +110,12 @@ async fn root_refused(
 /// `POST /v1/volumes/` (an empty volume name).
 async fn empty_volume_name() -> Response {
     error_response(DataError::Dir {
-        error: keel_dir::validate_volume_name("")
-            .err()
-            .unwrap_or(keel_dir::DirError::InvalidArgument {
+        error: keel_dir::validate_volume_name("").err().unwrap_or(
+            keel_dir::DirError::InvalidArgument {
                 path: String::new(),
                 reason: "empty volume name".into(),
-            }),
+            },
+        ),
     })
 }
 
@@ -304,7 +304,11 @@ fn percent_decoded(s: &str) -> String {
     let mut i = 0;
     while i < b.len() {
         let hex = |c: u8| (c as char).to_digit(16);
-        match (b[i], b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
             (b'%', Some(h), Some(l)) => {
                 out.push((h * 16 + l) as u8);
                 i += 3;
