@@ -184,6 +184,7 @@ impl Client {
         let id = format!("{:032x}", keel_core::ObjectId::random().0);
         let mut tried = vec![];
         let mut maybe_sent = false;
+        let mut answered = false;
         for round in 0..ADMIN_ROUNDS {
             if round > 0 {
                 tokio::time::sleep(Duration::from_millis(500)).await;
@@ -198,6 +199,7 @@ impl Client {
                         tried.push(format!("{base}: {e}"));
                     }
                     Err(ClientError::Admin(AdminError::NoLeader { message })) => {
+                        answered = true;
                         maybe_sent |= !message.contains("election in progress")
                             && !message.contains("has no address");
                         tried.push(format!("{base}: no leader ({message})"))
@@ -213,6 +215,15 @@ impl Client {
             return Err(ClientError::NotConfirmed {
                 tried: tried.join("; "),
             });
+        }
+        if answered {
+            // Members answered, but none reached a leader: nothing was applied.
+            return Err(ClientError::Admin(AdminError::NoLeader {
+                message: format!(
+                    "no member reaches a majority, so nothing was applied ({})",
+                    tried.join("; ")
+                ),
+            }));
         }
         Err(self.not_running(tried))
     }
