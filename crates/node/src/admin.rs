@@ -237,27 +237,25 @@ async fn forward(
     req: AdminRequest,
     request_id: Option<String>,
 ) -> Result<AdminReply, AdminError> {
-    {
-        let leader = node.db.leader().ok_or(AdminError::NoLeader {
-            message: "election in progress".into(),
+    let leader = node.db.leader().ok_or(AdminError::NoLeader {
+        message: "election in progress".into(),
+    })?;
+    let addrs: PeerAddrs = node.addrs_of(leader).ok_or(AdminError::NoLeader {
+        message: format!("leader {leader} has no address"),
+    })?;
+    let (_, reply) = node
+        .net
+        .call(
+            &addrs,
+            method::ADMIN,
+            wire::encode(&ForwardedAdmin { req, request_id }),
+            Duration::from_secs(10),
+        )
+        .await
+        .map_err(|e| AdminError::NoLeader {
+            message: e.to_string(),
         })?;
-        let addrs: PeerAddrs = node.addrs_of(leader).ok_or(AdminError::NoLeader {
-            message: format!("leader {leader} has no address"),
-        })?;
-        let (_, reply) = node
-            .net
-            .call(
-                &addrs,
-                method::ADMIN,
-                wire::encode(&ForwardedAdmin { req, request_id }),
-                Duration::from_secs(10),
-            )
-            .await
-            .map_err(|e| AdminError::NoLeader {
-                message: e.to_string(),
-            })?;
-        wire::decode::<Result<AdminReply, AdminError>>(&reply).map_err(AdminError::internal)?
-    }
+    wire::decode::<Result<AdminReply, AdminError>>(&reply).map_err(AdminError::internal)?
 }
 
 /// Executes an admin change on the leader.
