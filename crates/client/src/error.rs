@@ -25,6 +25,20 @@ pub enum ClientError {
     Unavailable { what: String, tried: String },
     #[error("{path}: {reason}")]
     Local { path: String, reason: String },
+    /// A change no member confirmed, that may have reached the leader: it may or may
+    /// not be applied.
+    #[error("not confirmed: no member confirmed the change, and it may still be applied ({tried}); check `keel events`")]
+    NotConfirmed { tried: String },
+}
+
+impl ClientError {
+    /// Whether the outcome of a change is unknown (the CLI exits with its own code).
+    pub fn not_confirmed(&self) -> bool {
+        matches!(
+            self,
+            ClientError::NotConfirmed { .. } | ClientError::Admin(AdminError::NotConfirmed { .. })
+        )
+    }
 }
 
 impl ClientError {

@@ -208,18 +208,54 @@ impl Client {
         self.get(&path, wait + Duration::from_secs(3)).await
     }
 
-    /// Sends a change to any member (it forwards to the leader).
+    /// Sends a change to any member (it forwards to the leader), under one request id
+    /// over every try: the leader remembers the id with the outcome, so a retry is
+    /// never applied twice. When no try was confirmed and one may have reached the
+    /// leader, the answer is [`ClientError::NotConfirmed`], not "not running".
     pub async fn admin(&self, req: &AdminRequest) -> Result<AdminReply, ClientError> {
+        let id = format!("{:032x}", keel_core::ObjectId::random().0);
         let mut tried = vec![];
-        for base in self.bases() {
-            match self.post(&format!("{base}/v1/admin"), req).await {
-                Ok(r) => return Ok(r),
-                Err(ClientError::Unreachable(e)) => tried.push(format!("{base}: {e}")),
-                Err(ClientError::Admin(AdminError::NoLeader { message })) => {
-                    tried.push(format!("{base}: no leader ({message})"))
-                }
-                Err(e) => return Err(e),
+        let mut maybe_sent = false;
+        let mut answered = false;
+        for round in 0..ADMIN_ROUNDS {
+            if round > 0 {
+                tokio::time::sleep(Duration::from_millis(500)).await;
             }
+            for base in self.bases() {
+                match self.post_admin(&format!("{base}/v1/admin"), req, &id).await {
+                    Ok(r) => return Ok(r),
+                    Err(ClientError::Unreachable(e)) => {
+                        // A connection refused reached nobody; anything else (a
+                        // timeout, a broken answer) may have.
+                        maybe_sent |= e != CONNECT_FAILED;
+                        tried.push(format!("{base}: {e}"));
+                    }
+                    Err(ClientError::Admin(AdminError::NoLeader { message })) => {
+                        answered = true;
+                        maybe_sent |= !message.contains("election in progress")
+                            && !message.contains("has no address");
+                        tried.push(format!("{base}: no leader ({message})"))
+                    }
+                    Err(e) => return Err(e),
+                }
+                if tried.len() > 8 {
+                    tried.remove(0);
+                }
+            }
+        }
+        if maybe_sent {
+            return Err(ClientError::NotConfirmed {
+                tried: tried.join("; "),
+            });
+        }
+        if answered {
+            // Members answered, but none reached a leader: nothing was applied.
+            return Err(ClientError::Admin(AdminError::NoLeader {
+                message: format!(
+                    "no member reaches a majority, so nothing was applied ({})",
+                    tried.join("; ")
+                ),
+            }));
         }
         Err(self.not_running(tried))
     }
@@ -245,10 +281,22 @@ impl Client {
         url: &str,
         body: &B,
     ) -> Result<AdminReply, ClientError> {
+        self.post_admin(url, body, "").await
+    }
+
+    /// POSTs an admin body, with the request id header unless `id` is empty.
+    async fn post_admin<B: serde::Serialize>(
+        &self,
+        url: &str,
+        body: &B,
+        id: &str,
+    ) -> Result<AdminReply, ClientError> {
         let token = self.token.as_ref().ok_or(ClientError::NoSecret)?;
-        let r = self
-            .http
-            .post(url)
+        let mut r = self.http.post(url);
+        if !id.is_empty() {
+            r = r.header(keel_node::admin::REQUEST_ID_HEADER, id);
+        }
+        let r = r
             .bearer_auth(token)
             .json(body)
             .timeout(Duration::from_secs(15))
@@ -267,9 +315,15 @@ impl Client {
     }
 }
 
+/// Rounds over every member an admin change is tried in.
+const ADMIN_ROUNDS: usize = 3;
+
+/// What [`short`] says of a connection that was never made.
+const CONNECT_FAILED: &str = "connection refused or unreachable";
+
 pub(crate) fn short(e: &reqwest::Error) -> String {
     if e.is_connect() {
-        "connection refused or unreachable".into()
+        CONNECT_FAILED.into()
     } else if e.is_timeout() {
         "timed out".into()
     } else {

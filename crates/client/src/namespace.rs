@@ -108,11 +108,27 @@ impl Client {
     }
 
     pub async fn mkdir(&self, path: &str, volume: Option<&str>) -> Result<FileView, ClientError> {
+        self.mkdir_with(path, volume, false).await
+    }
+
+    /// Creates a directory; with `parents` (`mkdir -p`) its missing ancestors too, and
+    /// an existing directory is no error.
+    pub async fn mkdir_with(
+        &self,
+        path: &str,
+        volume: Option<&str>,
+        parents: bool,
+    ) -> Result<FileView, ClientError> {
+        let extra: Vec<(&str, String)> = if parents {
+            vec![("parents", "true".to_string())]
+        } else {
+            vec![]
+        };
         self.meta_call(
             reqwest::Method::POST,
             "mkdir",
             path,
-            &[],
+            &extra,
             volume,
             Call::Change,
         )
@@ -160,6 +176,10 @@ impl Client {
         replication: &str,
         chunk_size: Option<u64>,
     ) -> Result<VolumeView, ClientError> {
+        keel_dir::validate_volume_name(name).map_err(|e| ClientError::Data {
+            code: e.code().to_string(),
+            message: e.to_string(),
+        })?;
         let token = self.data_token()?.to_string();
         self.with_retries::<Option<VolumeView>, _, _>(&format!("create volume {name}"), |base| {
             let token = token.clone();

@@ -187,10 +187,20 @@ impl Client {
         if status.is_success() {
             return Ok(Attempt::Done(r));
         }
+        let host = r
+            .url()
+            .host_str()
+            .map(|h| format!("{h}:{}", r.url().port_or_known_default().unwrap_or(0)))
+            .unwrap_or_default();
         let text = r.text().await.unwrap_or_default();
-        let e = serde_json::from_str::<ErrorView>(&text).unwrap_or(ErrorView {
+        // Every error of the API is typed; an answer that is not (a proxy, another
+        // service on the port) is said in words, never as a bare status line.
+        let e = serde_json::from_str::<ErrorView>(&text).unwrap_or_else(|_| ErrorView {
             code: "http".into(),
-            message: format!("HTTP {status}: {text}"),
+            message: format!(
+                "{host} answered without a keel error ({}): is it a keel node?",
+                status.canonical_reason().unwrap_or("error").to_lowercase()
+            ),
         });
         if status.as_u16() == 503 && e.code == "no_control_plane" {
             return Ok(Attempt::NoControlPlane(e.message));

@@ -104,6 +104,25 @@ pub enum ClusterCommand {
     UpdateSettings {
         settings: ClusterSettings,
     },
+    /// Remember an admin request by its client-made id: first with no outcome (refused
+    /// with `RequestSeen` if the id is known: a retry), then with its outcome. Only the
+    /// last `REQUEST_MEMORY` ids are kept.
+    RecordRequest {
+        id: String,
+        #[serde(default)]
+        outcome: Option<Result<String, String>>,
+        at: UnixMillis,
+    },
+    /// Change the members of a storage set (`keel layout apply --replicas N`): nodes
+    /// appended (each catches up before it joins the in-sync list) or removed from the
+    /// end (never the Primary, never the last in-sync member). Refused unless the
+    /// members are still `expected_members`. The epoch does not change.
+    SetMembers {
+        set: SetId,
+        expected_members: Vec<MemberRef>,
+        members: Vec<MemberRef>,
+        at: UnixMillis,
+    },
     /// Replace the placement map (placement groups to storage sets). Refused unless
     /// the map is still at `expected_version`.
     SetPlacement {

@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 pub enum ClusterError {
     #[error("unknown node {node}")]
     UnknownNode { node: NodeId },
+    /// An admin request id that was already received (a retry).
+    #[error("request {id} was already received")]
+    RequestSeen { id: String },
     #[error("placement map is at version {current}, not {presented}: reload and retry")]
     StalePlacement { presented: u64, current: u64 },
     #[error("unknown failover set {set:?}")]

@@ -27,7 +27,7 @@ pub use ids::{Epoch, LinkName, NodeId, ObjectId, SetId, StoreId, UnixMillis, Ver
 pub use member::{BootType, FaultKind, LinkAddr, Member, MemberState, NodeRole};
 pub use placement::{PlacementMap, PLACEMENT_GROUPS};
 pub use set::{Composition, FailoverSet, MemberRef, SetKind, SetSpec};
-pub use state::{ClusterSettings, ClusterState};
+pub use state::{ClusterSettings, ClusterState, RequestRecord, REQUEST_MEMORY};
 
 /// The wire protocol version of this build. Candidates with another version are refused.
 /// 2: the configuration database's log carries directory commands, and storage nodes

@@ -47,6 +47,24 @@ pub struct ClusterState {
     /// its members have seen).
     #[serde(default)]
     pub retired_epochs: BTreeMap<SetId, Epoch>,
+    /// The last [`REQUEST_MEMORY`] admin requests by their client-made id, with their
+    /// outcome once known: a retried request is answered from here, never applied
+    /// twice (like the directory's idempotency tokens).
+    #[serde(default)]
+    pub requests: VecDeque<RequestRecord>,
+}
+
+/// Admin request ids remembered, at most (the oldest is forgotten first).
+pub const REQUEST_MEMORY: usize = 1024;
+
+/// One admin request the leader received (see [`ClusterCommand::RecordRequest`]).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct RequestRecord {
+    pub id: String,
+    pub at: UnixMillis,
+    /// `None` while it runs (or if its executor died: the outcome is unknown);
+    /// `Ok(answer)` or `Err(refusal)` once done.
+    pub outcome: Option<Result<String, String>>,
 }
 
 impl ClusterState {
@@ -66,6 +84,41 @@ impl ClusterState {
             settings: self.settings.clone(),
             placement: self.placement.clone(),
             retired_epochs: self.retired_epochs.clone(),
+            requests: self.requests.clone(),
+        }
+    }
+
+    /// The record of admin request `id`, if it is remembered.
+    pub fn request(&self, id: &str) -> Option<&RequestRecord> {
+        self.requests.iter().rev().find(|r| r.id == id)
+    }
+
+    /// See [`ClusterCommand::RecordRequest`].
+    fn record_request(
+        &mut self,
+        id: String,
+        outcome: Option<Result<String, String>>,
+        at: UnixMillis,
+    ) -> Result<Option<Epoch>, ClusterError> {
+        if id.is_empty() || id.len() > 64 {
+            return Err(ClusterError::RequestSeen { id });
+        }
+        let known = self.requests.iter().position(|r| r.id == id);
+        match (known, outcome) {
+            (Some(_), None) => Err(ClusterError::RequestSeen { id }),
+            (Some(i), Some(o)) => {
+                if self.requests[i].outcome.is_none() {
+                    self.requests[i].outcome = Some(o);
+                }
+                Ok(None)
+            }
+            (None, outcome) => {
+                self.requests.push_back(RequestRecord { id, at, outcome });
+                while self.requests.len() > REQUEST_MEMORY {
+                    self.requests.pop_front();
+                }
+                Ok(None)
+            }
         }
     }
 
@@ -380,6 +433,15 @@ impl ClusterState {
                 Ok(None)
             }
             ClusterCommand::CreateSet { spec, at } => self.create_set(spec, at),
+            ClusterCommand::RecordRequest { id, outcome, at } => {
+                self.record_request(id, outcome, at)
+            }
+            ClusterCommand::SetMembers {
+                set,
+                expected_members,
+                members,
+                at,
+            } => self.set_members(set, expected_members, members, at),
             ClusterCommand::DeleteSet { set, at } => {
                 if self
                     .sets
@@ -558,6 +620,101 @@ impl ClusterState {
                     )),
             );
         }
+        Ok(Some(epoch))
+    }
+
+    /// See [`ClusterCommand::SetMembers`].
+    fn set_members(
+        &mut self,
+        set: SetId,
+        expected_members: Vec<MemberRef>,
+        members: Vec<MemberRef>,
+        at: UnixMillis,
+    ) -> Result<Option<Epoch>, ClusterError> {
+        let invalid = |reason: String| ClusterError::InvalidSet {
+            set: set.clone(),
+            reason,
+        };
+        let s = self
+            .sets
+            .get(&set)
+            .ok_or(ClusterError::UnknownSet { set: set.clone() })?;
+        if s.kind != crate::SetKind::Storage {
+            return Err(invalid(
+                "only a storage set's members change this way".into(),
+            ));
+        }
+        if s.members != expected_members {
+            return Err(invalid(format!(
+                "its members changed (now {:?}): reload and retry",
+                s.member_nodes()
+            )));
+        }
+        let grows = members.len() >= s.members.len() && members.starts_with(&s.members);
+        let shrinks = members.len() < s.members.len() && s.members.starts_with(&members);
+        if !grows && !shrinks {
+            return Err(invalid(
+                "members are only appended, or removed from the end".into(),
+            ));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for m in &members {
+            let MemberRef::Node(n) = m else {
+                return Err(invalid("members of a storage set are nodes".into()));
+            };
+            if !seen.insert(*n) {
+                return Err(invalid(format!("member {n} is listed twice")));
+            }
+            if !self.members.contains_key(n) {
+                return Err(ClusterError::UnknownMember {
+                    set,
+                    member: n.to_string(),
+                });
+            }
+        }
+        if let Some(p) = s.primary.as_ref().filter(|p| !members.contains(p)) {
+            return Err(invalid(format!("the Primary ({p}) stays a member")));
+        }
+        let kept: Vec<NodeId> = s
+            .in_sync
+            .iter()
+            .copied()
+            .filter(|n| members.contains(&MemberRef::Node(*n)))
+            .collect();
+        if kept.is_empty() {
+            return Err(invalid("at least one in-sync member stays".into()));
+        }
+        let before = s.member_nodes();
+        let s = self.sets.get_mut(&set).expect("checked above");
+        let added: Vec<MemberRef> = members
+            .iter()
+            .filter(|m| !s.members.contains(m))
+            .cloned()
+            .collect();
+        s.composition = if members.len() == 1 {
+            Composition::Single
+        } else {
+            Composition::NWay
+        };
+        s.in_sync = kept;
+        let in_sync = s.in_sync.clone();
+        s.in_sync_stores.retain(|n, _| in_sync.contains(n));
+        if s.secondary.as_ref().is_some_and(|m| !members.contains(m)) {
+            s.secondary = None;
+        }
+        s.alternates.retain(|m| members.contains(m));
+        s.alternates.extend(added);
+        s.members = members;
+        s.changed_at = at;
+        let (epoch, after) = (s.epoch, s.member_nodes());
+        self.push_event(
+            Event::new(at, EventKind::RolesChanged)
+                .set(set)
+                .epoch(epoch)
+                .detail(format!(
+                    "members {before:?} -> {after:?} (a new member catches up before it joins the in-sync list)"
+                )),
+        );
         Ok(Some(epoch))
     }
 
@@ -790,5 +947,55 @@ impl ClusterState {
         }
         self.push_event(ev);
         Ok(Some(epoch))
+    }
+}
+
+#[cfg(test)]
+mod request_memory_tests {
+    use super::*;
+
+    fn record(s: &mut ClusterState, id: &str, outcome: Option<Result<String, String>>) -> bool {
+        s.apply(ClusterCommand::RecordRequest {
+            id: id.into(),
+            outcome,
+            at: 1,
+        })
+        .into_result()
+        .is_ok()
+    }
+
+    #[test]
+    fn a_request_id_is_received_once_and_keeps_its_outcome() {
+        let mut s = ClusterState::default();
+        assert!(record(&mut s, "r1", None));
+        assert!(
+            !record(&mut s, "r1", None),
+            "a retry is refused: RequestSeen"
+        );
+        assert_eq!(s.request("r1").unwrap().outcome, None);
+        assert!(record(&mut s, "r1", Some(Ok("node 3 drained".into()))));
+        assert_eq!(
+            s.request("r1").unwrap().outcome,
+            Some(Ok("node 3 drained".into()))
+        );
+        // The first outcome stays.
+        assert!(record(&mut s, "r1", Some(Err("late".into()))));
+        assert_eq!(
+            s.request("r1").unwrap().outcome,
+            Some(Ok("node 3 drained".into()))
+        );
+        assert!(!record(&mut s, "", None), "an empty id is refused");
+        assert_eq!(s.without_events().requests, s.requests);
+    }
+
+    #[test]
+    fn the_memory_is_bounded() {
+        let mut s = ClusterState::default();
+        for i in 0..REQUEST_MEMORY + 10 {
+            assert!(record(&mut s, &format!("r{i}"), Some(Ok(String::new()))));
+        }
+        assert_eq!(s.requests.len(), REQUEST_MEMORY);
+        assert!(s.request("r0").is_none(), "the oldest is forgotten");
+        assert!(s.request(&format!("r{}", REQUEST_MEMORY + 9)).is_some());
     }
 }

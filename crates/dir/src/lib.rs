@@ -34,7 +34,7 @@ pub use model::{
     ChunkRef, FileKind, Ino, Inode, Replication, Volume, DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE,
     MIN_CHUNK_SIZE,
 };
-pub use name::{parse_path, validate_name, validate_volume_name, MAX_NAME_BYTES};
+pub use name::{parse_path, validate_name, validate_volume_name, CONTROL_RULE, MAX_NAME_BYTES};
 pub use namespace::Namespace;
 pub use readdir::{DirEntry, DirPage};
 pub use tokens::{Remembered, TOKEN_MEMORY};

@@ -40,14 +40,20 @@ pub(crate) fn names_dir(path: &str) -> bool {
     path.len() > 1 && path.ends_with('/')
 }
 
-/// Checks one directory entry name; the error is the reason, for a message.
+/// The rule a name with a control character breaks (NUL, tab, newline, DEL, C1...).
+pub const CONTROL_RULE: &str =
+    "control characters (NUL, tab, newline, U+0001 to U+001F, U+007F to U+009F) are not allowed in names";
+
+/// Checks one directory entry name; the error is the reason, for a message. A name is
+/// stored exactly as given or refused: nothing is stripped. Any other character,
+/// `\\` included, is allowed.
 pub fn validate_name(name: &str) -> Result<(), &'static str> {
     match name {
         "" => Err("empty path component"),
         "." => Err("'.' is not allowed"),
         ".." => Err("'..' is not allowed"),
         _ if name.len() > MAX_NAME_BYTES => Err("name longer than 255 bytes"),
-        _ if name.contains('\0') => Err("NUL byte"),
+        _ if name.chars().any(char::is_control) => Err(CONTROL_RULE),
         _ if name.contains('/') => Err("'/' in a name"),
         _ => Ok(()),
     }
@@ -88,6 +94,11 @@ mod tests {
         assert_eq!(parse_path("/a/b c/").unwrap(), vec!["a", "b c"]);
         assert_eq!(parse_path("/...").unwrap(), vec!["..."]);
         assert_eq!(
+            parse_path("/back\\slash.txt").unwrap(),
+            vec!["back\\slash.txt"]
+        );
+        assert_eq!(parse_path("/é ü ✓").unwrap(), vec!["é ü ✓"]);
+        assert_eq!(
             parse_path(&format!("/{}", "x".repeat(255))).unwrap().len(),
             1
         );
@@ -97,7 +108,12 @@ mod tests {
     fn hostile_paths_are_refused_with_a_reason() {
         assert_eq!(reason("/a/.."), "'..' is not allowed");
         assert_eq!(reason("/./a"), "'.' is not allowed");
-        assert_eq!(reason("/a\0b"), "NUL byte");
+        assert_eq!(reason("/a\0b"), CONTROL_RULE);
+        assert_eq!(reason("/new\nline.txt"), CONTROL_RULE);
+        assert_eq!(reason("/tab\there"), CONTROL_RULE);
+        assert_eq!(reason("/d/cr\r"), CONTROL_RULE);
+        assert_eq!(reason("/del\u{7f}"), CONTROL_RULE);
+        assert_eq!(reason("/c1\u{85}"), CONTROL_RULE);
         assert_eq!(
             reason(&format!("/{}", "x".repeat(256))),
             "name longer than 255 bytes"

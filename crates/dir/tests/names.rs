@@ -6,11 +6,14 @@ mod common;
 use common::*;
 use keel_dir::{DirCommand, DirError};
 
-const HOSTILE: [(&str, &str); 8] = [
+const HOSTILE: [(&str, &str); 11] = [
     ("/..", "'..' is not allowed"),
     ("/a/../b", "'..' is not allowed"),
     ("/.", "'.' is not allowed"),
-    ("/a\0b", "NUL byte"),
+    ("/a\0b", keel_dir::CONTROL_RULE),
+    ("/new\nline.txt", keel_dir::CONTROL_RULE),
+    ("/tab\there", keel_dir::CONTROL_RULE),
+    ("/del\u{7f}", keel_dir::CONTROL_RULE),
     ("//", "empty path component"),
     ("/a//b", "empty path component"),
     ("", "path must start with '/'"),
@@ -67,7 +70,8 @@ fn a_255_byte_name_and_odd_but_legal_names_work() {
         "x".repeat(255),
         "...".into(),
         ".hidden".into(),
-        "a b\nc".into(),
+        "a b c".into(),
+        "back\\slash".into(),
         "é".repeat(127),
     ] {
         let path = format!("/{name}");

@@ -19,8 +19,11 @@ use tracing::info;
 /// `st-1` {1, 2}, `st-2` {2, 3}, `st-3` {3, 1}); returns once every set's Primary acts.
 async fn storage_cluster() -> anyhow::Result<Cluster> {
     let c = Cluster::start(3).await?;
-    c.admin(AdminRequest::ApplyLayout { replicas: Some(2) })
-        .await?;
+    c.admin(AdminRequest::ApplyLayout {
+        replicas: Some(2),
+        dry_run: false,
+    })
+    .await?;
     for n in c.ids() {
         c.wait_acting(&format!("st-{n}"), STEP).await?;
     }

@@ -92,7 +92,10 @@ async fn storage_cluster() -> anyhow::Result<Cluster> {
 async fn storage_cluster_of(c: Cluster) -> anyhow::Result<Cluster> {
     info!("--- apply the storage layout (2 replicas)");
     let reply = c
-        .admin(AdminRequest::ApplyLayout { replicas: Some(2) })
+        .admin(AdminRequest::ApplyLayout {
+            replicas: Some(2),
+            dry_run: false,
+        })
         .await?;
     info!("{}", reply.message);
     let sets = storage_sets(&c);
@@ -1034,7 +1037,11 @@ async fn adding_a_storage_node_rebalances_and_every_file_stays_readable() -> any
     let _one = serial().await;
     let c = Cluster::start(4).await?;
     info!("--- node 4 drained: the first layout leaves it out");
-    c.admin(AdminRequest::Drain { node: 4 }).await?;
+    c.admin(AdminRequest::Drain {
+        node: 4,
+        force: true,
+    })
+    .await?;
     let c = storage_cluster_of(c).await?;
     let checker = c.checker()?;
     let files: Vec<u64> = (0..12).collect();
@@ -1046,7 +1053,10 @@ async fn adding_a_storage_node_rebalances_and_every_file_stays_readable() -> any
     info!("--- node 4 back, layout applied again: st-4 takes its share of the groups");
     c.admin(AdminRequest::Undrain { node: 4 }).await?;
     let reply = c
-        .admin(AdminRequest::ApplyLayout { replicas: Some(2) })
+        .admin(AdminRequest::ApplyLayout {
+            replicas: Some(2),
+            dry_run: false,
+        })
         .await?;
     info!("{}", reply.message);
     ensure!(
@@ -1125,9 +1135,16 @@ async fn adding_a_storage_node_rebalances_and_every_file_stays_readable() -> any
     check_data(&c, 4, &acked, &[]).await?;
 
     info!("--- node 4 drained again and the layout applied: st-4's groups move back out");
-    c.admin(AdminRequest::Drain { node: 4 }).await?;
-    c.admin(AdminRequest::ApplyLayout { replicas: Some(2) })
-        .await?;
+    c.admin(AdminRequest::Drain {
+        node: 4,
+        force: true,
+    })
+    .await?;
+    c.admin(AdminRequest::ApplyLayout {
+        replicas: Some(2),
+        dry_run: false,
+    })
+    .await?;
     ensure!(
         c.read(|s| !s.placement.groups.iter().any(|g| g == "st-4")),
         "a drained node's set still holds placement groups"
@@ -1352,7 +1369,11 @@ async fn a_rebalance_onto_a_set_that_shares_a_member_loses_nothing() -> anyhow::
     init_tracing();
     let _one = serial().await;
     let c = Cluster::start(4).await?;
-    c.admin(AdminRequest::Drain { node: 4 }).await?;
+    c.admin(AdminRequest::Drain {
+        node: 4,
+        force: true,
+    })
+    .await?;
     let c = storage_cluster_of(c).await?;
     let checker = c.checker()?;
     let mut acked = vec![];
@@ -1363,8 +1384,11 @@ async fn a_rebalance_onto_a_set_that_shares_a_member_loses_nothing() -> anyhow::
 
     info!("--- node 4 back, layout applied again: st-4 shares a member with an old set");
     c.admin(AdminRequest::Undrain { node: 4 }).await?;
-    c.admin(AdminRequest::ApplyLayout { replicas: Some(2) })
-        .await?;
+    c.admin(AdminRequest::ApplyLayout {
+        replicas: Some(2),
+        dry_run: false,
+    })
+    .await?;
     let (p, e) = c.wait_acting("st-4", STEP).await?;
     let st4: SetId = "st-4".into();
     let (members, shared) = c.read(|s| {

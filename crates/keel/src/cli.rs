@@ -94,15 +94,26 @@ pub enum Command {
     /// Write a local file into the cluster at PATH (exits 0 only once it is durable on
     /// every in-sync replica and committed in the directory).
     Put {
+        /// A local file, `-` for standard input, or a directory with `-r`.
         local: PathBuf,
+        /// The cluster path; ending with `/` (or naming a directory) puts the file
+        /// inside it under its own name.
         path: String,
+        /// Copy a local directory tree (directories created, files put).
+        #[arg(short = 'r', long)]
+        recursive: bool,
         #[command(flatten)]
         volume: VolumeArg,
     },
     /// Read PATH from the cluster into a local file.
     Get {
         path: String,
+        /// A local file, `-` for standard output, or an existing directory (the file
+        /// lands inside it under its own name).
         local: PathBuf,
+        /// Copy a directory tree of the cluster into a local directory.
+        #[arg(short = 'r', long)]
+        recursive: bool,
         /// If no member that reaches the control plane's majority answers, accept an
         /// answer from a directory replica that may lag (warned on stderr). Without it
         /// such a read fails with a non-zero exit.
@@ -128,13 +139,20 @@ pub enum Command {
     /// Create a directory.
     Mkdir {
         path: String,
+        /// Create missing parent directories too; an existing directory is no error.
+        #[arg(short = 'p', long)]
+        parents: bool,
         #[command(flatten)]
         volume: VolumeArg,
     },
     /// Rename (move) a file or directory, atomically.
     Mv {
         from: String,
+        /// The new path; ending with `/` (or naming a directory) moves FROM inside it.
         to: String,
+        /// Replace an existing target (never a directory by a file).
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         volume: VolumeArg,
     },
@@ -189,11 +207,21 @@ pub enum VolumeCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum LayoutCommand {
+    /// The current storage layout (sets, members, in-sync lists, placement groups)
+    /// and what `layout apply` would change: a dry run, it changes nothing.
+    Show {
+        /// The replication factor to plan for (default: the cluster's).
+        #[arg(long)]
+        replicas: Option<usize>,
+    },
     /// Create a storage set for each storage node that has none, and spread the
-    /// placement groups over the sets (run again after adding storage nodes).
+    /// placement groups over the sets (run again after adding storage nodes). With
+    /// `--replicas N`, existing storage sets are brought to N members too (new
+    /// members catch up before they join the in-sync list), or the apply is refused
+    /// with the reason.
     Apply {
-        /// Members per new storage set (the replication factor). Default: the
-        /// cluster's setting (2).
+        /// Members per storage set (the replication factor). Default: the cluster's
+        /// setting (2), and existing sets keep their members.
         #[arg(long)]
         replicas: Option<usize>,
     },
@@ -212,7 +240,13 @@ pub struct NodeArgs {
 #[derive(Subcommand, Debug)]
 pub enum NodeAction {
     /// Move every Primary and Secondary role off the node.
-    Drain { id: u64 },
+    Drain {
+        id: u64,
+        /// Drain even if a set is left without an eligible Primary (its only up,
+        /// in-sync member).
+        #[arg(long)]
+        force: bool,
+    },
     /// Let the node take roles again.
     Undrain { id: u64 },
     /// Clear a quarantined node: it re-integrates as an Alternate.

@@ -19,7 +19,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             ..
         }) => {
             let req = match action {
-                NodeAction::Drain { id } => AdminRequest::Drain { node: id },
+                NodeAction::Drain { id, force } => AdminRequest::Drain { node: id, force },
                 NodeAction::Undrain { id } => AdminRequest::Undrain { node: id },
                 NodeAction::Clear { id } => AdminRequest::Clear { node: id },
                 NodeAction::Remove { id } => AdminRequest::Remove { node: id },
@@ -122,7 +122,24 @@ pub async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Layout(LayoutCommand::Apply { replicas }) => {
-            admin(cli.cluster, AdminRequest::ApplyLayout { replicas }).await
+            admin(
+                cli.cluster,
+                AdminRequest::ApplyLayout {
+                    replicas,
+                    dry_run: false,
+                },
+            )
+            .await
+        }
+        Command::Layout(LayoutCommand::Show { replicas }) => {
+            admin(
+                cli.cluster,
+                AdminRequest::ApplyLayout {
+                    replicas,
+                    dry_run: true,
+                },
+            )
+            .await
         }
         Command::Volume(VolumeCommand::Create {
             name,
@@ -157,16 +174,18 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Put {
             local,
             path,
+            recursive,
             volume,
-        } => crate::files_cmd::put(&client(cli.cluster)?, &local, &path, &volume).await,
+        } => crate::files_cmd::put(&client(cli.cluster)?, &local, &path, recursive, &volume).await,
         Command::Get {
             path,
             local,
+            recursive,
             allow_stale,
             volume,
         } => {
             let c = client(cli.cluster)?.allowing_stale(allow_stale);
-            crate::files_cmd::get(&c, &path, &local, &volume).await
+            crate::files_cmd::get(&c, &path, &local, recursive, &volume).await
         }
         Command::Ls {
             path,
@@ -186,20 +205,17 @@ pub async fn run(cli: Cli) -> Result<()> {
             let c = client(cli.cluster)?.allowing_stale(allow_stale);
             crate::files_cmd::stat(&c, &path, json, &volume).await
         }
-        Command::Mkdir { path, volume } => {
-            let f = client(cli.cluster)?
-                .mkdir(&path, volume.volume.as_deref())
-                .await?;
-            println!("{}: directory created (inode {})", f.path, f.ino);
-            Ok(())
-        }
-        Command::Mv { from, to, volume } => {
-            let f = client(cli.cluster)?
-                .rename(&from, &to, volume.volume.as_deref())
-                .await?;
-            println!("{from} -> {}", f.path);
-            Ok(())
-        }
+        Command::Mkdir {
+            path,
+            parents,
+            volume,
+        } => crate::files_cmd::mkdir(&client(cli.cluster)?, &path, parents, &volume).await,
+        Command::Mv {
+            from,
+            to,
+            force,
+            volume,
+        } => crate::files_cmd::mv(&client(cli.cluster)?, &from, &to, force, &volume).await,
         Command::Rm { path, volume } => {
             client(cli.cluster)?
                 .remove(&path, volume.volume.as_deref())

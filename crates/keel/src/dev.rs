@@ -407,6 +407,7 @@ pub(crate) async fn apply_layout(client: &Client, replicas: usize) -> Result<()>
     loop {
         let req = AdminRequest::ApplyLayout {
             replicas: Some(replicas),
+            dry_run: false,
         };
         match client.admin(&req).await {
             Ok(r) => {

@@ -37,10 +37,17 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", one_line(&e));
-            ExitCode::from(1)
+            // A change whose outcome is unknown has its own exit code.
+            let unknown = e
+                .downcast_ref::<keel_client::ClientError>()
+                .is_some_and(|c| c.not_confirmed());
+            ExitCode::from(if unknown { NOT_CONFIRMED } else { 1 })
         }
     }
 }
+
+/// The exit code of a change whose outcome is unknown ("not confirmed").
+const NOT_CONFIRMED: u8 = 3;
 
 /// `keel events | head -1`: when the reader goes away, end quietly as Unix tools do
 /// (exit 141, the status of a process killed by SIGPIPE) instead of panicking in

@@ -103,30 +103,163 @@ async fn holds_a_live_object(
     }
 }
 
+/// The header of `POST /v1/admin` that carries the request's client-made id (kept
+/// over the client's retries): the leader remembers it with the outcome in the
+/// configuration database (`ClusterState::requests`), so a retry is answered from
+/// there and never applied twice.
+pub const REQUEST_ID_HEADER: &str = "x-keel-request-id";
+
+/// An admin request forwarded to the leader, with its id.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct ForwardedAdmin {
+    pub req: AdminRequest,
+    pub request_id: Option<String>,
+}
+
+/// Request ids this node is executing now (a retry of one waits for its outcome
+/// rather than being told it is unknown).
+static IN_FLIGHT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// How long a retry waits for the outcome of the same request still running here.
+const IN_FLIGHT_WAIT: Duration = Duration::from_secs(15);
+
 /// Executes an admin change here if this node leads, else forwards it to the leader.
 pub async fn execute(node: &Arc<NodeShared>, req: AdminRequest) -> Result<AdminReply, AdminError> {
-    if !node.is_leader() {
-        let leader = node.db.leader().ok_or(AdminError::NoLeader {
-            message: "election in progress".into(),
-        })?;
-        let addrs: PeerAddrs = node.addrs_of(leader).ok_or(AdminError::NoLeader {
-            message: format!("leader {leader} has no address"),
-        })?;
-        let (_, reply) = node
-            .net
-            .call(
-                &addrs,
-                method::ADMIN,
-                wire::encode(&req),
-                Duration::from_secs(10),
-            )
-            .await
-            .map_err(|e| AdminError::NoLeader {
-                message: e.to_string(),
-            })?;
-        return wire::decode::<Result<AdminReply, AdminError>>(&reply)
-            .map_err(AdminError::internal)?;
+    execute_request(node, req, None).await
+}
+
+/// The remembered answer to request `id`: `None` if it was never received; its
+/// outcome if it is done; "not confirmed" if its outcome is unknown (its executor
+/// lost the leadership or died); a request still running here is waited for.
+async fn remembered(node: &Arc<NodeShared>, id: &str) -> Option<Result<AdminReply, AdminError>> {
+    let deadline = tokio::time::Instant::now() + IN_FLIGHT_WAIT;
+    loop {
+        let record = node.db.read(|s| s.request(id).cloned())?;
+        match record.outcome {
+            Some(Ok(message)) => {
+                return Some(Ok(AdminReply {
+                    message: format!("{message} (already applied: this was a retry)"),
+                    epoch: None,
+                }))
+            }
+            Some(Err(message)) => return Some(Err(AdminError::bad(message))),
+            None => {
+                let running = IN_FLIGHT
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .iter()
+                    .any(|r| r == id);
+                if !running || tokio::time::Instant::now() >= deadline {
+                    return Some(Err(AdminError::NotConfirmed {
+                        message: format!(
+                            "request {id} was received, and whether it was applied is unknown"
+                        ),
+                    }));
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
     }
+}
+
+/// Executes an admin change, at most once per request id (see [`REQUEST_ID_HEADER`]).
+pub async fn execute_request(
+    node: &Arc<NodeShared>,
+    req: AdminRequest,
+    request_id: Option<String>,
+) -> Result<AdminReply, AdminError> {
+    if !node.is_leader() {
+        return forward(node, req, request_id).await;
+    }
+    let dry = matches!(req, AdminRequest::ApplyLayout { dry_run: true, .. });
+    let Some(id) = request_id.filter(|_| !dry) else {
+        return execute_here(node, req).await;
+    };
+    if let Some(answer) = remembered(node, &id).await {
+        return answer;
+    }
+    // Received: from here on a retry never executes it again.
+    let received = node
+        .db
+        .write(ClusterCommand::RecordRequest {
+            id: id.clone(),
+            outcome: None,
+            at: now_ms(),
+        })
+        .await
+        .map_err(|e| AdminError::NoLeader {
+            message: e.to_string(),
+        })?;
+    if received.into_result().is_err() {
+        // Received meanwhile (a retry racing its first try).
+        return remembered(node, &id).await.unwrap_or_else(|| {
+            Err(AdminError::NotConfirmed {
+                message: format!("request {id} was received twice at once"),
+            })
+        });
+    }
+    IN_FLIGHT
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(id.clone());
+    let result = execute_here(node, req).await;
+    let outcome = match &result {
+        Ok(r) => Some(Ok(r.message.clone())),
+        Err(AdminError::NoLeader { .. }) | Err(AdminError::NotConfirmed { .. }) => None,
+        Err(e) => Some(Err(e.to_string())),
+    };
+    if let Some(outcome) = outcome {
+        let _ = node
+            .db
+            .write(ClusterCommand::RecordRequest {
+                id: id.clone(),
+                outcome: Some(outcome),
+                at: now_ms(),
+            })
+            .await;
+    }
+    IN_FLIGHT
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain(|r| *r != id);
+    match result {
+        // A write that failed may still commit: the outcome is unknown.
+        Err(AdminError::NoLeader { message }) => Err(AdminError::NotConfirmed {
+            message: format!("the leader lost its majority while applying it ({message})"),
+        }),
+        other => other,
+    }
+}
+
+/// Sends an admin change to the configuration database leader.
+async fn forward(
+    node: &Arc<NodeShared>,
+    req: AdminRequest,
+    request_id: Option<String>,
+) -> Result<AdminReply, AdminError> {
+    let leader = node.db.leader().ok_or(AdminError::NoLeader {
+        message: "election in progress".into(),
+    })?;
+    let addrs: PeerAddrs = node.addrs_of(leader).ok_or(AdminError::NoLeader {
+        message: format!("leader {leader} has no address"),
+    })?;
+    let (_, reply) = node
+        .net
+        .call(
+            &addrs,
+            method::ADMIN,
+            wire::encode(&ForwardedAdmin { req, request_id }),
+            Duration::from_secs(10),
+        )
+        .await
+        .map_err(|e| AdminError::NoLeader {
+            message: e.to_string(),
+        })?;
+    wire::decode::<Result<AdminReply, AdminError>>(&reply).map_err(AdminError::internal)?
+}
+
+/// Executes an admin change on the leader.
+async fn execute_here(node: &Arc<NodeShared>, req: AdminRequest) -> Result<AdminReply, AdminError> {
     let at = now_ms();
     let write = |cmd| async {
         node.db.write(cmd).await.map_err(|e| AdminError::NoLeader {
@@ -135,21 +268,61 @@ pub async fn execute(node: &Arc<NodeShared>, req: AdminRequest) -> Result<AdminR
     };
     let reply = |message: String, epoch| Ok(AdminReply { message, epoch });
     match req {
-        AdminRequest::ApplyLayout { replicas } => {
+        AdminRequest::ApplyLayout { replicas, dry_run } => {
+            // An explicit --replicas also brings existing storage sets to that many
+            // members; without it only new sets and the placement map change.
+            let resize = replicas.is_some();
             let replicas = replicas.unwrap_or(node.db.read(|s| s.settings.storage_replicas));
             if !(1..=8).contains(&replicas) {
                 return Err(AdminError::bad("replicas is 1 to 8"));
             }
             let _serial = node.decide_lock.lock().await;
             let state = node.snapshot();
-            if state.settings.storage_replicas != replicas {
+            let planned = if resize {
+                keel_policy::layout::plan_full(&state, replicas, at)
+            } else {
+                Ok(keel_policy::layout::LayoutPlan {
+                    commands: keel_policy::layout::plan(&state, replicas, at),
+                    changes: vec![],
+                })
+            };
+            let settings_change = state.settings.storage_replicas != replicas;
+            if dry_run {
+                let mut lines = keel_policy::layout::describe(&state);
+                let what = format!("`keel layout apply --replicas {replicas}`");
+                match &planned {
+                    Err(e) => lines.push(format!("{what} would be refused: {e}")),
+                    Ok(p) if p.commands.is_empty() && !settings_change => {
+                        lines.push(format!("{what} would change nothing"))
+                    }
+                    Ok(p) => {
+                        lines.push(format!("{what} would:"));
+                        if settings_change {
+                            lines.push(format!(
+                                "  set the replication factor of new sets from {} to {replicas}",
+                                state.settings.storage_replicas
+                            ));
+                        }
+                        let changes = if p.changes.is_empty() {
+                            keel_policy::layout::plan_full(&state, replicas, at)
+                                .map(|f| f.changes)
+                                .unwrap_or_default()
+                        } else {
+                            p.changes.clone()
+                        };
+                        lines.extend(changes.into_iter().map(|c| format!("  {c}")));
+                    }
+                }
+                return reply(lines.join("\n"), None);
+            }
+            let planned = planned.map_err(|e| AdminError::bad(e.to_string()))?;
+            if settings_change {
                 let mut settings = state.settings.clone();
                 settings.storage_replicas = replicas;
                 write(ClusterCommand::UpdateSettings { settings }).await?;
             }
-            let cmds = keel_policy::layout::plan(&state, replicas, at);
-            let n = cmds.len();
-            for cmd in cmds {
+            let n = planned.commands.len();
+            for cmd in planned.commands {
                 write(cmd)
                     .await?
                     .into_result()
@@ -159,12 +332,17 @@ pub async fn execute(node: &Arc<NodeShared>, req: AdminRequest) -> Result<AdminR
                 .db
                 .read(|s| (s.placement.sets().len(), s.placement.version));
             reply(
-                if n == 0 {
+                if n == 0 && !settings_change {
                     format!(
-                        "layout unchanged: {sets} storage sets, placement map version {version}"
+                        "layout unchanged: {sets} storage sets, placement map version {version}, replication factor {replicas}"
                     )
+                } else if planned.changes.is_empty() {
+                    format!("layout applied: {sets} storage sets, placement map version {version}, replication factor {replicas}")
                 } else {
-                    format!("layout applied: {sets} storage sets, placement map version {version}")
+                    format!(
+                        "layout applied: {}; {sets} storage sets, placement map version {version}",
+                        planned.changes.join("; ")
+                    )
                 },
                 None,
             )
@@ -204,7 +382,20 @@ pub async fn execute(node: &Arc<NodeShared>, req: AdminRequest) -> Result<AdminR
             let epoch = node.db.read(|s| s.sets.get(&set).map(|s| s.epoch));
             reply(format!("set {set}: {to} is Primary"), epoch)
         }
-        AdminRequest::Drain { node: n } => {
+        AdminRequest::Drain { node: n, force } => {
+            let blockers = node.db.read(|s| keel_policy::layout::drain_blockers(s, n));
+            if !blockers.is_empty() && !force {
+                let sets: Vec<String> = blockers
+                    .iter()
+                    .map(|(set, why)| format!("{set} ({why})"))
+                    .collect();
+                return Err(AdminError::bad(format!(
+                    "draining node {n} would leave {} without an eligible Primary: {}; \
+                     `keel node drain {n} --force` drains it anyway",
+                    if sets.len() == 1 { "a set" } else { "sets" },
+                    sets.join(", ")
+                )));
+            }
             decide_and_write(node, &Input::Drain { node: n }).await?;
             reply(
                 format!("node {n} drained: it holds no Primary or Secondary role"),
@@ -376,7 +567,12 @@ async fn admin(
         Ok(r) => r,
         Err(e) => return error_response(AdminError::bad(format!("malformed admin request: {e}"))),
     };
-    match execute(&node, req).await {
+    let request_id = headers
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 64)
+        .map(str::to_string);
+    match execute_request(&node, req, request_id).await {
         Ok(r) => Json(r).into_response(),
         Err(e) => error_response(e),
     }

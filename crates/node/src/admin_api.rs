@@ -28,6 +28,9 @@ pub enum AdminRequest {
     },
     Drain {
         node: NodeId,
+        /// Drain even when a set would be left without an eligible Primary.
+        #[serde(default)]
+        force: bool,
     },
     Undrain {
         node: NodeId,
@@ -47,6 +50,10 @@ pub enum AdminRequest {
         /// cluster's setting (2).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         replicas: Option<usize>,
+        /// Change nothing: answer the current layout and what `apply` would change
+        /// (`keel layout show`).
+        #[serde(default)]
+        dry_run: bool,
     },
 }
 

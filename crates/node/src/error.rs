@@ -34,6 +34,9 @@ pub enum AdminError {
     Forbidden { message: String },
     #[error("{message}")]
     Internal { message: String },
+    /// The request may or may not have been applied (its outcome is unknown).
+    #[error("not confirmed: {message}; check `keel events`")]
+    NotConfirmed { message: String },
 }
 
 impl AdminError {
@@ -59,6 +62,7 @@ impl AdminError {
             AdminError::NoLeader { .. } => 503,
             AdminError::Forbidden { .. } => 403,
             AdminError::Internal { .. } => 500,
+            AdminError::NotConfirmed { .. } => 409,
         }
     }
 }

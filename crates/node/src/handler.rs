@@ -4,7 +4,7 @@
 //! is a slot filled once the node is built; calls before that are refused.
 
 use crate::admin;
-use crate::admin_api::AdminRequest;
+
 use crate::heartbeat;
 use crate::membership;
 use crate::node::NodeShared;
@@ -92,8 +92,10 @@ impl Handler for NodeHandler {
                 })
             }
             method::ADMIN => {
-                let req: AdminRequest = wire::decode(&body)?;
-                Ok(wire::encode(&admin::execute(node, req).await))
+                let fw: admin::ForwardedAdmin = wire::decode(&body)?;
+                Ok(wire::encode(
+                    &admin::execute_request(node, fw.req, fw.request_id).await,
+                ))
             }
             method::WRITE => {
                 let fw: ForwardedWrite = wire::decode(&body)?;

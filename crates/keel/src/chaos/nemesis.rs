@@ -280,7 +280,12 @@ impl Nemesis {
             }
             Extra::In(n) => {
                 eprintln!("[chaos] nemesis: draining storage node {n}");
-                c.client.admin(&AdminRequest::Drain { node: n }).await?;
+                c.client
+                    .admin(&AdminRequest::Drain {
+                        node: n,
+                        force: true,
+                    })
+                    .await?;
                 self.extra = Extra::Out(n);
                 format!("storage node {n} drained, layout applied")
             }
@@ -293,7 +298,10 @@ impl Nemesis {
         };
         let reply = c
             .client
-            .admin(&AdminRequest::ApplyLayout { replicas: None })
+            .admin(&AdminRequest::ApplyLayout {
+                replicas: None,
+                dry_run: false,
+            })
             .await?;
         eprintln!("[chaos] nemesis: {}", reply.message);
         if let Err(e) = wait_rebalanced(c, HEAL_DEADLINE).await {

@@ -6,7 +6,9 @@
 //! - `GET /v1/fs/{path}`: read a file; `Range: bytes=a-b` gives a 206.
 //! - `DELETE /v1/fs/{path}`: remove a file or an empty directory.
 //! - `GET /v1/stat/{path}`, `GET /v1/list/{path}?after=&limit=`,
-//!   `POST /v1/mkdir/{path}`, `POST /v1/rename/{path}?to=/new/path`.
+//!   `POST /v1/mkdir/{path}[?parents=true]`, `POST /v1/rename/{path}?to=/new/path`.
+//! - Names are stored exactly as given: any character but `/` and control characters
+//!   (refused, with the rule named); `\\` is an ordinary character (`%5C` in a URL).
 //! - `?volume=NAME` on any of them (default `default`).
 //!
 //! Errors are `{"code": "...", "message": "..."}` with the status of
@@ -62,8 +64,71 @@ pub fn router(node: Arc<NodeShared>) -> Router {
         .route("/v1/rename/*path", post(rename))
         .route("/v1/volumes", get(volumes))
         .route("/v1/volumes/:name", post(create_volume))
+        // The root and an empty volume name match no route above: each gets its own
+        // typed refusal, and any other path a typed `no_route`, never a bare 404.
+        .route(
+            "/v1/fs/",
+            get(root_refused).put(root_refused).delete(root_refused),
+        )
+        .route("/v1/mkdir/", post(root_refused))
+        .route("/v1/rename/", post(root_refused))
+        .route("/v1/volumes/", post(empty_volume_name))
+        .fallback(no_route)
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(node)
+}
+
+/// A change or read of the root directory that cannot be done: one typed line each.
+async fn root_refused(
+    State(node): State<Arc<NodeShared>>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(e) = authorized(&node, &headers) {
+        return error_response(e);
+    }
+    let root = "/".to_string();
+    let error = if uri.path().starts_with("/v1/mkdir/") {
+        keel_dir::DirError::Exists { path: root }
+    } else if uri.path().starts_with("/v1/rename/") {
+        keel_dir::DirError::InvalidArgument {
+            path: root,
+            reason: "the root directory cannot be moved".into(),
+        }
+    } else if method == axum::http::Method::DELETE {
+        keel_dir::DirError::InvalidArgument {
+            path: root,
+            reason: "the root directory cannot be removed".into(),
+        }
+    } else {
+        keel_dir::DirError::IsDir { path: root }
+    };
+    error_response(DataError::Dir { error })
+}
+
+/// `POST /v1/volumes/` (an empty volume name).
+async fn empty_volume_name() -> Response {
+    error_response(DataError::Dir {
+        error: keel_dir::validate_volume_name("").err().unwrap_or(
+            keel_dir::DirError::InvalidArgument {
+                path: String::new(),
+                reason: "empty volume name".into(),
+            },
+        ),
+    })
+}
+
+/// Any path that is no route: a typed `no_route`, not an empty 404.
+async fn no_route(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(ErrorView {
+            code: "no_route".into(),
+            message: format!("no such API route: {method} {}", uri.path()),
+        }),
+    )
+        .into_response()
 }
 
 #[derive(Deserialize, Default)]
@@ -78,6 +143,10 @@ pub struct FsQuery {
     pub(super) to: Option<String>,
     #[serde(default)]
     pub(super) mode: Option<u32>,
+    /// `mkdir`: create missing ancestors too, and answer an existing directory as
+    /// created (`mkdir -p`).
+    #[serde(default)]
+    pub(super) parents: bool,
 }
 
 impl FsQuery {
@@ -205,19 +274,52 @@ pub(super) fn abs(path: &str) -> String {
     format!("/{}", path.trim_start_matches('/'))
 }
 
-/// Refuses a request whose raw path hides a separator or a NUL in one component
-/// (`%2F`, `%00`): the decoded path would otherwise read as other components.
+/// Refuses a request whose raw path hides a separator in one component (`%2F`): the
+/// decoded path would otherwise read as other components. A backslash (`%5C`) is an
+/// ordinary character of a name; control characters (`%00`, `%0A`...) are refused by
+/// the name rules ([`keel_dir::validate_name`]) with the rule named. The message names
+/// the path as the user wrote it, never the internal URL.
 pub(super) fn check_raw(uri: &axum::http::Uri) -> Result<(), DataError> {
-    let raw = uri.path().to_ascii_lowercase();
-    if raw.contains("%2f") || raw.contains("%5c") {
+    let raw = uri.path();
+    if raw.to_ascii_lowercase().contains("%2f") {
+        let path = raw
+            .splitn(4, '/')
+            .nth(3)
+            .map(|p| format!("/{}", percent_decoded(p)))
+            .unwrap_or_else(|| raw.to_string());
         return Err(DataError::Dir {
             error: keel_dir::DirError::InvalidName {
-                path: uri.path().to_string(),
-                reason: "an encoded '/' inside a name is not allowed".into(),
+                path,
+                reason: "'/' inside a name is not allowed".into(),
             },
         });
     }
     Ok(())
+}
+
+/// `%XX` escapes decoded (invalid UTF-8 shown lossily), for messages.
+fn percent_decoded(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A handler's answer: its value as JSON with `status`, or its error; marked stale

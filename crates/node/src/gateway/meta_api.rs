@@ -137,7 +137,7 @@ pub(super) async fn mkdir(
                 mode: q.mode.unwrap_or(0o755),
                 uid: 0,
                 gid: 0,
-                parents: false,
+                parents: q.parents,
                 at: now_ms(),
                 token,
             })
