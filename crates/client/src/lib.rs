@@ -11,11 +11,14 @@ mod namespace;
 mod retry;
 mod storage;
 
-pub use cluster_file::{ClusterFile, LinkEntry, NodeEntry};
+pub use cluster_file::{save_admin_token, ClusterFile, LinkEntry, NodeEntry};
 pub use error::ClientError;
 pub use files::GetOutcome;
 
-use keel_node::admin_api::{AdminReply, AdminRequest, EventsPage, LinkFaultRequest, StatusView};
+use keel_node::admin_api::{
+    AdminReply, AdminRequest, EventsPage, KeyView, LinkFaultRequest, NewKey, NewKeyRequest, NewToken,
+    StatusView,
+};
 use keel_node::AdminError;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -26,7 +29,10 @@ pub struct Client {
     pub dir: PathBuf,
     pub file: ClusterFile,
     http: reqwest::Client,
+    /// The admin token.
     token: Option<String>,
+    /// The access key of data requests (`ID:SECRET`).
+    key: Option<String>,
     /// The leader as last reported by a member.
     leader: std::sync::Arc<std::sync::Mutex<Option<u64>>>,
     /// Which data-serving member answered last (tried first next time).
@@ -40,9 +46,18 @@ impl Client {
     /// Opens the cluster described by `DIR/cluster.json`.
     pub fn open(dir: &Path) -> Result<Client, ClientError> {
         let file = ClusterFile::load(dir)?;
-        let token = keel_net::ClusterSecret::load(&file.secret_file)
+        // The rotated token the operator keeps next to cluster.json, else the one
+        // derived from the cluster secret (valid until the first rotation).
+        let token = std::fs::read_to_string(dir.join(ClusterFile::ADMIN_TOKEN))
             .ok()
-            .map(|s| s.admin_token());
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+            .or_else(|| {
+                keel_net::ClusterSecret::load(&file.secret_file)
+                    .ok()
+                    .map(|s| s.admin_token())
+            });
+        let key = file.key.clone();
         // reqwest is built without a default TLS provider; plain HTTP still needs one.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
@@ -55,10 +70,101 @@ impl Client {
             file,
             http,
             token,
+            key,
             leader: Default::default(),
             data_start: Default::default(),
             allow_stale: false,
         })
+    }
+
+    /// Uses `key` (`ID:SECRET`) for data requests instead of the one in cluster.json
+    /// (`None`: keep that one).
+    pub fn with_key(mut self, key: Option<String>) -> Client {
+        if key.is_some() {
+            self.key = key;
+        }
+        self
+    }
+
+    /// The admin token this client uses, if it has one.
+    pub fn admin_token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    /// Uses `token` as the admin token (`None`: keep the one found at open).
+    pub fn with_admin_token(mut self, token: Option<String>) -> Client {
+        if token.is_some() {
+            self.token = token;
+        }
+        self
+    }
+
+    /// Creates an access key; the answer carries its secret (shown only this once).
+    pub async fn create_key(&self, req: &NewKeyRequest) -> Result<NewKey, ClientError> {
+        self.admin_call(reqwest::Method::POST, "/v1/keys", Some(req))
+            .await
+    }
+
+    /// Every access key, without secrets.
+    pub async fn list_keys(&self) -> Result<Vec<KeyView>, ClientError> {
+        self.admin_call::<(), _>(reqwest::Method::GET, "/v1/keys", None)
+            .await
+    }
+
+    /// Revokes an access key.
+    pub async fn delete_key(&self, id: &str) -> Result<AdminReply, ClientError> {
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(ClientError::Http(format!("{id:?} is not a key id")));
+        }
+        self.admin_call::<(), _>(reqwest::Method::DELETE, &format!("/v1/keys/{id}"), None)
+            .await
+    }
+
+    /// Makes a new admin token; the current one stops working.
+    pub async fn rotate_admin_token(&self) -> Result<NewToken, ClientError> {
+        self.admin_call::<(), _>(reqwest::Method::POST, "/v1/admin/token", None)
+            .await
+    }
+
+    /// An admin request with the admin token, to the first member that answers.
+    async fn admin_call<B: serde::Serialize, T: serde::de::DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T, ClientError> {
+        let token = self.token.as_ref().ok_or(ClientError::NoSecret)?;
+        let mut tried = vec![];
+        for base in self.bases() {
+            let mut req = self
+                .http
+                .request(method.clone(), format!("{base}{path}"))
+                .bearer_auth(token)
+                .timeout(Duration::from_secs(15));
+            if let Some(b) = body {
+                req = req.json(b);
+            }
+            let r = match req.send().await {
+                Ok(r) => r,
+                Err(e) => {
+                    tried.push(format!("{base}: {}", short(&e)));
+                    continue;
+                }
+            };
+            let status = r.status();
+            if status.is_success() {
+                return r.json().await.map_err(|e| ClientError::Http(e.to_string()));
+            }
+            let text = r.text().await.unwrap_or_default();
+            match serde_json::from_str::<AdminError>(&text) {
+                Ok(AdminError::NoLeader { message }) => {
+                    tried.push(format!("{base}: no leader ({message})"))
+                }
+                Ok(e) => return Err(ClientError::Admin(e)),
+                Err(_) => return Err(ClientError::Http(format!("HTTP {status}: {text}"))),
+            }
+        }
+        Err(self.not_running(tried))
     }
 
     /// With `yes`, a read (get, stat, list) that no member reaching the control

@@ -77,7 +77,7 @@ impl Client {
     }
 
     pub(crate) fn data_token(&self) -> Result<&str, ClientError> {
-        self.token.as_deref().ok_or(ClientError::NoSecret)
+        self.key.as_deref().ok_or(ClientError::NoKey)
     }
 
     /// Runs `attempt` against each member in turn until one answers for good, for up

@@ -10,7 +10,7 @@ mod validate;
 
 pub use error::ConfigError;
 pub use node::{
-    DevConfig, DiscoveryConfig, LinkConfig, LocatorConfig, NodeConfig, PortsConfig, TimingsConfig,
+    DevConfig, DiscoveryConfig, HttpConfig, LinkConfig, LocatorConfig, NodeConfig, PortsConfig, TimingsConfig,
 };
 
 use std::path::Path;

@@ -47,6 +47,9 @@ pub struct ClusterState {
     /// its members have seen).
     #[serde(default)]
     pub retired_epochs: BTreeMap<SetId, Epoch>,
+    /// Access keys and the rotated admin token (see [`crate::keys`]).
+    #[serde(default)]
+    pub credentials: crate::keys::Credentials,
 }
 
 impl ClusterState {
@@ -66,6 +69,7 @@ impl ClusterState {
             settings: self.settings.clone(),
             placement: self.placement.clone(),
             retired_epochs: self.retired_epochs.clone(),
+            credentials: self.credentials.clone(),
         }
     }
 
@@ -458,6 +462,7 @@ impl ClusterState {
                 self.push_event(event);
                 Ok(None)
             }
+            ClusterCommand::Credentials(cmd) => self.credentials.apply(cmd).map(|()| None),
         }
     }
 

@@ -99,6 +99,7 @@ pub(crate) fn node_config(
             faults: true,
             protocol_override: None,
         },
+        http: Default::default(),
     }
 }
 
@@ -187,7 +188,40 @@ pub(crate) fn cluster_file(dir: &Path, nodes: &[Supervised]) -> ClusterFile {
                 log: Some(s.log_path.clone()),
             })
             .collect(),
+        // Rewritten as nodes restart: keep the data key `ensure_data_key` wrote.
+        key: ClusterFile::load(dir).ok().and_then(|f| f.key),
     }
+}
+
+/// Creates a read-write access key named `dev` and writes it into `DIR/cluster.json`
+/// (the CLI's default key), and the admin token into `DIR/admin-token` for the
+/// operator. Retries while the cluster elects a leader (up to 30 s). Returns a client
+/// that uses the key.
+pub(crate) async fn ensure_data_key(client: &Client, dir: &Path) -> Result<Client> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let req = keel_node::admin_api::NewKeyRequest {
+        name: "dev".into(),
+        volumes: vec![],
+        read_only: false,
+    };
+    let k = loop {
+        match client.create_key(&req).await {
+            Ok(k) => break k,
+            Err(e) if Instant::now() >= deadline => {
+                return Err(anyhow::anyhow!("creating the dev access key: {e}"))
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    };
+    let mut file = ClusterFile::load(dir)?;
+    file.key = Some(format!("{}:{}", k.key.id, k.secret));
+    file.save(dir)?;
+    if let Some(t) = client.admin_token() {
+        if !dir.join(ClusterFile::ADMIN_TOKEN).exists() {
+            keel_client::save_admin_token(dir, t)?;
+        }
+    }
+    Ok(Client::open(dir)?)
 }
 
 fn alive(pid: u32) -> bool {
@@ -225,6 +259,12 @@ pub async fn up(args: DevUpArgs) -> Result<()> {
     // Startup runs while the supervisor already restarts nodes that die.
     let startup = async move {
         wait_ready(&client, count).await?;
+        let client = ensure_data_key(&client, dir).await?;
+        println!(
+            "[dev] access key `dev` (read-write) written to {}; admin token in {}",
+            dir.join(ClusterFile::NAME).display(),
+            dir.join(ClusterFile::ADMIN_TOKEN).display()
+        );
         ensure_default_set(&client, members).await?;
         apply_layout(&client, replicas).await?;
         let status = wait_acting(&client).await?;

@@ -11,6 +11,7 @@ mod cli;
 mod commands;
 mod dev;
 mod files_cmd;
+mod keys_cmd;
 mod output;
 
 use clap::Parser;

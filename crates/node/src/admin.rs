@@ -1,10 +1,15 @@
-//! The admin API: HTTP on the admin port. Reads (status, events, metrics) are open;
-//! changes need the cluster's admin token. Any member accepts a change and forwards
-//! it to the configuration database leader, which executes it.
+//! The admin API: HTTP on the admin port. Reads (status, events, metrics) are open
+//! unless the node's `[http]` configuration closes them; changes (and the access key
+//! admin: `/v1/keys`, `/v1/admin/token`) need the cluster's admin token (see
+//! [`crate::auth`]). Any member accepts a change and forwards it to the configuration
+//! database leader, which executes it.
 //!
-//! Must never execute a change on a follower, or answer a change without the token.
+//! Must never execute a change on a follower, answer a change without the token, or
+//! show a key's secret anywhere but in the answer to the request that created it.
 
-use crate::admin_api::{AdminReply, AdminRequest, EventsPage, LinkFaultRequest};
+use crate::admin_api::{
+    AdminReply, AdminRequest, EventsPage, KeyView, LinkFaultRequest, NewKey, NewKeyRequest, NewToken,
+};
 use crate::arbiter::{decide_and_write, decide_and_write_fenced};
 use crate::error::AdminError;
 use crate::membership::remove_from_raft;
@@ -15,7 +20,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use keel_core::{ClusterCommand, Event, MemberRef};
+use keel_core::{ClusterCommand, CredentialCommand, Event, MemberRef};
 use keel_net::PeerAddrs;
 use keel_policy::Input;
 use serde::Deserialize;
@@ -222,6 +227,35 @@ pub async fn execute(node: &Arc<NodeShared>, req: AdminRequest) -> Result<AdminR
                 None,
             )
         }
+        AdminRequest::CreateKey { key } => {
+            let id = key.id.clone();
+            write(ClusterCommand::Credentials(CredentialCommand::CreateKey {
+                key,
+            }))
+            .await?
+            .into_result()
+            .map_err(|error| AdminError::Refused { error })?;
+            reply(format!("key {id} created"), None)
+        }
+        AdminRequest::DeleteKey { id } => {
+            write(ClusterCommand::Credentials(CredentialCommand::DeleteKey {
+                id: id.clone(),
+            }))
+            .await?
+            .into_result()
+            .map_err(|error| AdminError::Refused { error })?;
+            reply(format!("key {id} deleted"), None)
+        }
+        AdminRequest::SetAdminToken { sha256 } => {
+            write(ClusterCommand::Credentials(CredentialCommand::SetAdminToken {
+                sha256,
+                at,
+            }))
+            .await?
+            .into_result()
+            .map_err(|error| AdminError::Refused { error })?;
+            reply("admin token rotated".into(), None)
+        }
         AdminRequest::Remove { node: n } => {
             let in_set = node.db.read(|s| {
                 if !s.members.contains_key(&n) {
@@ -258,6 +292,9 @@ pub fn router(node: Arc<NodeShared>) -> Router {
         .route("/v1/events", get(events))
         .route("/v1/admin", post(admin))
         .route("/v1/fault/link", post(fault_link))
+        .route("/v1/keys", get(list_keys).post(create_key))
+        .route("/v1/keys/:id", axum::routing::delete(delete_key))
+        .route("/v1/admin/token", post(rotate_token))
         .route(
             "/v1/storage/:set/objects",
             get(crate::admin_storage::objects),
@@ -265,7 +302,10 @@ pub fn router(node: Arc<NodeShared>) -> Router {
         .with_state(node)
 }
 
-async fn metrics(State(node): State<Arc<NodeShared>>) -> impl IntoResponse {
+async fn metrics(State(node): State<Arc<NodeShared>>, headers: HeaderMap) -> Response {
+    if !node.cfg.http.open_metrics && !authorized(&node, &headers) {
+        return closed();
+    }
     (
         [(
             "content-type",
@@ -273,10 +313,22 @@ async fn metrics(State(node): State<Arc<NodeShared>>) -> impl IntoResponse {
         )],
         node.metrics.encode(),
     )
+        .into_response()
 }
 
-async fn status(State(node): State<Arc<NodeShared>>) -> impl IntoResponse {
-    Json(node.status())
+/// A read the node's `[http]` configuration closed, asked without the admin token.
+fn closed() -> Response {
+    error_response(AdminError::Forbidden {
+        message: "this read needs the admin token here (the node's [http] configuration)"
+            .into(),
+    })
+}
+
+async fn status(State(node): State<Arc<NodeShared>>, headers: HeaderMap) -> Response {
+    if !node.cfg.http.open_status && !authorized(&node, &headers) {
+        return closed();
+    }
+    Json(node.status()).into_response()
 }
 
 #[derive(Deserialize)]
@@ -296,8 +348,12 @@ fn default_limit() -> usize {
 /// Events with `seq >= since`; waits up to `wait_ms` for one if there is none yet.
 async fn events(
     State(node): State<Arc<NodeShared>>,
+    headers: HeaderMap,
     Query(q): Query<EventsQuery>,
-) -> impl IntoResponse {
+) -> Response {
+    if !node.cfg.http.open_events && !authorized(&node, &headers) {
+        return closed();
+    }
     let deadline = tokio::time::Instant::now() + Duration::from_millis(q.wait_ms.min(30_000));
     let mut applied = node.db.applied_watch();
     loop {
@@ -316,23 +372,97 @@ async fn events(
             EventsPage { events, next }
         });
         if !page.events.is_empty() || tokio::time::Instant::now() >= deadline {
-            return Json(page);
+            return Json(page).into_response();
         }
         if tokio::time::timeout_at(deadline, applied.changed())
             .await
             .is_err()
         {
-            return Json(page);
+            return Json(page).into_response();
         }
     }
 }
 
+/// Whether the request carries the admin token (compared in constant time).
 pub(crate) fn authorized(node: &NodeShared, headers: &HeaderMap) -> bool {
-    let want = format!("Bearer {}", node.admin_token);
-    headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v == want)
+    crate::auth::is_admin(node, headers)
+}
+
+fn need_admin(node: &NodeShared, headers: &HeaderMap) -> Result<(), Response> {
+    if authorized(node, headers) {
+        Ok(())
+    } else {
+        Err(error_response(AdminError::Forbidden {
+            message: "missing or wrong admin token".into(),
+        }))
+    }
+}
+
+/// `POST /v1/keys`: draws a key here and has the leader record it; answers its secret.
+async fn create_key(
+    State(node): State<Arc<NodeShared>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Err(r) = need_admin(&node, &headers) {
+        return r;
+    }
+    let req: NewKeyRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return error_response(AdminError::bad(format!("malformed key request: {e}"))),
+    };
+    let key = crate::auth::new_key(req.name, req.volumes, req.read_only, now_ms());
+    let answer = NewKey {
+        key: KeyView::of(&key),
+        secret: key.secret.clone(),
+    };
+    match execute(&node, AdminRequest::CreateKey { key }).await {
+        Ok(_) => Json(answer).into_response(),
+        Err(e) => error_response(e),
+    }
+}
+
+/// `GET /v1/keys`: every key, without secrets.
+async fn list_keys(State(node): State<Arc<NodeShared>>, headers: HeaderMap) -> Response {
+    if let Err(r) = need_admin(&node, &headers) {
+        return r;
+    }
+    let keys: Vec<KeyView> = node.db.read(|s| {
+        s.credentials
+            .keys
+            .values()
+            .map(KeyView::of)
+            .collect::<Vec<_>>()
+    });
+    Json(keys).into_response()
+}
+
+/// `DELETE /v1/keys/:id`: revokes a key.
+async fn delete_key(
+    State(node): State<Arc<NodeShared>>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    if let Err(r) = need_admin(&node, &headers) {
+        return r;
+    }
+    match execute(&node, AdminRequest::DeleteKey { id }).await {
+        Ok(r) => Json(r).into_response(),
+        Err(e) => error_response(e),
+    }
+}
+
+/// `POST /v1/admin/token`: a new admin token; the one presented stops working.
+async fn rotate_token(State(node): State<Arc<NodeShared>>, headers: HeaderMap) -> Response {
+    if let Err(r) = need_admin(&node, &headers) {
+        return r;
+    }
+    let token = crate::auth::new_admin_token();
+    let sha256 = crate::auth::sha256_hex(token.as_bytes());
+    match execute(&node, AdminRequest::SetAdminToken { sha256 }).await {
+        Ok(_) => Json(NewToken { token }).into_response(),
+        Err(e) => error_response(e),
+    }
 }
 
 pub(crate) fn error_response(e: AdminError) -> Response {

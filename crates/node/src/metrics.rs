@@ -44,6 +44,8 @@ pub struct Metrics {
     pub objects_repaired: Counter,
     /// Locator: failover conditions entered for a storage node.
     pub locator_failovers: Counter,
+    /// Read barriers this node confirmed as leader (its own and its followers').
+    pub read_barriers: Counter,
 }
 
 impl Metrics {
@@ -69,8 +71,14 @@ impl Metrics {
             objects_rebalanced: Counter::default(),
             objects_repaired: Counter::default(),
             locator_failovers: Counter::default(),
+            read_barriers: Counter::default(),
             registry: Registry::default(),
         };
+        registry.register(
+            "read_barriers",
+            "Read barriers confirmed with a quorum by this node as leader",
+            m.read_barriers.clone(),
+        );
         registry.register(
             "heartbeats_sent",
             "Heartbeat datagrams sent, per link",
