@@ -44,6 +44,11 @@ pub struct ClusterFile {
     /// up` writes a read-write one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
+    /// The cluster CA certificate (PEM; the certificate only, never its key) that the
+    /// HTTP port's certificate must chain to. Default: `DIR/ca.pem`, else the first
+    /// certificate of `secret_file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_cert: Option<PathBuf>,
 }
 
 impl ClusterFile {
@@ -51,6 +56,8 @@ impl ClusterFile {
     /// The file next to `cluster.json` holding the admin token once it was rotated
     /// (or written by `keel dev up`), mode 0600.
     pub const ADMIN_TOKEN: &'static str = "admin-token";
+    /// The CA certificate next to `cluster.json`.
+    pub const CA_CERT: &'static str = "ca.pem";
 
     pub fn load(dir: &Path) -> Result<ClusterFile, ClientError> {
         let path = dir.join(Self::NAME);

@@ -16,8 +16,8 @@ pub use error::ClientError;
 pub use files::GetOutcome;
 
 use keel_node::admin_api::{
-    AdminReply, AdminRequest, EventsPage, KeyView, LinkFaultRequest, NewKey, NewKeyRequest, NewToken,
-    StatusView,
+    AdminReply, AdminRequest, EventsPage, KeyView, LinkFaultRequest, NewKey, NewKeyRequest,
+    NewToken, StatusView,
 };
 use keel_node::AdminError;
 use std::path::{Path, PathBuf};
@@ -58,9 +58,15 @@ impl Client {
                     .map(|s| s.admin_token())
             });
         let key = file.key.clone();
-        // reqwest is built without a default TLS provider; plain HTTP still needs one.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        let ca = ca_cert(dir, &file)?;
+        let tls = keel_net::ca_client_config(&ca).map_err(|e| ClientError::NoCluster {
+            dir: dir.display().to_string(),
+            reason: format!("TLS: {e}"),
+        })?;
+        // HTTPS only, trusting only the cluster CA.
         let http = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .https_only(true)
             .connect_timeout(Duration::from_millis(300))
             .no_proxy()
             .build()
@@ -178,11 +184,7 @@ impl Client {
 
     /// Admin API base URLs, every member's, in file order.
     fn bases(&self) -> Vec<String> {
-        self.file
-            .nodes
-            .iter()
-            .map(|n| format!("http://{}", n.admin))
-            .collect()
+        self.file.nodes.iter().map(|n| base_url(&n.admin)).collect()
     }
 
     /// GETs `path` from the configuration database leader if this client knows it
@@ -197,7 +199,7 @@ impl Client {
         let mut bases = self.bases();
         let leader = *self.leader.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(n) = leader.and_then(|l| self.file.nodes.iter().find(|n| n.id == l)) {
-            bases.insert(0, format!("http://{}", n.admin));
+            bases.insert(0, base_url(&n.admin));
         }
         for base in bases {
             match self
@@ -257,7 +259,7 @@ impl Client {
 
     /// One member's status, if it answers.
     async fn status_of(&self, admin: &str) -> Option<StatusView> {
-        let url = format!("http://{admin}/v1/status");
+        let url = format!("{}/v1/status", base_url(admin));
         match self
             .http
             .get(url)
@@ -310,7 +312,7 @@ impl Client {
             link: link.to_string(),
             up,
         };
-        self.post(&format!("http://{}/v1/fault/link", n.admin), &req)
+        self.post(&format!("{}/v1/fault/link", base_url(&n.admin)), &req)
             .await
     }
 
@@ -339,6 +341,37 @@ impl Client {
             Err(_) => Err(ClientError::Http(format!("HTTP {status}: {text}"))),
         }
     }
+}
+
+/// The base URL of a member's HTTP port (`ip:port`): HTTPS, always.
+pub(crate) fn base_url(admin: &str) -> String {
+    format!("https://{admin}")
+}
+
+/// The cluster CA certificate: `ca_cert` of cluster.json, else `DIR/ca.pem`, else the
+/// certificate in the cluster secret.
+fn ca_cert(
+    dir: &Path,
+    file: &ClusterFile,
+) -> Result<rustls::pki_types::CertificateDer<'static>, ClientError> {
+    let candidates = match &file.ca_cert {
+        Some(p) => vec![dir.join(p)],
+        None => vec![dir.join(ClusterFile::CA_CERT), dir.join(&file.secret_file)],
+    };
+    let mut why = vec![];
+    for p in candidates {
+        match keel_net::load_ca_cert(&p) {
+            Ok(c) => return Ok(c),
+            Err(e) => why.push(e.to_string()),
+        }
+    }
+    Err(ClientError::NoCluster {
+        dir: dir.display().to_string(),
+        reason: format!(
+            "no cluster CA certificate to verify members with ({})",
+            why.join("; ")
+        ),
+    })
 }
 
 pub(crate) fn short(e: &reqwest::Error) -> String {

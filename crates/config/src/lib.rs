@@ -10,7 +10,8 @@ mod validate;
 
 pub use error::ConfigError;
 pub use node::{
-    DevConfig, DiscoveryConfig, HttpConfig, LinkConfig, LocatorConfig, NodeConfig, PortsConfig, TimingsConfig,
+    DevConfig, DiscoveryConfig, HttpConfig, LinkConfig, LocatorConfig, NodeConfig, PortsConfig,
+    TimingsConfig,
 };
 
 use std::path::Path;

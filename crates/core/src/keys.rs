@@ -94,11 +94,18 @@ pub struct Credentials {
 /// The changes to [`Credentials`], one family of [`crate::ClusterCommand`].
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub enum CredentialCommand {
-    CreateKey { key: AccessKey },
-    DeleteKey { id: String },
+    CreateKey {
+        key: AccessKey,
+    },
+    DeleteKey {
+        id: String,
+    },
     /// The admin token is now the one whose SHA-256 (hex) this is; the old one (derived
     /// or rotated) stops working.
-    SetAdminToken { sha256: String, at: UnixMillis },
+    SetAdminToken {
+        sha256: String,
+        at: UnixMillis,
+    },
 }
 
 impl Credentials {

@@ -190,6 +190,7 @@ pub(crate) fn cluster_file(dir: &Path, nodes: &[Supervised]) -> ClusterFile {
             .collect(),
         // Rewritten as nodes restart: keep the data key `ensure_data_key` wrote.
         key: ClusterFile::load(dir).ok().and_then(|f| f.key),
+        ca_cert: Some(dir.join(ClusterFile::CA_CERT)),
     }
 }
 
@@ -331,6 +332,9 @@ pub(crate) fn prepare(
             secret_path.display()
         ));
     }
+    // The CA certificate alone (no key): what data clients verify the HTTP port with.
+    let ca = keel_net::ClusterSecret::load(&secret_path)?.ca_cert_pem();
+    std::fs::write(dir.join(ClusterFile::CA_CERT), ca)?;
     // Resolved once: a rebuilt binary replaces the file, and a restart then runs the new one.
     let exe = std::env::current_exe().context("locating the keel binary")?;
     let exe = PathBuf::from(exe.to_string_lossy().trim_end_matches(" (deleted)"));

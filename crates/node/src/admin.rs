@@ -8,7 +8,8 @@
 //! show a key's secret anywhere but in the answer to the request that created it.
 
 use crate::admin_api::{
-    AdminReply, AdminRequest, EventsPage, KeyView, LinkFaultRequest, NewKey, NewKeyRequest, NewToken,
+    AdminReply, AdminRequest, EventsPage, KeyView, LinkFaultRequest, NewKey, NewKeyRequest,
+    NewToken,
 };
 use crate::arbiter::{decide_and_write, decide_and_write_fenced};
 use crate::error::AdminError;
@@ -247,10 +248,9 @@ pub async fn execute(node: &Arc<NodeShared>, req: AdminRequest) -> Result<AdminR
             reply(format!("key {id} deleted"), None)
         }
         AdminRequest::SetAdminToken { sha256 } => {
-            write(ClusterCommand::Credentials(CredentialCommand::SetAdminToken {
-                sha256,
-                at,
-            }))
+            write(ClusterCommand::Credentials(
+                CredentialCommand::SetAdminToken { sha256, at },
+            ))
             .await?
             .into_result()
             .map_err(|error| AdminError::Refused { error })?;
@@ -319,8 +319,7 @@ async fn metrics(State(node): State<Arc<NodeShared>>, headers: HeaderMap) -> Res
 /// A read the node's `[http]` configuration closed, asked without the admin token.
 fn closed() -> Response {
     error_response(AdminError::Forbidden {
-        message: "this read needs the admin token here (the node's [http] configuration)"
-            .into(),
+        message: "this read needs the admin token here (the node's [http] configuration)".into(),
     })
 }
 

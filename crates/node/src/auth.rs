@@ -81,9 +81,7 @@ pub fn is_admin(node: &NodeShared, headers: &HeaderMap) -> bool {
     let Some(presented) = bearer(headers) else {
         return false;
     };
-    let rotated = node
-        .db
-        .read(|s| s.credentials.admin_token_sha256.clone());
+    let rotated = node.db.read(|s| s.credentials.admin_token_sha256.clone());
     let want: [u8; 32] = match rotated.as_deref().and_then(unhex32) {
         Some(h) => h,
         None if rotated.is_some() => return false,
@@ -110,12 +108,7 @@ pub fn data_key(node: &NodeShared, headers: &HeaderMap) -> Result<AccessKey, Aut
 
 /// A new access key with a random id (20 characters, like an S3 access key id) and
 /// secret (40 characters).
-pub fn new_key(
-    name: String,
-    volumes: Vec<String>,
-    read_only: bool,
-    at: UnixMillis,
-) -> AccessKey {
+pub fn new_key(name: String, volumes: Vec<String>, read_only: bool, at: UnixMillis) -> AccessKey {
     let mut id = [0u8; 8];
     let mut secret = [0u8; 20];
     rand::rngs::OsRng.fill_bytes(&mut id);

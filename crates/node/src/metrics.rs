@@ -46,6 +46,8 @@ pub struct Metrics {
     pub locator_failovers: Counter,
     /// Read barriers this node confirmed as leader (its own and its followers').
     pub read_barriers: Counter,
+    /// Read barriers the native API ran on this node for (authenticated) requests.
+    pub api_read_barriers: Counter,
 }
 
 impl Metrics {
@@ -72,12 +74,18 @@ impl Metrics {
             objects_repaired: Counter::default(),
             locator_failovers: Counter::default(),
             read_barriers: Counter::default(),
+            api_read_barriers: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
             "read_barriers",
             "Read barriers confirmed with a quorum by this node as leader",
             m.read_barriers.clone(),
+        );
+        registry.register(
+            "api_read_barriers",
+            "Read barriers the native API ran on this node for authenticated requests",
+            m.api_read_barriers.clone(),
         );
         registry.register(
             "heartbeats_sent",

@@ -102,11 +102,12 @@ async fn require_key(
         Ok(k) => k,
         Err(e) => return refuse(e),
     };
-    let access = if req.method() == axum::http::Method::GET || req.method() == axum::http::Method::HEAD {
-        Access::Read
-    } else {
-        Access::Write
-    };
+    let access =
+        if req.method() == axum::http::Method::GET || req.method() == axum::http::Method::HEAD {
+            Access::Read
+        } else {
+            Access::Write
+        };
     let path = req.uri().path();
     let volume = if let Some(name) = path.strip_prefix("/v1/volumes/") {
         Some(name.to_string())
@@ -210,6 +211,7 @@ const BARRIER_PATIENCE: std::time::Duration = std::time::Duration::from_millis(5
 /// The read barrier ([`NodeShared::read_barrier`]), tried again for up to
 /// [`BARRIER_PATIENCE`].
 async fn barrier(node: &NodeShared) -> bool {
+    node.metrics.api_read_barriers.inc();
     let started = std::time::Instant::now();
     loop {
         if node.read_barrier().await {
