@@ -387,14 +387,13 @@ pub(crate) fn authorized(node: &NodeShared, headers: &HeaderMap) -> bool {
     crate::auth::is_admin(node, headers)
 }
 
-fn need_admin(node: &NodeShared, headers: &HeaderMap) -> Result<(), Response> {
-    if authorized(node, headers) {
-        Ok(())
-    } else {
-        Err(error_response(AdminError::Forbidden {
+/// The refusal of a request without the admin token (`None`: it carries it).
+fn refuse_unless_admin(node: &NodeShared, headers: &HeaderMap) -> Option<Response> {
+    (!authorized(node, headers)).then(|| {
+        error_response(AdminError::Forbidden {
             message: "missing or wrong admin token".into(),
-        }))
-    }
+        })
+    })
 }
 
 /// `POST /v1/keys`: draws a key here and has the leader record it; answers its secret.
@@ -403,7 +402,7 @@ async fn create_key(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Err(r) = need_admin(&node, &headers) {
+    if let Some(r) = refuse_unless_admin(&node, &headers) {
         return r;
     }
     let req: NewKeyRequest = match serde_json::from_slice(&body) {
@@ -423,7 +422,7 @@ async fn create_key(
 
 /// `GET /v1/keys`: every key, without secrets.
 async fn list_keys(State(node): State<Arc<NodeShared>>, headers: HeaderMap) -> Response {
-    if let Err(r) = need_admin(&node, &headers) {
+    if let Some(r) = refuse_unless_admin(&node, &headers) {
         return r;
     }
     let keys: Vec<KeyView> = node.db.read(|s| {
@@ -442,7 +441,7 @@ async fn delete_key(
     headers: HeaderMap,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Response {
-    if let Err(r) = need_admin(&node, &headers) {
+    if let Some(r) = refuse_unless_admin(&node, &headers) {
         return r;
     }
     match execute(&node, AdminRequest::DeleteKey { id }).await {
@@ -453,7 +452,7 @@ async fn delete_key(
 
 /// `POST /v1/admin/token`: a new admin token; the one presented stops working.
 async fn rotate_token(State(node): State<Arc<NodeShared>>, headers: HeaderMap) -> Response {
-    if let Err(r) = need_admin(&node, &headers) {
+    if let Some(r) = refuse_unless_admin(&node, &headers) {
         return r;
     }
     let token = crate::auth::new_admin_token();
