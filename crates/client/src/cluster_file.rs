@@ -40,10 +40,24 @@ pub struct ClusterFile {
     /// The `keel dev up` process supervising the nodes.
     #[serde(default)]
     pub supervisor_pid: Option<u32>,
+    /// The access key data commands use when none is given (`ID:SECRET`); `keel dev
+    /// up` writes a read-write one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// The cluster CA certificate (PEM; the certificate only, never its key) that the
+    /// HTTP port's certificate must chain to. Default: `DIR/ca.pem`, else the first
+    /// certificate of `secret_file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_cert: Option<PathBuf>,
 }
 
 impl ClusterFile {
     pub const NAME: &'static str = "cluster.json";
+    /// The file next to `cluster.json` holding the admin token once it was rotated
+    /// (or written by `keel dev up`), mode 0600.
+    pub const ADMIN_TOKEN: &'static str = "admin-token";
+    /// The CA certificate next to `cluster.json`.
+    pub const CA_CERT: &'static str = "ca.pem";
 
     pub fn load(dir: &Path) -> Result<ClusterFile, ClientError> {
         let path = dir.join(Self::NAME);
@@ -57,11 +71,17 @@ impl ClusterFile {
         })
     }
 
-    /// Writes atomically (temp file, fsync, rename).
+    /// Writes atomically (temp file, fsync, rename), mode 0600: it may carry a key.
     pub fn save(&self, dir: &Path) -> std::io::Result<()> {
         use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
         let tmp = dir.join(".cluster.json.tmp");
-        let mut f = std::fs::File::create(&tmp)?;
+        let _ = std::fs::remove_file(&tmp);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
         f.write_all(
             serde_json::to_string_pretty(self)
                 .unwrap_or_default()
@@ -77,4 +97,21 @@ impl ClusterFile {
             .find(|n| n.id == id)
             .ok_or(ClientError::UnknownNode(id))
     }
+}
+
+/// Writes `DIR/admin-token` (mode 0600, atomically): the admin token for the operator
+/// and the CLI.
+pub fn save_admin_token(dir: &Path, token: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = dir.join(".admin-token.tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(format!("{token}\n").as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, dir.join(ClusterFile::ADMIN_TOKEN))
 }

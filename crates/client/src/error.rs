@@ -12,6 +12,8 @@ pub enum ClientError {
     UnknownNode(u64),
     #[error("cannot read the cluster secret: admin changes need it")]
     NoSecret,
+    #[error("no access key: give --key ID:SECRET or set KEEL_KEY (`keel key create NAME` makes one), or use a cluster.json that carries one")]
+    NoKey,
     #[error("{0}")]
     Admin(AdminError),
     #[error("member unreachable: {0}")]

@@ -14,11 +14,14 @@ pub mod verdict;
 mod view;
 pub use view::{choose_view, merge_capacity};
 
-pub use cluster_file::{ClusterFile, LinkEntry, NodeEntry};
+pub use cluster_file::{save_admin_token, ClusterFile, LinkEntry, NodeEntry};
 pub use error::ClientError;
 pub use files::GetOutcome;
 
-use keel_node::admin_api::{AdminReply, AdminRequest, EventsPage, LinkFaultRequest, StatusView};
+use keel_node::admin_api::{
+    AdminReply, AdminRequest, EventsPage, KeyView, LinkFaultRequest, NewKey, NewKeyRequest,
+    NewToken, StatusView,
+};
 use keel_node::AdminError;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -29,7 +32,10 @@ pub struct Client {
     pub dir: PathBuf,
     pub file: ClusterFile,
     http: reqwest::Client,
+    /// The admin token.
     token: Option<String>,
+    /// The access key of data requests (`ID:SECRET`).
+    key: Option<String>,
     /// The leader as last reported by a member.
     leader: std::sync::Arc<std::sync::Mutex<Option<u64>>>,
     /// Which data-serving member answered last (tried first next time).
@@ -43,12 +49,27 @@ impl Client {
     /// Opens the cluster described by `DIR/cluster.json`.
     pub fn open(dir: &Path) -> Result<Client, ClientError> {
         let file = ClusterFile::load(dir)?;
-        let token = keel_net::ClusterSecret::load(&file.secret_file)
+        // The rotated token the operator keeps next to cluster.json, else the one
+        // derived from the cluster secret (valid until the first rotation).
+        let token = std::fs::read_to_string(dir.join(ClusterFile::ADMIN_TOKEN))
             .ok()
-            .map(|s| s.admin_token());
-        // reqwest is built without a default TLS provider; plain HTTP still needs one.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+            .or_else(|| {
+                keel_net::ClusterSecret::load(&file.secret_file)
+                    .ok()
+                    .map(|s| s.admin_token())
+            });
+        let key = file.key.clone();
+        let ca = ca_cert(dir, &file)?;
+        let tls = keel_net::ca_client_config(&ca).map_err(|e| ClientError::NoCluster {
+            dir: dir.display().to_string(),
+            reason: format!("TLS: {e}"),
+        })?;
+        // HTTPS only, trusting only the cluster CA.
         let http = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .https_only(true)
             .connect_timeout(Duration::from_millis(300))
             .no_proxy()
             .build()
@@ -58,10 +79,101 @@ impl Client {
             file,
             http,
             token,
+            key,
             leader: Default::default(),
             data_start: Default::default(),
             allow_stale: false,
         })
+    }
+
+    /// Uses `key` (`ID:SECRET`) for data requests instead of the one in cluster.json
+    /// (`None`: keep that one).
+    pub fn with_key(mut self, key: Option<String>) -> Client {
+        if key.is_some() {
+            self.key = key;
+        }
+        self
+    }
+
+    /// The admin token this client uses, if it has one.
+    pub fn admin_token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    /// Uses `token` as the admin token (`None`: keep the one found at open).
+    pub fn with_admin_token(mut self, token: Option<String>) -> Client {
+        if token.is_some() {
+            self.token = token;
+        }
+        self
+    }
+
+    /// Creates an access key; the answer carries its secret (shown only this once).
+    pub async fn create_key(&self, req: &NewKeyRequest) -> Result<NewKey, ClientError> {
+        self.admin_call(reqwest::Method::POST, "/v1/keys", Some(req))
+            .await
+    }
+
+    /// Every access key, without secrets.
+    pub async fn list_keys(&self) -> Result<Vec<KeyView>, ClientError> {
+        self.admin_call::<(), _>(reqwest::Method::GET, "/v1/keys", None)
+            .await
+    }
+
+    /// Revokes an access key.
+    pub async fn delete_key(&self, id: &str) -> Result<AdminReply, ClientError> {
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(ClientError::Http(format!("{id:?} is not a key id")));
+        }
+        self.admin_call::<(), _>(reqwest::Method::DELETE, &format!("/v1/keys/{id}"), None)
+            .await
+    }
+
+    /// Makes a new admin token; the current one stops working.
+    pub async fn rotate_admin_token(&self) -> Result<NewToken, ClientError> {
+        self.admin_call::<(), _>(reqwest::Method::POST, "/v1/admin/token", None)
+            .await
+    }
+
+    /// An admin request with the admin token, to the first member that answers.
+    async fn admin_call<B: serde::Serialize, T: serde::de::DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T, ClientError> {
+        let token = self.token.as_ref().ok_or(ClientError::NoSecret)?;
+        let mut tried = vec![];
+        for base in self.bases() {
+            let mut req = self
+                .http
+                .request(method.clone(), format!("{base}{path}"))
+                .bearer_auth(token)
+                .timeout(Duration::from_secs(15));
+            if let Some(b) = body {
+                req = req.json(b);
+            }
+            let r = match req.send().await {
+                Ok(r) => r,
+                Err(e) => {
+                    tried.push(format!("{base}: {}", short(&e)));
+                    continue;
+                }
+            };
+            let status = r.status();
+            if status.is_success() {
+                return r.json().await.map_err(|e| ClientError::Http(e.to_string()));
+            }
+            let text = r.text().await.unwrap_or_default();
+            match serde_json::from_str::<AdminError>(&text) {
+                Ok(AdminError::NoLeader { message }) => {
+                    tried.push(format!("{base}: no leader ({message})"))
+                }
+                Ok(e) => return Err(ClientError::Admin(e)),
+                Err(_) => return Err(ClientError::Http(format!("HTTP {status}: {text}"))),
+            }
+        }
+        Err(self.not_running(tried))
     }
 
     /// With `yes`, a read (get, stat, list) that no member reaching the control
@@ -75,11 +187,7 @@ impl Client {
 
     /// Admin API base URLs, every member's, in file order.
     fn bases(&self) -> Vec<String> {
-        self.file
-            .nodes
-            .iter()
-            .map(|n| format!("http://{}", n.admin))
-            .collect()
+        self.file.nodes.iter().map(|n| base_url(&n.admin)).collect()
     }
 
     /// GETs `path` from the configuration database leader if this client knows it
@@ -94,7 +202,7 @@ impl Client {
         let mut bases = self.bases();
         let leader = *self.leader.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(n) = leader.and_then(|l| self.file.nodes.iter().find(|n| n.id == l)) {
-            bases.insert(0, format!("http://{}", n.admin));
+            bases.insert(0, base_url(&n.admin));
         }
         for base in bases {
             match self
@@ -176,7 +284,7 @@ impl Client {
 
     /// One member's status, if it answers.
     async fn status_of(&self, admin: &str) -> Option<StatusView> {
-        let url = format!("http://{admin}/v1/status");
+        let url = format!("{}/v1/status", base_url(admin));
         match self
             .http
             .get(url)
@@ -272,7 +380,7 @@ impl Client {
             link: link.to_string(),
             up,
         };
-        self.post(&format!("http://{}/v1/fault/link", n.admin), &req)
+        self.post(&format!("{}/v1/fault/link", base_url(&n.admin)), &req)
             .await
     }
 
@@ -320,6 +428,36 @@ const ADMIN_ROUNDS: usize = 3;
 
 /// What [`short`] says of a connection that was never made.
 const CONNECT_FAILED: &str = "connection refused or unreachable";
+/// The base URL of a member's HTTP port (`ip:port`): HTTPS, always.
+pub(crate) fn base_url(admin: &str) -> String {
+    format!("https://{admin}")
+}
+
+/// The cluster CA certificate: `ca_cert` of cluster.json, else `DIR/ca.pem`, else the
+/// certificate in the cluster secret.
+fn ca_cert(
+    dir: &Path,
+    file: &ClusterFile,
+) -> Result<rustls::pki_types::CertificateDer<'static>, ClientError> {
+    let candidates = match &file.ca_cert {
+        Some(p) => vec![dir.join(p)],
+        None => vec![dir.join(ClusterFile::CA_CERT), dir.join(&file.secret_file)],
+    };
+    let mut why = vec![];
+    for p in candidates {
+        match keel_net::load_ca_cert(&p) {
+            Ok(c) => return Ok(c),
+            Err(e) => why.push(e.to_string()),
+        }
+    }
+    Err(ClientError::NoCluster {
+        dir: dir.display().to_string(),
+        reason: format!(
+            "no cluster CA certificate to verify members with ({})",
+            why.join("; ")
+        ),
+    })
+}
 
 pub(crate) fn short(e: &reqwest::Error) -> String {
     if e.is_connect() {

@@ -52,7 +52,7 @@ impl Client {
             .nodes
             .iter()
             .filter(|n| n.roles.iter().any(|r| r == "storage" || r == "gateway"))
-            .map(|n| format!("http://{}", n.admin))
+            .map(|n| crate::base_url(&n.admin))
             .collect();
         let start = *self.data_start.lock().unwrap_or_else(|e| e.into_inner());
         if !bases.is_empty() {
@@ -69,7 +69,7 @@ impl Client {
             .nodes
             .iter()
             .filter(|n| n.roles.iter().any(|r| r == "storage" || r == "gateway"))
-            .map(|n| format!("http://{}", n.admin))
+            .map(|n| crate::base_url(&n.admin))
             .collect();
         if let Some(i) = bases.iter().position(|b| b == base) {
             *self.data_start.lock().unwrap_or_else(|e| e.into_inner()) = i;
@@ -77,7 +77,7 @@ impl Client {
     }
 
     pub(crate) fn data_token(&self) -> Result<&str, ClientError> {
-        self.token.as_deref().ok_or(ClientError::NoSecret)
+        self.key.as_deref().ok_or(ClientError::NoKey)
     }
 
     /// Runs `attempt` against each member in turn until one answers for good, for up

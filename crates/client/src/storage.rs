@@ -21,7 +21,10 @@ impl Client {
         let token = self.token.as_ref().ok_or(ClientError::NoSecret)?;
         let r = self
             .http
-            .get(format!("http://{}/v1/storage/{set}/objects", n.admin))
+            .get(format!(
+                "{}/v1/storage/{set}/objects",
+                crate::base_url(&n.admin)
+            ))
             .bearer_auth(token)
             .timeout(Duration::from_secs(30))
             .send()

@@ -1,5 +1,5 @@
-//! The client's retries against fake members (plain TCP servers speaking just enough
-//! HTTP): every try of one change carries the same idempotency key, so a member that
+//! The client's retries against fake members (TLS servers under a test cluster CA
+//! speaking just enough HTTP): every try of one change carries the same idempotency key, so a member that
 //! committed and died before answering is followed by one that answers as applied;
 //! a read is answered by a member whose replica is current, and a stale answer is
 //! taken only as a last resort and only when the client allows it.
@@ -45,16 +45,34 @@ fn no_control_plane() -> String {
     )
 }
 
-/// Starts a fake member; returns its address and what it saw.
+/// The test cluster's CA: the fake members' certificates chain to it, and the client
+/// trusts it (from the secret file).
+fn test_secret() -> &'static keel_net::ClusterSecret {
+    static SECRET: std::sync::OnceLock<keel_net::ClusterSecret> = std::sync::OnceLock::new();
+    SECRET.get_or_init(|| keel_net::ClusterSecret::generate("test").expect("a secret"))
+}
+
+/// Starts a fake member (HTTPS, a certificate for 127.0.0.1 under the test CA);
+/// returns its address and what it saw.
 async fn member(answer: Answer) -> (String, Arc<Mutex<Vec<Seen>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("a port");
     let addr = listener.local_addr().expect("an address").to_string();
+    let identity = keel_net::NodeIdentity::issue(
+        test_secret(),
+        1,
+        &["127.0.0.1".parse().expect("an address")],
+    )
+    .expect("a member certificate");
+    let tls = tokio_rustls::TlsAcceptor::from(identity.http_server_config().expect("TLS"));
     let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
     let log = seen.clone();
     tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            let (log, answer) = (log.clone(), answer.clone());
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (log, answer, tls) = (log.clone(), answer.clone(), tls.clone());
             tokio::spawn(async move {
+                let Ok(mut s) = tls.accept(tcp).await else {
+                    return;
+                };
                 let mut raw = vec![];
                 let mut buf = [0u8; 4096];
                 while !raw.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -80,6 +98,7 @@ async fn member(answer: Answer) -> (String, Arc<Mutex<Vec<Seen>>>) {
                 log.lock().expect("log").push(req.clone());
                 if let Some(r) = answer(&req) {
                     let _ = s.write_all(r.as_bytes()).await;
+                    let _ = s.shutdown().await;
                 }
             });
         }
@@ -89,9 +108,8 @@ async fn member(answer: Answer) -> (String, Arc<Mutex<Vec<Seen>>>) {
 
 /// A client of a cluster made of `members` (data-serving, in this order).
 fn client(dir: &std::path::Path, members: &[String]) -> Client {
-    let secret = keel_net::ClusterSecret::generate("test").expect("a secret");
     let secret_file = dir.join("secret.pem");
-    secret.save(&secret_file).expect("saving the secret");
+    test_secret().save(&secret_file).expect("saving the secret");
     let nodes = members
         .iter()
         .enumerate()
@@ -113,6 +131,8 @@ fn client(dir: &std::path::Path, members: &[String]) -> Client {
         nodes,
         dev: true,
         supervisor_pid: None,
+        key: Some(format!("KEELTEST:{}", "s".repeat(40))),
+        ca_cert: None,
     }
     .save(dir)
     .expect("cluster.json");

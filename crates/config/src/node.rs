@@ -40,6 +40,31 @@ pub struct NodeConfig {
     pub async_replication: AsyncReplicationConfig,
     #[serde(default)]
     pub dev: DevConfig,
+    #[serde(default)]
+    pub http: HttpConfig,
+}
+
+/// The HTTP port (admin API and native data API). Changes need the admin token; data
+/// needs an access key. These switches close the reads that are open by default.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// `GET /v1/status` answers without a token.
+    pub open_status: bool,
+    /// `GET /v1/events` answers without a token.
+    pub open_events: bool,
+    /// `GET /metrics` answers without a token.
+    pub open_metrics: bool,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            open_status: true,
+            open_events: true,
+            open_metrics: true,
+        }
+    }
 }
 
 /// Volumes with asynchronous replication (`replication = "async"`): the Primary

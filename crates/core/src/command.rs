@@ -134,6 +134,8 @@ pub enum ClusterCommand {
     RecordEvent {
         event: Event,
     },
+    /// Access keys and the admin token (see [`crate::keys`]).
+    Credentials(crate::keys::CredentialCommand),
 }
 
 /// The result of applying a command.

@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 #[derive(thiserror::Error, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(tag = "code", rename_all = "snake_case")]
 pub enum ClusterError {
+    #[error("{reason}")]
+    InvalidKey { reason: String },
     #[error("unknown node {node}")]
     UnknownNode { node: NodeId },
     /// An admin request id that was already received (a retry).

@@ -47,6 +47,9 @@ pub struct ClusterState {
     /// its members have seen).
     #[serde(default)]
     pub retired_epochs: BTreeMap<SetId, Epoch>,
+    /// Access keys and the rotated admin token (see [`crate::keys`]).
+    #[serde(default)]
+    pub credentials: crate::keys::Credentials,
     /// The last [`REQUEST_MEMORY`] admin requests by their client-made id, with their
     /// outcome once known: a retried request is answered from here, never applied
     /// twice (like the directory's idempotency tokens).
@@ -84,6 +87,7 @@ impl ClusterState {
             settings: self.settings.clone(),
             placement: self.placement.clone(),
             retired_epochs: self.retired_epochs.clone(),
+            credentials: self.credentials.clone(),
             requests: self.requests.clone(),
         }
     }
@@ -527,6 +531,7 @@ impl ClusterState {
                 self.push_event(event);
                 Ok(None)
             }
+            ClusterCommand::Credentials(cmd) => self.credentials.apply(cmd).map(|()| None),
         }
     }
 

@@ -61,6 +61,7 @@ pub fn node_config(dir: &Path, id: NodeId, nodes: NodeId, timings: &TimingsConfi
             faults: true,
             protocol_override: None,
         },
+        http: Default::default(),
     }
 }
 

@@ -13,6 +13,10 @@ pub struct Cli {
     /// The cluster's directory (holds cluster.json and the secret). Also $KEEL_CLUSTER.
     #[arg(long, global = true, env = "KEEL_CLUSTER")]
     pub cluster: Option<PathBuf>,
+    /// The access key of data commands (put, get, ls, ...): `ID:SECRET` as `keel key
+    /// create` prints it. Also $KEEL_KEY. Default: the key in cluster.json.
+    #[arg(long, global = true, env = "KEEL_KEY", hide_env_values = true)]
+    pub key: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -91,6 +95,12 @@ pub enum Command {
     /// Volumes: separate trees of files with their own chunk size and replication.
     #[command(subcommand)]
     Volume(VolumeCommand),
+    /// Access keys for data: created and revoked with the admin token.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// The admin token: print it, rotate it.
+    #[command(subcommand)]
+    Admin(AdminCommand),
     /// Write a local file into the cluster at PATH (exits 0 only once it is durable on
     /// every in-sync replica and committed in the directory).
     Put {
@@ -435,4 +445,38 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 7400)]
         base_port: u16,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeyCommand {
+    /// Create an access key; prints its id and secret (the secret only this once) and
+    /// the `ID:SECRET` to give as --key or $KEEL_KEY.
+    Create {
+        name: String,
+        /// A volume the key may use (repeat for more); none: every volume.
+        #[arg(long)]
+        volume: Vec<String>,
+        /// Reads only: get, stat, ls.
+        #[arg(long)]
+        read_only: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every access key (never their secrets).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke an access key: requests with it are refused at once.
+    Delete { id: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AdminCommand {
+    /// Print the admin token this CLI uses (from DIR/admin-token, $KEEL_ADMIN_TOKEN, or
+    /// derived from the cluster secret).
+    Token,
+    /// Make a new admin token: the current one stops working. Prints it and writes it to
+    /// DIR/admin-token (mode 0600).
+    RotateToken,
 }

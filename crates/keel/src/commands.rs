@@ -10,7 +10,10 @@ use keel_node::admin_api::AdminRequest;
 use std::path::PathBuf;
 
 pub async fn run(cli: Cli) -> Result<()> {
+    let _ = DATA_KEY.set(cli.key.clone());
     match cli.command {
+        Command::Key(cmd) => crate::keys_cmd::key(client(cli.cluster)?, cmd).await,
+        Command::Admin(cmd) => crate::keys_cmd::admin(client(cli.cluster)?, cmd).await,
         Command::Node(NodeArgs {
             config: Some(path), ..
         }) => run_node(path).await,
@@ -298,9 +301,17 @@ fn exit_on_error(status: &keel_node::admin_api::StatusView) {
     }
 }
 
+/// The data key given as --key or $KEEL_KEY (set once, at the start of [`run`]).
+static DATA_KEY: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+
 fn client(dir: Option<PathBuf>) -> Result<Client> {
     let dir = dir.ok_or_else(|| anyhow!("--cluster DIR is required (or set KEEL_CLUSTER)"))?;
-    Ok(Client::open(&dir)?)
+    let admin_token = std::env::var("KEEL_ADMIN_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty());
+    Ok(Client::open(&dir)?
+        .with_key(DATA_KEY.get().cloned().flatten())
+        .with_admin_token(admin_token))
 }
 
 async fn admin(dir: Option<PathBuf>, req: AdminRequest) -> Result<()> {

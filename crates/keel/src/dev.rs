@@ -100,6 +100,7 @@ pub(crate) fn node_config(
             faults: true,
             protocol_override: None,
         },
+        http: Default::default(),
     }
 }
 
@@ -188,7 +189,41 @@ pub(crate) fn cluster_file(dir: &Path, nodes: &[Supervised]) -> ClusterFile {
                 log: Some(s.log_path.clone()),
             })
             .collect(),
+        // Rewritten as nodes restart: keep the data key `ensure_data_key` wrote.
+        key: ClusterFile::load(dir).ok().and_then(|f| f.key),
+        ca_cert: Some(dir.join(ClusterFile::CA_CERT)),
     }
+}
+
+/// Creates a read-write access key named `dev` and writes it into `DIR/cluster.json`
+/// (the CLI's default key), and the admin token into `DIR/admin-token` for the
+/// operator. Retries while the cluster elects a leader (up to 30 s). Returns a client
+/// that uses the key.
+pub(crate) async fn ensure_data_key(client: &Client, dir: &Path) -> Result<Client> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let req = keel_node::admin_api::NewKeyRequest {
+        name: "dev".into(),
+        volumes: vec![],
+        read_only: false,
+    };
+    let k = loop {
+        match client.create_key(&req).await {
+            Ok(k) => break k,
+            Err(e) if Instant::now() >= deadline => {
+                return Err(anyhow::anyhow!("creating the dev access key: {e}"))
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    };
+    let mut file = ClusterFile::load(dir)?;
+    file.key = Some(format!("{}:{}", k.key.id, k.secret));
+    file.save(dir)?;
+    if let Some(t) = client.admin_token() {
+        if !dir.join(ClusterFile::ADMIN_TOKEN).exists() {
+            keel_client::save_admin_token(dir, t)?;
+        }
+    }
+    Ok(Client::open(dir)?)
 }
 
 fn alive(pid: u32) -> bool {
@@ -226,6 +261,12 @@ pub async fn up(args: DevUpArgs) -> Result<()> {
     // Startup runs while the supervisor already restarts nodes that die.
     let startup = async move {
         wait_ready(&client, count).await?;
+        let client = ensure_data_key(&client, dir).await?;
+        println!(
+            "[dev] access key `dev` (read-write) written to {}; admin token in {}",
+            dir.join(ClusterFile::NAME).display(),
+            dir.join(ClusterFile::ADMIN_TOKEN).display()
+        );
         ensure_default_set(&client, members).await?;
         apply_layout(&client, replicas).await?;
         let status = wait_acting(&client).await?;
@@ -292,6 +333,9 @@ pub(crate) fn prepare(
             secret_path.display()
         ));
     }
+    // The CA certificate alone (no key): what data clients verify the HTTP port with.
+    let ca = keel_net::ClusterSecret::load(&secret_path)?.ca_cert_pem();
+    std::fs::write(dir.join(ClusterFile::CA_CERT), ca)?;
     // Resolved once: a rebuilt binary replaces the file, and a restart then runs the new one.
     let exe = std::env::current_exe().context("locating the keel binary")?;
     let exe = PathBuf::from(exe.to_string_lossy().trim_end_matches(" (deleted)"));

@@ -35,10 +35,10 @@ fn fresh_key() -> String {
     format!("{:032x}", u128::from_le_bytes(b))
 }
 
-/// One request to node `node`'s native API with the cluster's token (and
+/// One request to node `node`'s native API with the dev access key (and
 /// `extra` headers).
 fn call(c: &Cluster, node: u64, method: &str, path: &str, extra: &[(&str, &str)]) -> HttpReply {
-    let auth = format!("Bearer {}", c.admin_token());
+    let auth = format!("Bearer {}", c.data_key());
     let mut headers = vec![("authorization", auth.as_str())];
     headers.extend_from_slice(extra);
     http_request(&c.admin_addr(node), method, path, &headers, b"")

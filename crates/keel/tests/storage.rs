@@ -278,7 +278,7 @@ fn bad_input_is_refused_with_one_line_and_changes_nothing() {
 
     eprintln!("--- NUL in a path, through the native API");
     let addr = c.admin_addr(1);
-    let auth = format!("Bearer {}", c.admin_token());
+    let auth = format!("Bearer {}", c.data_key());
     let r = http_request(
         &addr,
         "PUT",
@@ -305,7 +305,7 @@ fn bad_input_is_refused_with_one_line_and_changes_nothing() {
     .expect("PUT with an encoded ..");
     assert_eq!(r.code, 400, "an encoded '..': {}", r.text());
     let r = http_request(&addr, "PUT", "/v1/fs/c", &[], b"x").expect("PUT without a token");
-    assert_eq!(r.code, 403, "no token: {}", r.text());
+    assert_eq!(r.code, 401, "no key: {}", r.text());
 
     eprintln!("--- put of a missing local file");
     let gone = tmp.path().join("not-here");
@@ -1124,7 +1124,7 @@ fn a_lost_site_leaves_data_readable_and_without_the_tiebreaker_writes_are_refuse
         );
     }
     eprintln!("--- each node of site 2 serves reads that allow it, flagged possibly stale");
-    let auth = format!("Bearer {}", c.admin_token());
+    let auth = format!("Bearer {}", c.data_key());
     for n in &site2 {
         let addr = c.admin_addr(*n);
         let plain = http_request(

@@ -31,6 +31,6 @@ pub use https_server::{serve_rpc, RpcServer, MAX_BODY_BYTES};
 pub use multicast::{MulticastAnnouncer, DEFAULT_GROUP};
 pub use secret::ClusterSecret;
 pub use tag::TAG_LEN;
-pub use tls::NodeIdentity;
+pub use tls::{ca_client_config, load_ca_cert, NodeIdentity};
 pub use transport::{Handler, LinkName, PeerAddrs, Transport};
 pub use udp::UdpLinks;

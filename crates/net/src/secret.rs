@@ -153,6 +153,17 @@ impl ClusterSecret {
         &self.ca_cert
     }
 
+    /// The CA certificate alone, as PEM: what a data client needs to verify the HTTP
+    /// port (never the key).
+    pub fn ca_cert_pem(&self) -> String {
+        const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+        const END: &str = "-----END CERTIFICATE-----";
+        match (self.pem.find(BEGIN), self.pem.find(END)) {
+            (Some(b), Some(e)) if e > b => format!("{}\n", &self.pem[b..e + END.len()]),
+            _ => String::new(),
+        }
+    }
+
     /// The key that authenticates UDP datagrams and multicast announcements.
     pub fn datagram_key(&self) -> [u8; 32] {
         self.derive(DATAGRAM_KEY_LABEL)

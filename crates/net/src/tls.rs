@@ -29,6 +29,7 @@ use crate::secret::ClusterSecret;
 pub struct NodeIdentity {
     node_id: NodeId,
     cert: CertificateDer<'static>,
+    key: Arc<PrivatePkcs8KeyDer<'static>>,
     server: Arc<ServerConfig>,
     client: Arc<ClientConfig>,
 }
@@ -73,6 +74,7 @@ impl NodeIdentity {
             server: Arc::new(server_config(&cert, &key, &ca)?),
             client: Arc::new(client_config(&cert, &key, &ca)?),
             cert,
+            key: Arc::new(key),
         })
     }
 
@@ -96,6 +98,24 @@ impl NodeIdentity {
         self.server.clone()
     }
 
+    /// The server config of the HTTP port (admin and native data API): this node's
+    /// certificate (valid for its addresses and `keel-node-<id>`, under the cluster CA),
+    /// no client certificate asked (clients authenticate with a token or an access
+    /// key). TLS 1.3. ALPN: h2 and http/1.1.
+    pub fn http_server_config(&self) -> Result<Arc<ServerConfig>, TlsError> {
+        let mut config = ServerConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(rustls_err)?
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![self.cert.clone()],
+                PrivateKeyDer::Pkcs8(self.key.clone_key()),
+            )
+            .map_err(rustls_err)?;
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
+    }
+
     /// A client config that trusts only the cluster CA and presents this node's
     /// certificate. ALPN: http/1.1.
     pub fn client_config(&self) -> ClientConfig {
@@ -109,6 +129,31 @@ impl fmt::Debug for NodeIdentity {
             .field("node_id", &self.node_id)
             .finish_non_exhaustive()
     }
+}
+
+/// The client config of an HTTP-port client (CLI, client library): trusts only the
+/// cluster CA (`ca`, DER), presents no certificate. TLS 1.3. ALPN: http/1.1.
+pub fn ca_client_config(ca: &CertificateDer<'static>) -> Result<ClientConfig, TlsError> {
+    let mut config = ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(rustls_err)?
+        .with_root_certificates(roots(ca)?)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// Reads the cluster CA certificate from a PEM file (`ca.pem`, or the cluster secret:
+/// its first certificate).
+pub fn load_ca_cert(path: &std::path::Path) -> Result<CertificateDer<'static>, TlsError> {
+    use rustls::pki_types::pem::PemObject;
+    let text = std::fs::read(path).map_err(|source| TlsError::SecretIo {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    CertificateDer::from_pem_slice(&text).map_err(|e| {
+        TlsError::MalformedSecret(format!("{}: no CA certificate: {e}", path.display()))
+    })
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {

@@ -1,10 +1,16 @@
-//! The admin API: HTTP on the admin port. Reads (status, events, metrics) are open;
-//! changes need the cluster's admin token. Any member accepts a change and forwards
-//! it to the configuration database leader, which executes it.
+//! The admin API: HTTP on the admin port. Reads (status, events, metrics) are open
+//! unless the node's `[http]` configuration closes them; changes (and the access key
+//! admin: `/v1/keys`, `/v1/admin/token`) need the cluster's admin token (see
+//! [`crate::auth`]). Any member accepts a change and forwards it to the configuration
+//! database leader, which executes it.
 //!
-//! Must never execute a change on a follower, or answer a change without the token.
+//! Must never execute a change on a follower, answer a change without the token, or
+//! show a key's secret anywhere but in the answer to the request that created it.
 
-use crate::admin_api::{AdminReply, AdminRequest, EventsPage, LinkFaultRequest};
+use crate::admin_api::{
+    AdminReply, AdminRequest, EventsPage, KeyView, LinkFaultRequest, NewKey, NewKeyRequest,
+    NewToken,
+};
 use crate::arbiter::{decide_and_write, decide_and_write_fenced};
 use crate::error::AdminError;
 use crate::membership::remove_from_raft;
@@ -15,7 +21,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use keel_core::{ClusterCommand, Event, MemberRef};
+use keel_core::{ClusterCommand, CredentialCommand, Event, MemberRef};
 use keel_net::PeerAddrs;
 use keel_policy::Input;
 use serde::Deserialize;
@@ -413,6 +419,34 @@ async fn execute_here(node: &Arc<NodeShared>, req: AdminRequest) -> Result<Admin
                 None,
             )
         }
+        AdminRequest::CreateKey { key } => {
+            let id = key.id.clone();
+            write(ClusterCommand::Credentials(CredentialCommand::CreateKey {
+                key,
+            }))
+            .await?
+            .into_result()
+            .map_err(|error| AdminError::Refused { error })?;
+            reply(format!("key {id} created"), None)
+        }
+        AdminRequest::DeleteKey { id } => {
+            write(ClusterCommand::Credentials(CredentialCommand::DeleteKey {
+                id: id.clone(),
+            }))
+            .await?
+            .into_result()
+            .map_err(|error| AdminError::Refused { error })?;
+            reply(format!("key {id} deleted"), None)
+        }
+        AdminRequest::SetAdminToken { sha256 } => {
+            write(ClusterCommand::Credentials(
+                CredentialCommand::SetAdminToken { sha256, at },
+            ))
+            .await?
+            .into_result()
+            .map_err(|error| AdminError::Refused { error })?;
+            reply("admin token rotated".into(), None)
+        }
         AdminRequest::Remove { node: n } => {
             let in_set = node.db.read(|s| {
                 if !s.members.contains_key(&n) {
@@ -449,6 +483,9 @@ pub fn router(node: Arc<NodeShared>) -> Router {
         .route("/v1/events", get(events))
         .route("/v1/admin", post(admin))
         .route("/v1/fault/link", post(fault_link))
+        .route("/v1/keys", get(list_keys).post(create_key))
+        .route("/v1/keys/:id", axum::routing::delete(delete_key))
+        .route("/v1/admin/token", post(rotate_token))
         .route(
             "/v1/storage/:set/objects",
             get(crate::admin_storage::objects),
@@ -464,7 +501,10 @@ async fn local_capacity(node: &Arc<NodeShared>) -> Option<crate::admin_api::Capa
         .ok()
 }
 
-async fn metrics(State(node): State<Arc<NodeShared>>) -> impl IntoResponse {
+async fn metrics(State(node): State<Arc<NodeShared>>, headers: HeaderMap) -> Response {
+    if !node.cfg.http.open_metrics && !authorized(&node, &headers) {
+        return closed();
+    }
     let capacity = local_capacity(&node).await;
     let acting = node
         .holder
@@ -481,15 +521,26 @@ async fn metrics(State(node): State<Arc<NodeShared>>) -> impl IntoResponse {
         )],
         node.metrics.encode(),
     )
+        .into_response()
+}
+
+/// A read the node's `[http]` configuration closed, asked without the admin token.
+fn closed() -> Response {
+    error_response(AdminError::Forbidden {
+        message: "this read needs the admin token here (the node's [http] configuration)".into(),
+    })
 }
 
 /// This node's view of the cluster, with whether it reaches a quorum (`quorum`) and
 /// its own disk and object counts (`local`). The verdict (`health`, `reasons`,
 /// `stale`) is the client's: it compares every member's answer.
-async fn status(State(node): State<Arc<NodeShared>>) -> impl IntoResponse {
+async fn status(State(node): State<Arc<NodeShared>>, headers: HeaderMap) -> Response {
+    if !node.cfg.http.open_status && !authorized(&node, &headers) {
+        return closed();
+    }
     let mut view = node.status();
     view.local = local_capacity(&node).await;
-    Json(view)
+    Json(view).into_response()
 }
 
 #[derive(Deserialize)]
@@ -509,8 +560,12 @@ fn default_limit() -> usize {
 /// Events with `seq >= since`; waits up to `wait_ms` for one if there is none yet.
 async fn events(
     State(node): State<Arc<NodeShared>>,
+    headers: HeaderMap,
     Query(q): Query<EventsQuery>,
-) -> impl IntoResponse {
+) -> Response {
+    if !node.cfg.http.open_events && !authorized(&node, &headers) {
+        return closed();
+    }
     let deadline = tokio::time::Instant::now() + Duration::from_millis(q.wait_ms.min(30_000));
     let mut applied = node.db.applied_watch();
     loop {
@@ -529,23 +584,96 @@ async fn events(
             EventsPage { events, next }
         });
         if !page.events.is_empty() || tokio::time::Instant::now() >= deadline {
-            return Json(page);
+            return Json(page).into_response();
         }
         if tokio::time::timeout_at(deadline, applied.changed())
             .await
             .is_err()
         {
-            return Json(page);
+            return Json(page).into_response();
         }
     }
 }
 
+/// Whether the request carries the admin token (compared in constant time).
 pub(crate) fn authorized(node: &NodeShared, headers: &HeaderMap) -> bool {
-    let want = format!("Bearer {}", node.admin_token);
-    headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v == want)
+    crate::auth::is_admin(node, headers)
+}
+
+/// The refusal of a request without the admin token (`None`: it carries it).
+fn refuse_unless_admin(node: &NodeShared, headers: &HeaderMap) -> Option<Response> {
+    (!authorized(node, headers)).then(|| {
+        error_response(AdminError::Forbidden {
+            message: "missing or wrong admin token".into(),
+        })
+    })
+}
+
+/// `POST /v1/keys`: draws a key here and has the leader record it; answers its secret.
+async fn create_key(
+    State(node): State<Arc<NodeShared>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Some(r) = refuse_unless_admin(&node, &headers) {
+        return r;
+    }
+    let req: NewKeyRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return error_response(AdminError::bad(format!("malformed key request: {e}"))),
+    };
+    let key = crate::auth::new_key(req.name, req.volumes, req.read_only, now_ms());
+    let answer = NewKey {
+        key: KeyView::of(&key),
+        secret: key.secret.clone(),
+    };
+    match execute(&node, AdminRequest::CreateKey { key }).await {
+        Ok(_) => Json(answer).into_response(),
+        Err(e) => error_response(e),
+    }
+}
+
+/// `GET /v1/keys`: every key, without secrets.
+async fn list_keys(State(node): State<Arc<NodeShared>>, headers: HeaderMap) -> Response {
+    if let Some(r) = refuse_unless_admin(&node, &headers) {
+        return r;
+    }
+    let keys: Vec<KeyView> = node.db.read(|s| {
+        s.credentials
+            .keys
+            .values()
+            .map(KeyView::of)
+            .collect::<Vec<_>>()
+    });
+    Json(keys).into_response()
+}
+
+/// `DELETE /v1/keys/:id`: revokes a key.
+async fn delete_key(
+    State(node): State<Arc<NodeShared>>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    if let Some(r) = refuse_unless_admin(&node, &headers) {
+        return r;
+    }
+    match execute(&node, AdminRequest::DeleteKey { id }).await {
+        Ok(r) => Json(r).into_response(),
+        Err(e) => error_response(e),
+    }
+}
+
+/// `POST /v1/admin/token`: a new admin token; the one presented stops working.
+async fn rotate_token(State(node): State<Arc<NodeShared>>, headers: HeaderMap) -> Response {
+    if let Some(r) = refuse_unless_admin(&node, &headers) {
+        return r;
+    }
+    let token = crate::auth::new_admin_token();
+    let sha256 = crate::auth::sha256_hex(token.as_bytes());
+    match execute(&node, AdminRequest::SetAdminToken { sha256 }).await {
+        Ok(_) => Json(NewToken { token }).into_response(),
+        Err(e) => error_response(e),
+    }
 }
 
 pub(crate) fn error_response(e: AdminError) -> Response {

@@ -55,6 +55,18 @@ pub enum AdminRequest {
         #[serde(default)]
         dry_run: bool,
     },
+    /// Record an access key (drawn by the member that took the request).
+    CreateKey {
+        key: keel_core::AccessKey,
+    },
+    /// Revoke an access key.
+    DeleteKey {
+        id: String,
+    },
+    /// Make the token with this SHA-256 (hex) the admin token.
+    SetAdminToken {
+        sha256: String,
+    },
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -266,4 +278,50 @@ pub struct StorageObjectsView {
     /// Whether the directory replica was brought up to date (a read barrier) before
     /// `referenced` was read; false when the control plane was out of reach.
     pub fresh: bool,
+}
+
+/// `POST /v1/keys`: a new access key.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+pub struct NewKeyRequest {
+    pub name: String,
+    /// The volumes it may use; empty: every volume.
+    #[serde(default)]
+    pub volumes: Vec<String>,
+    #[serde(default)]
+    pub read_only: bool,
+}
+
+/// An access key as `GET /v1/keys` lists it: never its secret.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct KeyView {
+    pub id: String,
+    pub name: String,
+    pub volumes: Vec<String>,
+    pub read_only: bool,
+    pub created_at: keel_core::UnixMillis,
+}
+
+impl KeyView {
+    pub fn of(k: &keel_core::AccessKey) -> KeyView {
+        KeyView {
+            id: k.id.clone(),
+            name: k.name.clone(),
+            volumes: k.volumes.clone(),
+            read_only: k.read_only,
+            created_at: k.created_at,
+        }
+    }
+}
+
+/// The answer to `POST /v1/keys`: the only time the secret is shown.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct NewKey {
+    pub key: KeyView,
+    pub secret: String,
+}
+
+/// The answer to `POST /v1/admin/token`: the new admin token, shown once.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct NewToken {
+    pub token: String,
 }

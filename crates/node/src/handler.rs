@@ -112,6 +112,7 @@ impl Handler for NodeHandler {
                 Ok(b"ok".to_vec())
             }
             method::READ_INDEX => {
+                node.metrics.read_barriers.inc();
                 let r = match node.db.raft().ensure_linearizable().await {
                     Ok(log_id) => Ok(log_id.map_or(0, |l| l.index)),
                     Err(e) => Err(e.to_string()),

@@ -12,6 +12,7 @@ pub mod admin;
 pub mod admin_api;
 mod admin_storage;
 pub mod arbiter;
+pub mod auth;
 pub mod boot;
 pub mod capacity;
 pub mod data_invariant;

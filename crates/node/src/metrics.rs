@@ -95,6 +95,10 @@ pub struct Metrics {
     /// Primary) acknowledged and has not yet replicated to the other sites.
     pub async_backlog_bytes: Family<SetLabel, Gauge>,
     pub async_backlog_writes: Family<SetLabel, Gauge>,
+    /// Read barriers this node confirmed as leader (its own and its followers').
+    pub read_barriers: Counter,
+    /// Read barriers the native API ran on this node for (authenticated) requests.
+    pub api_read_barriers: Counter,
 }
 
 impl Metrics {
@@ -135,6 +139,8 @@ impl Metrics {
             build_info: Family::default(),
             async_backlog_bytes: Family::default(),
             async_backlog_writes: Family::default(),
+            read_barriers: Counter::default(),
+            api_read_barriers: Counter::default(),
             registry: Registry::default(),
         };
         m.build_info
@@ -142,6 +148,16 @@ impl Metrics {
                 version: env!("CARGO_PKG_VERSION").to_string(),
             })
             .set(1);
+        registry.register(
+            "read_barriers",
+            "Read barriers confirmed with a quorum by this node as leader",
+            m.read_barriers.clone(),
+        );
+        registry.register(
+            "api_read_barriers",
+            "Read barriers the native API ran on this node for authenticated requests",
+            m.api_read_barriers.clone(),
+        );
         registry.register(
             "heartbeats_sent",
             "Heartbeat datagrams sent, per link",

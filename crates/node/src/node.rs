@@ -388,6 +388,7 @@ impl NodeShared {
     /// The leader's read index: its applied index once a quorum confirmed it leads.
     async fn read_index(&self) -> Option<u64> {
         if self.is_leader() {
+            self.metrics.read_barriers.inc();
             let confirm = self.db.raft().ensure_linearizable();
             return match tokio::time::timeout(READ_BARRIER_TIMEOUT, confirm).await {
                 Ok(Ok(log_id)) => Some(log_id.map_or(0, |l| l.index)),

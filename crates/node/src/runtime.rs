@@ -176,10 +176,17 @@ pub async fn run(
         faults.clone(),
     )
     .map_err(net_err)?;
+    // The HTTP port (admin and native data API) speaks TLS only, with this node's
+    // certificate under the cluster CA: plain HTTP gets no answer.
+    let http_tls = axum_server::tls_rustls::RustlsConfig::from_config(
+        identity
+            .http_server_config()
+            .map_err(|e| NodeError::Secret(e.to_string()))?,
+    );
     let mut admin_listeners = vec![];
     for (_, addr) in on(cfg.ports.admin) {
-        let l = tokio::net::TcpListener::bind(addr)
-            .await
+        let l = std::net::TcpListener::bind(addr)
+            .and_then(|l| l.set_nonblocking(true).map(|()| l))
             .map_err(|e| NodeError::Net(format!("admin port {addr}: {e}")))?;
         admin_listeners.push(l);
     }
@@ -203,8 +210,11 @@ pub async fn run(
         {
             app = app.merge(crate::gateway::api::router(node.shared.clone()));
         }
+        let tls = http_tls.clone();
         admin_tasks.push(tokio::spawn(async move {
-            let _ = axum::serve(l, app).await;
+            let _ = axum_server::from_tcp_rustls(l, tls)
+                .serve(app.into_make_service())
+                .await;
         }));
     }
     let result = tokio::select! {

@@ -58,6 +58,7 @@ impl ChaosCluster {
         };
         let setup = async {
             dev::wait_ready(&cluster.client, cluster.nodes.len()).await?;
+            dev::ensure_data_key(&cluster.client, &cluster.dir).await?;
             dev::ensure_default_set(&cluster.client, dev::default_members(&cluster.nodes)).await?;
             dev::apply_layout(&cluster.client, REPLICAS).await?;
             dev::wait_acting(&cluster.client).await?;
@@ -67,6 +68,8 @@ impl ChaosCluster {
             cluster.shutdown();
             return Err(e);
         }
+        // With the data key ensure_data_key wrote into cluster.json.
+        cluster.client = Client::open(&cluster.dir)?;
         Ok(cluster)
     }
 

@@ -299,8 +299,17 @@ impl Cluster {
         (bytes, out)
     }
 
-    /// The bearer token of the admin and native HTTP APIs, derived from the cluster
-    /// secret as the client library derives it.
+    /// The access key `keel dev up` wrote into `cluster.json` (`ID:SECRET`): the bearer
+    /// credential of the native data API.
+    pub fn data_key(&self) -> String {
+        self.cluster_file()["key"]
+            .as_str()
+            .expect("cluster.json carries the dev access key")
+            .to_string()
+    }
+
+    /// The bearer token of the admin API, derived from the cluster secret as the
+    /// client library derives it (until it is rotated).
     pub fn admin_token(&self) -> String {
         keel_net::ClusterSecret::load(&self.dir.join("secret.pem"))
             .expect("the cluster secret")
@@ -749,28 +758,115 @@ pub fn rfc3339_millis(s: &str) -> Option<i64> {
 
 /// A plain HTTP/1.1 GET: the status code and the body.
 pub fn http_get(addr: &str, path: &str) -> Result<(u16, String, String), String> {
-    let mut stream = std::net::TcpStream::connect(addr).map_err(|e| format!("{addr}: {e}"))?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .map_err(|e| e.to_string())?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    let r = http_request(addr, "GET", path, &[], b"")?;
+    let body = String::from_utf8_lossy(&r.body).into_owned();
+    Ok((r.code, r.head, body))
+}
+
+/// A certificate verifier that accepts any server certificate. These helpers probe a
+/// member's HTTP port (TLS only); verifying its certificate against the cluster CA is
+/// the client library's job, exercised by every CLI call of the tests.
+#[derive(Debug)]
+struct AnyCertificate(std::sync::Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// Sends `request` to `addr` over TLS and reads the whole answer (`Connection: close`).
+fn tls_exchange(addr: &str, request: &[u8]) -> Result<Vec<u8>, String> {
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(std::sync::Arc::new(AnyCertificate(provider)))
+        .with_no_client_auth();
+    let ip = addr
+        .rsplit_once(':')
+        .map(|(h, _)| h)
+        .unwrap_or(addr)
+        .parse::<std::net::IpAddr>()
+        .map_err(|e| format!("{addr}: {e}"))?;
+    let conn = rustls::ClientConnection::new(
+        std::sync::Arc::new(config),
+        rustls::pki_types::ServerName::IpAddress(ip.into()),
     )
     .map_err(|e| e.to_string())?;
-    let mut raw = String::new();
+    let tcp = std::net::TcpStream::connect(addr).map_err(|e| format!("{addr}: {e}"))?;
+    tcp.set_read_timeout(Some(Duration::from_secs(30)))
+        .map_err(|e| e.to_string())?;
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    tls.write_all(request)
+        .map_err(|e| format!("sending to {addr}: {e}"))?;
+    let mut raw = vec![];
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        match tls.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            // A peer that closes without close_notify after a complete answer.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => break,
+            Err(e) => return Err(format!("reading {addr}: {e}")),
+        }
+    }
+    Ok(raw)
+}
+
+/// Sends `request` to `addr` in plain TCP (no TLS) and reads what comes back, if
+/// anything, until the peer closes.
+pub fn plain_exchange(addr: &str, request: &[u8]) -> Result<Vec<u8>, String> {
+    let mut stream = std::net::TcpStream::connect(addr).map_err(|e| format!("{addr}: {e}"))?;
     stream
-        .read_to_string(&mut raw)
-        .map_err(|e| format!("reading {addr}{path}: {e}"))?;
-    let (head, body) = raw
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| format!("no HTTP header in {raw:?}"))?;
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| format!("no status code in {head:?}"))?;
-    Ok((code, head.to_string(), body.to_string()))
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    stream
+        .write_all(request)
+        .map_err(|e| format!("sending to {addr}: {e}"))?;
+    let mut raw = vec![];
+    let _ = stream.read_to_end(&mut raw);
+    Ok(raw)
 }
 
 /// What an HTTP server answered: status code, header block, body.
@@ -797,8 +893,8 @@ impl HttpReply {
     }
 }
 
-/// One plain HTTP/1.1 request (`Connection: close`) with raw bytes both ways; `path`
-/// goes on the request line as given, so it may carry any percent-encoding.
+/// One HTTP/1.1 request over TLS (`Connection: close`) with raw bytes both ways;
+/// `path` goes on the request line as given, so it may carry any percent-encoding.
 pub fn http_request(
     addr: &str,
     method: &str,
@@ -806,10 +902,6 @@ pub fn http_request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Result<HttpReply, String> {
-    let mut stream = std::net::TcpStream::connect(addr).map_err(|e| format!("{addr}: {e}"))?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .map_err(|e| e.to_string())?;
     let mut req = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
@@ -818,14 +910,9 @@ pub fn http_request(
         req.push_str(&format!("{k}: {v}\r\n"));
     }
     req.push_str("\r\n");
-    stream
-        .write_all(req.as_bytes())
-        .and_then(|()| stream.write_all(body))
-        .map_err(|e| format!("sending to {addr}: {e}"))?;
-    let mut raw = vec![];
-    stream
-        .read_to_end(&mut raw)
-        .map_err(|e| format!("reading {addr}{path}: {e}"))?;
+    let mut bytes = req.into_bytes();
+    bytes.extend_from_slice(body);
+    let raw = tls_exchange(addr, &bytes).map_err(|e| format!("{path}: {e}"))?;
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")

@@ -1,5 +1,8 @@
 //! The native HTTP API, on the node's HTTP port next to the admin API. Every call
-//! needs the cluster's bearer token.
+//! needs an access key (`Authorization: Bearer ID:SECRET`, see `keel key create`),
+//! checked by [`require_key`] before the handler runs: before any read barrier,
+//! lookup or store call. No key or a wrong one: 401; a key whose scope (volumes, read
+//! or read-write) does not cover the request: 403.
 //!
 //! - `PUT /v1/fs/{path}`: write a file (body = content). `Idempotency-Key: <32 hex>`
 //!   makes a retried put apply once. Missing parent directories are created.
@@ -75,6 +78,10 @@ pub fn router(node: Arc<NodeShared>) -> Router {
         .route("/v1/volumes/", post(empty_volume_name))
         .fallback(no_route)
         .layer(axum::extract::DefaultBodyLimit::disable())
+        .route_layer(axum::middleware::from_fn_with_state(
+            node.clone(),
+            require_key,
+        ))
         .with_state(node)
 }
 
@@ -131,6 +138,66 @@ async fn no_route(method: axum::http::Method, uri: axum::http::Uri) -> Response 
         .into_response()
 }
 
+/// The authentication layer of every data route: the access key, then its scope
+/// (the volume the request names, or `default`; a change needs a read-write key),
+/// all from the local replica. Nothing else runs for a request it refuses.
+async fn require_key(
+    State(node): State<Arc<NodeShared>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use keel_core::Access;
+    let refuse = |e: crate::auth::AuthError| {
+        let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::FORBIDDEN);
+        let mut r = (
+            status,
+            Json(ErrorView {
+                code: e.code().to_string(),
+                message: e.message(),
+            }),
+        )
+            .into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            r.headers_mut()
+                .insert("www-authenticate", HeaderValue::from_static("Bearer"));
+        }
+        r
+    };
+    let key = match crate::auth::data_key(&node, req.headers()) {
+        Ok(k) => k,
+        Err(e) => return refuse(e),
+    };
+    let access =
+        if req.method() == axum::http::Method::GET || req.method() == axum::http::Method::HEAD {
+            Access::Read
+        } else {
+            Access::Write
+        };
+    let path = req.uri().path();
+    let volume = if let Some(name) = path.strip_prefix("/v1/volumes/") {
+        Some(name.to_string())
+    } else if path == "/v1/volumes" {
+        None
+    } else {
+        let q: Query<FsQuery> = match Query::try_from_uri(req.uri()) {
+            Ok(q) => q,
+            Err(_) => Query(FsQuery::default()),
+        };
+        Some(q.volume().to_string())
+    };
+    match key.allows(volume.as_deref(), access) {
+        Ok(()) => next.run(req).await,
+        Err(keel_core::Denied::ReadOnly) => refuse(crate::auth::AuthError::Denied(format!(
+            "key {} is read-only",
+            key.id
+        ))),
+        Err(keel_core::Denied::Volume(v)) => refuse(crate::auth::AuthError::Denied(format!(
+            "key {} may not use volume {v:?}",
+            key.id
+        ))),
+    }
+}
+
 #[derive(Deserialize, Default)]
 pub struct FsQuery {
     #[serde(default)]
@@ -184,17 +251,10 @@ pub fn error_response(e: DataError) -> Response {
         .into_response()
 }
 
-pub(super) fn authorized(node: &NodeShared, headers: &HeaderMap) -> Result<(), DataError> {
-    let want = format!("Bearer {}", node.admin_token);
-    let ok = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v == want);
-    if ok {
-        Ok(())
-    } else {
-        Err(DataError::Forbidden)
-    }
+/// The access key and its scope were checked by [`require_key`], the layer in front of
+/// every route, before the handler ran: nothing is left to check here.
+pub(super) fn authorized(_node: &NodeShared, _headers: &HeaderMap) -> Result<(), DataError> {
+    Ok(())
 }
 
 /// The request's idempotency key, if it carries one.
@@ -220,6 +280,7 @@ const BARRIER_PATIENCE: std::time::Duration = std::time::Duration::from_millis(5
 /// The read barrier ([`NodeShared::read_barrier`]), tried again for up to
 /// [`BARRIER_PATIENCE`].
 async fn barrier(node: &NodeShared) -> bool {
+    node.metrics.api_read_barriers.inc();
     let started = std::time::Instant::now();
     loop {
         if node.read_barrier().await {
