@@ -702,7 +702,14 @@ fn removed_from(events: &[Value], node: u64) -> BTreeSet<String> {
 
 #[test]
 fn no_acknowledged_put_is_lost_when_a_primary_is_killed() {
-    let c = Cluster::start_storage(ClusterSpec::default());
+    // The supervisor restarts the victim only after the puts have had time to reach
+    // its sets' new Primaries: a process back before any new Primary acts (a takeover
+    // waits out the old lease and the new arbiter's grace, ~1.5 s) missed no write
+    // and rightly stays in sync, and this test wants the catch-up path.
+    let c = Cluster::start_storage(ClusterSpec {
+        restart_delay_ms: 15_000,
+        ..ClusterSpec::default()
+    });
     let tmp = tempfile::tempdir().expect("temporary directory");
     let s = c.status();
     // The configuration database leader: its loss also costs an election.
