@@ -210,6 +210,23 @@ impl ClusterState {
         }
     }
 
+    /// `set` if its epoch is still `expected_epoch` (the fence of every role and
+    /// in-sync change).
+    fn fenced_set(&self, set: &SetId, expected_epoch: Epoch) -> Result<&FailoverSet, ClusterError> {
+        let s = self
+            .sets
+            .get(set)
+            .ok_or(ClusterError::UnknownSet { set: set.clone() })?;
+        if s.epoch != expected_epoch {
+            return Err(ClusterError::StaleEpoch {
+                set: set.clone(),
+                presented: expected_epoch,
+                current: s.epoch,
+            });
+        }
+        Ok(s)
+    }
+
     /// The sets in which `node` holds any role, directly.
     pub fn sets_of(&self, node: NodeId) -> impl Iterator<Item = &FailoverSet> {
         let r = MemberRef::Node(node);
@@ -544,17 +561,7 @@ impl ClusterState {
         stores: BTreeMap<NodeId, StoreId>,
         at: UnixMillis,
     ) -> Result<Option<Epoch>, ClusterError> {
-        let s = self
-            .sets
-            .get(&set)
-            .ok_or(ClusterError::UnknownSet { set: set.clone() })?;
-        if s.epoch != expected_epoch {
-            return Err(ClusterError::StaleEpoch {
-                set,
-                presented: expected_epoch,
-                current: s.epoch,
-            });
-        }
+        let s = self.fenced_set(&set, expected_epoch)?;
         let as_set = |v: &[NodeId]| v.iter().copied().collect::<std::collections::BTreeSet<_>>();
         if as_set(&s.in_sync) != as_set(&expected_in_sync) {
             return Err(ClusterError::InSyncChanged {
@@ -861,17 +868,7 @@ impl ClusterState {
         reason: String,
         at: UnixMillis,
     ) -> Result<Option<Epoch>, ClusterError> {
-        let s = self
-            .sets
-            .get(&set)
-            .ok_or(ClusterError::UnknownSet { set: set.clone() })?;
-        if s.epoch != expected_epoch {
-            return Err(ClusterError::StaleEpoch {
-                set,
-                presented: expected_epoch,
-                current: s.epoch,
-            });
-        }
+        let s = self.fenced_set(&set, expected_epoch)?;
         let holders: Vec<&MemberRef> = primary
             .iter()
             .chain(secondary.iter())

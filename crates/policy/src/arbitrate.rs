@@ -66,7 +66,20 @@ pub(crate) fn rearbitrate(
     // A storage set's new Primary must hold every acknowledged write: in sync.
     let can_lead =
         |r: Option<&MemberRef>| eligible(r) && r.is_some_and(|r| state.in_sync_allows(set, r));
-    if !eligible(roles.primary.as_ref()) {
+    // A storage Primary whose data the in-sync list no longer vouches for (its store
+    // was replaced under it) steps down as soon as a member that is in sync can lead:
+    // otherwise its next shrink would put the empty store back on the list.
+    let primary_lost_its_data = set.kind == keel_core::SetKind::Storage
+        && roles
+            .primary
+            .as_ref()
+            .is_some_and(|p| !state.in_sync_allows(set, p))
+        && (can_lead(roles.secondary.as_ref())
+            || roles
+                .alternates
+                .iter()
+                .any(|a| state.ref_eligible(a) && state.in_sync_allows(set, a)));
+    if !eligible(roles.primary.as_ref()) || primary_lost_its_data {
         let old = roles.primary.take();
         let new = if can_lead(roles.secondary.as_ref()) {
             roles.secondary.take()

@@ -208,3 +208,40 @@ fn pid(mut m: keel_core::Member, pid: u32) -> keel_core::Member {
     m.pid = pid;
     m
 }
+
+#[test]
+fn a_storage_primary_whose_store_was_replaced_steps_down_to_an_in_sync_member() {
+    use keel_core::{ClusterCommand, Composition, SetKind, SetSpec, StoreId};
+    let mut c = Cluster::new(&[1, 2]);
+    let report = |c: &mut Cluster, node: u64, store: u128| {
+        c.apply(ClusterCommand::MemberBack {
+            node,
+            boot: BootType::ReturnAfterFailure,
+            pid: None,
+            store: Some(StoreId(store)),
+            at: c.now,
+        });
+    };
+    report(&mut c, 1, 10);
+    report(&mut c, 2, 20);
+    let spec = SetSpec {
+        id: "st-1".into(),
+        kind: SetKind::Storage,
+        composition: Composition::NWay,
+        members: vec![n(1), n(2)],
+        health_threshold: 50,
+        auto_giveback_ms: None,
+    };
+    c.apply(ClusterCommand::CreateSet { spec, at: c.now });
+    assert_eq!(c.roles("st-1"), holders(Some(1), Some(2), &[]));
+
+    tracing::info!("--- node 1 restarts on a wiped disk before anyone saw it fail");
+    report(&mut c, 1, 11);
+    assert_eq!(c.state.sets["st-1"].in_sync, vec![2]);
+
+    tracing::info!("--- arbitration: the in-sync member 2 takes over, epoch + 1");
+    let epoch = c.epoch("st-1");
+    c.decide(Input::Tick);
+    assert_eq!(c.roles("st-1").0, Some(n(2)));
+    assert_eq!(c.epoch("st-1"), epoch + 1);
+}
