@@ -37,19 +37,19 @@ pub fn parse_size(s: &str) -> Result<u64> {
 }
 
 /// One phase's figures.
-struct Phase {
-    name: String,
-    bytes: u64,
-    ops: usize,
-    elapsed: Duration,
-    latencies_ms: Vec<i64>,
+pub(crate) struct Phase {
+    pub name: String,
+    pub bytes: u64,
+    pub ops: usize,
+    pub elapsed: Duration,
+    pub latencies_ms: Vec<i64>,
 }
 
 impl Phase {
-    fn mb_s(&self) -> f64 {
+    pub fn mb_s(&self) -> f64 {
         self.bytes as f64 / (1024.0 * 1024.0) / self.elapsed.as_secs_f64().max(1e-9)
     }
-    fn ops_s(&self) -> f64 {
+    pub fn ops_s(&self) -> f64 {
         self.ops as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
 }
@@ -132,7 +132,7 @@ pub async fn run(
 }
 
 /// The raw disk: write + fsync each payload to a file, then read them all back.
-fn raw_disk(dir: &Path, payloads: &[Vec<u8>]) -> Result<(Phase, Phase)> {
+pub(crate) fn raw_disk(dir: &Path, payloads: &[Vec<u8>]) -> Result<(Phase, Phase)> {
     std::fs::create_dir_all(dir)?;
     let mut lat = vec![];
     let start = Instant::now();
@@ -173,7 +173,12 @@ fn raw_disk(dir: &Path, payloads: &[Vec<u8>]) -> Result<(Phase, Phase)> {
     Ok((w, r))
 }
 
-fn start_cluster(dir: &Path, nodes: u8, rf: usize, port: u16) -> Result<tokio::process::Child> {
+pub(crate) fn start_cluster(
+    dir: &Path,
+    nodes: u8,
+    rf: usize,
+    port: u16,
+) -> Result<tokio::process::Child> {
     std::fs::create_dir_all(dir)?;
     let log = std::fs::File::create(dir.join("dev-up.log"))?;
     let exe = std::env::current_exe()?;
@@ -195,7 +200,7 @@ fn start_cluster(dir: &Path, nodes: u8, rf: usize, port: u16) -> Result<tokio::p
         .context("starting keel dev up")
 }
 
-async fn stop_cluster(dev: &mut tokio::process::Child) {
+pub(crate) async fn stop_cluster(dev: &mut tokio::process::Child) {
     if let Some(pid) = dev.id() {
         unsafe { libc::kill(pid as i32, libc::SIGTERM) };
     }
@@ -204,7 +209,7 @@ async fn stop_cluster(dev: &mut tokio::process::Child) {
 
 /// Waits until every storage set's Primary holds its lease and every member is in
 /// sync, with every node up.
-async fn wait_storage(dir: &Path) -> Result<Client> {
+pub(crate) async fn wait_storage(dir: &Path) -> Result<Client> {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         if let Ok(c) = Client::open(dir) {
@@ -231,7 +236,7 @@ async fn wait_storage(dir: &Path) -> Result<Client> {
     }
 }
 
-async fn writes(
+pub(crate) async fn writes(
     client: &Client,
     payloads: &Arc<Vec<Vec<u8>>>,
     parallel: usize,
@@ -251,7 +256,7 @@ async fn writes(
     .await
 }
 
-async fn reads(
+pub(crate) async fn reads(
     client: &Client,
     payloads: &Arc<Vec<Vec<u8>>>,
     parallel: usize,

@@ -445,6 +445,25 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 7400)]
         base_port: u16,
     },
+    /// NFS, S3 and native-API throughput (write, cold and warm read) and 4 KiB-file
+    /// operations per second through one gateway of a fresh 3-node cluster, next to the
+    /// raw disk, nfs-ganesha (VFS) and Garage (one node) measured in the same run with
+    /// the same clients (nfs-cp/nfs-cat, boto3).
+    Gateways {
+        #[arg(long, default_value_t = 8)]
+        files: u32,
+        /// Size of the large files (suffixes k, m: 32m).
+        #[arg(long, default_value = "32m")]
+        size: String,
+        /// How many 4 KiB files for the small-file operations.
+        #[arg(long, default_value_t = 200)]
+        small: u32,
+        /// Where to put the clusters and servers (default: a temporary directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        #[arg(long, default_value_t = 7500)]
+        base_port: u16,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -234,6 +234,22 @@ pub async fn run(cli: Cli) -> Result<()> {
             dir,
             base_port,
         }) => crate::bench_io::run(files, &size, parallel, nodes, dir, base_port).await,
+        Command::Bench(BenchCommand::Gateways {
+            files,
+            size,
+            small,
+            dir,
+            base_port,
+        }) => {
+            crate::bench_gw::run(crate::bench_gw::Args {
+                files,
+                size,
+                small,
+                dir,
+                base_port,
+            })
+            .await
+        }
         Command::Bench(BenchCommand::Failover {
             trials,
             nodes,

@@ -5,6 +5,7 @@
 //! Must never panic on bad input: every error is one line on stderr and a non-zero exit.
 
 mod bench;
+mod bench_gw;
 mod bench_io;
 mod chaos;
 mod cli;
