@@ -15,6 +15,12 @@ pub struct RPCContext {
     pub mount_signal: Option<mpsc::Sender<bool>>,
     pub export_name: Arc<String>,
     pub transaction_tracker: Arc<TransactionTracker>,
+    /// keel: the largest RPC record (all fragments together) a connection may send;
+    /// a longer one closes the connection before anything is allocated for it.
+    pub max_record: usize,
+    /// keel: the most calls of one connection being served at once; reading the
+    /// connection waits beyond it (bounds the memory a pipelining client can pin).
+    pub max_inflight: usize,
 }
 
 impl fmt::Debug for RPCContext {

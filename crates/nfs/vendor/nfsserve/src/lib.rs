@@ -1,8 +1,8 @@
 #![cfg_attr(feature = "strict", deny(warnings))]
 
-mod context;
+pub mod context;
 mod rpc;
-mod rpcwire;
+pub mod rpcwire;
 mod write_counter;
 pub mod xdr;
 

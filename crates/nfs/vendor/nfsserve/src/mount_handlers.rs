@@ -50,7 +50,7 @@ pub async fn handle_mount(
         MountProgram::MOUNTPROC3_MNT => mountproc3_mnt(xid, input, output, context).await?,
         MountProgram::MOUNTPROC3_UMNT => mountproc3_umnt(xid, input, output, context).await?,
         MountProgram::MOUNTPROC3_UMNTALL => mountproc3_umnt_all(xid, input, output, context).await?,
-        MountProgram::MOUNTPROC3_EXPORT => mountproc3_export(xid, input, output, context)?,
+        MountProgram::MOUNTPROC3_EXPORT => mountproc3_export(xid, input, output, context).await?,
         _ => {
             proc_unavail_reply_message(xid).serialize(output)?;
         },
@@ -155,7 +155,7 @@ IMPLEMENTATION
   clients.
  */
 
-pub fn mountproc3_export(
+pub async fn mountproc3_export(
     xid: u32,
     _: &mut impl Read,
     output: &mut impl Write,
@@ -163,11 +163,19 @@ pub fn mountproc3_export(
 ) -> Result<(), anyhow::Error> {
     debug!("mountproc3_export({:?}) ", xid);
     make_success_reply(xid).serialize(output)?;
-    true.serialize(output)?;
-    // dirpath
-    context.export_name.as_bytes().to_vec().serialize(output)?;
-    // groups
-    false.serialize(output)?;
+    // keel: the file system names its exports (one per volume); the export name is
+    // the fallback.
+    let mut exports = context.vfs.exports().await;
+    if exports.is_empty() {
+        exports.push(context.export_name.as_bytes().to_vec());
+    }
+    for dir in exports {
+        true.serialize(output)?;
+        // dirpath
+        dir.serialize(output)?;
+        // groups
+        false.serialize(output)?;
+    }
     // next exports
     false.serialize(output)?;
     Ok(())

@@ -149,6 +149,7 @@ pub async fn handle_nfs(
         NFSProgram::NFSPROC3_MKDIR => nfsproc3_mkdir(xid, input, output, context).await?,
         NFSProgram::NFSPROC3_SYMLINK => nfsproc3_symlink(xid, input, output, context).await?,
         NFSProgram::NFSPROC3_READLINK => nfsproc3_readlink(xid, input, output, context).await?,
+        NFSProgram::NFSPROC3_COMMIT => nfsproc3_commit(xid, input, output, context).await?,
         _ => {
             warn!("Unimplemented message {:?}", prog);
             proc_unavail_reply_message(xid).serialize(output)?;
@@ -866,10 +867,12 @@ pub async fn nfsproc3_readdirplus(
         return Ok(());
     }*/
     // subtract off the final entryplus* field (which must be false) and the eof
-    let max_bytes_allowed = args.maxcount as usize - 128;
+    // keel: saturating (a maxcount under 128 used to underflow: a panic, or no limit).
+    let max_bytes_allowed = (args.maxcount as usize).saturating_sub(128);
     // args.dircount is bytes of just fileid, name, cookie.
     // This is hard to ballpark, so we just divide it by 16
-    let estimated_max_results = args.dircount / 16;
+    // keel: at least one, at most 4096 entries asked of the file system.
+    let estimated_max_results = (args.dircount / 16).clamp(1, 4096);
     let max_dircount_bytes = args.dircount as usize;
     let mut ctr = 0;
     match context.vfs.readdir(dirid, args.cookie, estimated_max_results as usize).await {
@@ -991,12 +994,27 @@ pub async fn nfsproc3_readdir(
     debug!(" -- Dir version {:?}", dirversion);
     let has_version = args.cookieverf != nfs::cookieverf3::default();
     // subtract off the final entryplus* field (which must be false) and the eof
-    let max_bytes_allowed = args.dircount as usize - 128;
+    // keel: saturating (a dircount under 128 used to underflow).
+    let max_bytes_allowed = (args.dircount as usize).saturating_sub(128);
     // args.dircount is bytes of just fileid, name, cookie.
     // This is hard to ballpark, so we just divide it by 16
-    let estimated_max_results = args.dircount / 16;
+    let estimated_max_results = (args.dircount / 16).clamp(1, 4096);
     let mut ctr = 0;
-    match context.vfs.readdir_simple(dirid, estimated_max_results as usize).await {
+    // keel: READDIR pages from the cookie like READDIRPLUS (readdir_simple always
+    // started at the beginning: a directory larger than one reply never ended).
+    let simple = context
+        .vfs
+        .readdir(dirid, args.cookie, estimated_max_results as usize)
+        .await
+        .map(|r| crate::vfs::ReadDirSimpleResult {
+            entries: r
+                .entries
+                .into_iter()
+                .map(|e| crate::vfs::DirEntrySimple { fileid: e.fileid, name: e.name })
+                .collect(),
+            end: r.end,
+        });
+    match simple {
         Ok(result) => {
             // we count dir_count seperately as it is just a subset of fields
             let mut accumulated_dircount: usize = 0;
@@ -1504,6 +1522,9 @@ pub async fn nfsproc3_setattr(
                 make_success_reply(xid).serialize(output)?;
                 nfs::nfsstat3::NFS3ERR_NOT_SYNC.serialize(output)?;
                 nfs::wcc_data::default().serialize(output)?;
+                // keel: stop here (the change used to be applied anyway, and a second
+                // reply appended to the first).
+                return Ok(());
             }
         },
     }
@@ -2109,6 +2130,68 @@ pub async fn nfsproc3_readlink(
             make_success_reply(xid).serialize(output)?;
             stat.serialize(output)?;
             symlink_attr.serialize(output)?;
+        },
+    }
+    Ok(())
+}
+
+#[allow(non_camel_case_types)]
+#[derive(Debug, Default)]
+struct COMMIT3args {
+    file: nfs::nfs_fh3,
+    offset: nfs::offset3,
+    count: nfs::count3,
+}
+xdr_struct!(COMMIT3args, file, offset, count);
+
+/*
+      COMMIT3res NFSPROC3_COMMIT(COMMIT3args) = 21;
+
+      struct COMMIT3resok {
+           wcc_data   file_wcc;
+           writeverf3 verf;
+      };
+
+      struct COMMIT3resfail {
+           wcc_data   file_wcc;
+      };
+*/
+/// keel: COMMIT (it answered PROC_UNAVAIL). Every WRITE of this server is answered
+/// FILE_SYNC once durable, so a COMMIT has nothing left to do but to name the
+/// file, its attributes and the write verifier.
+pub async fn nfsproc3_commit(
+    xid: u32,
+    input: &mut impl Read,
+    output: &mut impl Write,
+    context: &RPCContext,
+) -> Result<(), anyhow::Error> {
+    let mut args = COMMIT3args::default();
+    args.deserialize(input)?;
+    debug!("nfsproc3_commit({:?},{:?}) ", xid, args);
+    let id = match context.vfs.fh_to_id(&args.file) {
+        Ok(id) => id,
+        Err(stat) => {
+            make_success_reply(xid).serialize(output)?;
+            stat.serialize(output)?;
+            nfs::wcc_data::default().serialize(output)?;
+            return Ok(());
+        },
+    };
+    match context.vfs.getattr(id).await {
+        Ok(attr) => {
+            make_success_reply(xid).serialize(output)?;
+            nfs::nfsstat3::NFS3_OK.serialize(output)?;
+            nfs::wcc_data {
+                before: nfs::pre_op_attr::Void,
+                after: nfs::post_op_attr::attributes(attr),
+            }
+            .serialize(output)?;
+            context.vfs.serverid().serialize(output)?;
+        },
+        Err(stat) => {
+            make_success_reply(xid).serialize(output)?;
+            stat.serialize(output)?;
+            nfs::wcc_data::default().serialize(output)?;
         },
     }
     Ok(())

@@ -1,4 +1,4 @@
-use std::io::{Cursor, Read, Write};
+use std::io::{Cursor, Read};
 
 use anyhow::anyhow;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
@@ -19,7 +19,7 @@ const NFS_METADATA_PROGRAM: u32 = 200024;
 
 async fn handle_rpc(
     input: &mut impl Read,
-    output: &mut impl Write,
+    output: &mut Vec<u8>,
     mut context: RPCContext,
 ) -> Result<bool, anyhow::Error> {
     let mut recv = rpc_msg::default();
@@ -28,7 +28,13 @@ async fn handle_rpc(
     if let rpc_body::CALL(call) = recv.body {
         if let auth_flavor::AUTH_UNIX = call.cred.flavor {
             let mut auth = auth_unix::default();
-            auth.deserialize(&mut Cursor::new(&call.cred.body))?;
+            // keel: a malformed credential is answered GARBAGE_ARGS (below), not a
+            // dropped connection.
+            if auth.deserialize(&mut Cursor::new(&call.cred.body)).is_err() {
+                warn!("xid {} bad AUTH_UNIX credential", xid);
+                garbage_args_reply_message(xid).serialize(output)?;
+                return Ok(true);
+            }
             context.auth = auth;
         }
         if call.rpcvers != 2 {
@@ -44,6 +50,7 @@ async fn handle_rpc(
             return Ok(false);
         }
 
+        let start = output.len();
         let res = {
             if call.prog == nfs::PROGRAM {
                 nfs_handlers::handle_nfs(xid, call, input, output, &context).await
@@ -63,13 +70,33 @@ async fn handle_rpc(
                 prog_unavail_reply_message(xid).serialize(output)?;
                 Ok(())
             }
-        }
-        .map(|_| true);
+        };
         context.transaction_tracker.mark_processed(xid, &context.client_addr);
-        res
+        // keel: arguments that do not decode (short, bad enum, ...) are answered
+        // GARBAGE_ARGS, whatever the handler had written so far is dropped, and the
+        // connection stays up (it used to be closed).
+        if let Err(e) = res {
+            warn!("xid {} garbage arguments: {:?}", xid, e);
+            output.truncate(start);
+            garbage_args_reply_message(xid).serialize(output)?;
+        }
+        Ok(true)
     } else {
         error!("Unexpectedly received a Reply instead of a Call");
         Err(anyhow!("Bad RPC Call format"))
+    }
+}
+
+/// keel: decodes and answers one whole RPC record (without its record marks), as
+/// the server does for every record a connection sends: `Ok(Some(reply))`,
+/// `Ok(None)` for a retransmission left unanswered, `Err` when the record is not an
+/// RPC call at all (the server then closes the connection). For fuzzing and tests.
+pub async fn process_record(record: &[u8], context: RPCContext) -> Result<Option<Vec<u8>>, anyhow::Error> {
+    let mut out = Vec::new();
+    if handle_rpc(&mut Cursor::new(record), &mut out, context).await? {
+        Ok(Some(out))
+    } else {
+        Ok(None)
     }
 }
 
@@ -91,16 +118,32 @@ async fn handle_rpc(
 /// length in bytes of the fragment's data.  The boolean value is the
 /// highest-order bit of the header; the length is the 31 low-order bits.
 /// (Note that this record specification is NOT in XDR standard form!)
-async fn read_fragment(socket: &mut DuplexStream, append_to: &mut Vec<u8>) -> Result<bool, anyhow::Error> {
+async fn read_fragment(
+    socket: &mut DuplexStream,
+    append_to: &mut Vec<u8>,
+    max_record: usize,
+) -> Result<bool, anyhow::Error> {
     let mut header_buf = [0_u8; 4];
     socket.read_exact(&mut header_buf).await?;
     let fragment_header = u32::from_be_bytes(header_buf);
     let is_last = (fragment_header & (1 << 31)) > 0;
     let length = (fragment_header & ((1 << 31) - 1)) as usize;
     trace!("Reading fragment length:{}, last:{}", length, is_last);
-    let start_offset = append_to.len();
-    append_to.resize(append_to.len() + length, 0);
-    socket.read_exact(&mut append_to[start_offset..]).await?;
+    // keel: refuse a record over the limit before allocating anything for it (the
+    // length used to be allocated as declared: up to 2 GiB per fragment, unbounded
+    // over fragments). The caller closes the connection.
+    if append_to.len().saturating_add(length) > max_record {
+        return Err(anyhow!(
+            "RPC record of over {} bytes refused (limit {})",
+            append_to.len().saturating_add(length),
+            max_record
+        ));
+    }
+    // keel: grow with the bytes that arrive, not by the declared length.
+    let got = (&mut *socket).take(length as u64).read_to_end(append_to).await?;
+    if got != length {
+        return Err(anyhow!("connection closed inside an RPC fragment"));
+    }
     trace!("Finishing Reading fragment length:{}, last:{}", length, is_last);
     Ok(is_last)
 }
@@ -117,7 +160,10 @@ pub async fn write_fragment(socket: &mut tokio::net::TcpStream, buf: &[u8]) -> R
     Ok(())
 }
 
-pub type SocketMessageType = Result<Vec<u8>, anyhow::Error>;
+/// keel: a reply travels with the in-flight permit of its call, released only once
+/// the reply is written (so a client that does not read its replies stops the
+/// server from reading more of its calls, instead of queueing replies unbounded).
+pub type SocketMessageType = Result<(Vec<u8>, tokio::sync::OwnedSemaphorePermit), anyhow::Error>;
 
 /// The Socket Message Handler reads from a TcpStream and spawns off
 /// subtasks to handle each message. replies are queued into the
@@ -128,6 +174,7 @@ pub struct SocketMessageHandler {
     socket_receive_channel: DuplexStream,
     reply_send_channel: mpsc::UnboundedSender<SocketMessageType>,
     context: RPCContext,
+    inflight: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl SocketMessageHandler {
@@ -141,6 +188,7 @@ impl SocketMessageHandler {
                 socket_receive_channel: sockrecv,
                 reply_send_channel: msgsend,
                 context: context.clone(),
+                inflight: std::sync::Arc::new(tokio::sync::Semaphore::new(context.max_inflight.max(1))),
             },
             socksend,
             msgrecv,
@@ -149,23 +197,31 @@ impl SocketMessageHandler {
 
     /// Reads a fragment from the socket. This should be looped.
     pub async fn read(&mut self) -> Result<(), anyhow::Error> {
-        let is_last = read_fragment(&mut self.socket_receive_channel, &mut self.cur_fragment).await?;
+        let is_last = match read_fragment(&mut self.socket_receive_channel, &mut self.cur_fragment, self.context.max_record).await {
+            Ok(l) => l,
+            Err(e) => {
+                // keel: tell the socket loop, which closes the connection (it used to
+                // keep reading and discarding the client's bytes forever).
+                let _ = self.reply_send_channel.send(Err(anyhow!("{e}")));
+                return Err(e);
+            },
+        };
         if is_last {
             let fragment = std::mem::take(&mut self.cur_fragment);
             let context = self.context.clone();
             let send = self.reply_send_channel.clone();
+            // keel: at most max_inflight calls of this connection at once.
+            let permit = self.inflight.clone().acquire_owned().await?;
             tokio::spawn(async move {
                 let mut write_buf: Vec<u8> = Vec::new();
-                let mut write_cursor = Cursor::new(&mut write_buf);
-                let maybe_reply = handle_rpc(&mut Cursor::new(fragment), &mut write_cursor, context).await;
+                let maybe_reply = handle_rpc(&mut Cursor::new(fragment), &mut write_buf, context).await;
                 match maybe_reply {
                     Err(e) => {
                         error!("RPC Error: {:?}", e);
                         let _ = send.send(Err(e));
                     },
                     Ok(true) => {
-                        let _ = std::io::Write::flush(&mut write_cursor);
-                        let _ = send.send(Ok(write_buf));
+                        let _ = send.send(Ok((write_buf, permit)));
                     },
                     Ok(false) => {
                         // do not reply

@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 pub struct TransactionTracker {
     retention_period: Duration,
     transactions: Mutex<HashMap<(u32, String), TransactionState>>,
+    last_sweep: Mutex<std::time::Instant>,
 }
 
 impl TransactionTracker {
@@ -13,6 +14,7 @@ impl TransactionTracker {
         Self {
             retention_period,
             transactions: Mutex::new(HashMap::new()),
+            last_sweep: Mutex::new(std::time::Instant::now()),
         }
     }
 
@@ -23,7 +25,15 @@ impl TransactionTracker {
     pub fn is_retransmission(&self, xid: u32, client_addr: &str) -> bool {
         let key = (xid, client_addr.to_string());
         let mut transactions = self.transactions.lock().expect("unable to unlock transactions mutex");
-        housekeeping(&mut transactions, self.retention_period);
+        // keel: sweep at most once a second (a sweep per call scanned every xid of the
+        // last minute on every request).
+        {
+            let mut last = self.last_sweep.lock().expect("unable to unlock sweep mutex");
+            if last.elapsed() >= Duration::from_secs(1) {
+                housekeeping(&mut transactions, self.retention_period);
+                *last = std::time::Instant::now();
+            }
+        }
         if let hash_map::Entry::Vacant(e) = transactions.entry(key) {
             e.insert(TransactionState::InProgress);
             false

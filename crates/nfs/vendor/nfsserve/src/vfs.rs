@@ -254,6 +254,11 @@ pub trait NFSFileSystem: Sync {
         Ok(fid)
     }
 
+    /// keel: the paths MOUNTPROC3_EXPORT lists (empty: the listener's export name).
+    async fn exports(&self) -> Vec<Vec<u8>> {
+        Vec::new()
+    }
+
     fn serverid(&self) -> cookieverf3 {
         let gennum = get_generation_number();
         gennum.to_le_bytes()

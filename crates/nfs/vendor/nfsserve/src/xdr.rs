@@ -120,8 +120,13 @@ impl XDR for Vec<u8> {
     fn deserialize<R: Read>(&mut self, src: &mut R) -> std::io::Result<()> {
         let mut length: u32 = 0;
         length.deserialize(src)?;
-        self.resize(length as usize, 0);
-        src.read_exact(self)?;
+        // keel: never allocate by the declared length (a 4-byte prefix could ask for
+        // 4 GiB); grow only with the bytes actually present.
+        self.clear();
+        let got = src.take(length as u64).read_to_end(self)?;
+        if got != length as usize {
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "opaque shorter than its length"));
+        }
         // read padding
         let pad = ((4 - length % 4) % 4) as usize;
         let mut zeros: [u8; 4] = [0, 0, 0, 0];
@@ -152,9 +157,12 @@ impl XDR for Vec<u32> {
     fn deserialize<R: Read>(&mut self, src: &mut R) -> std::io::Result<()> {
         let mut length: u32 = 0;
         length.deserialize(src)?;
-        self.resize(length as usize, 0);
-        for i in self {
+        // keel: no allocation by the declared length; each element must be present.
+        self.clear();
+        for _ in 0..length {
+            let mut i: u32 = 0;
             i.deserialize(src)?;
+            self.push(i);
         }
         Ok(())
     }
