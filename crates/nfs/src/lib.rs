@@ -58,6 +58,7 @@
 //! checks (AUTH_UNIX credentials are accepted as given; access is the cluster's
 //! export policy, not per-user).
 
+pub mod fuzzing;
 pub mod handle;
 pub mod vfs;
 
@@ -78,6 +79,9 @@ pub struct NfsConfig {
     pub max_inflight: usize,
     /// READ and WRITE sizes offered to clients (FSINFO rtmax/wtmax), in bytes.
     pub max_io: u32,
+    /// The largest file size offered (FSINFO maxfilesize) and allowed: a WRITE or
+    /// SETATTR past it is NFS3ERR_FBIG.
+    pub max_file_size: u64,
     /// Refuse every change with NFS3ERR_ROFS.
     pub read_only: bool,
 }
@@ -88,6 +92,7 @@ impl Default for NfsConfig {
             max_record: nfsserve::tcp::DEFAULT_MAX_RECORD,
             max_inflight: nfsserve::tcp::DEFAULT_MAX_INFLIGHT,
             max_io: 1 << 20,
+            max_file_size: 1 << 40,
             read_only: false,
         }
     }
@@ -162,7 +167,7 @@ pub fn serve(
         )));
     }
     let addr = listener.local_addr().map_err(NfsError::Listener)?;
-    let nfs = Arc::new(KeelNfs::new(fs, config.read_only, config.max_io));
+    let nfs = Arc::new(KeelNfs::new(fs, &config));
     let mut l = NFSTcpListener::from_listener(listener, nfs).map_err(NfsError::Listener)?;
     l.with_max_record(config.max_record);
     l.with_max_inflight(config.max_inflight);

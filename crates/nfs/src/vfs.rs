@@ -171,6 +171,7 @@ pub struct KeelNfs {
     fs: Arc<dyn FileService>,
     read_only: bool,
     max_io: u32,
+    max_file_size: u64,
     /// inode → its volume's root, learnt from every attribute seen, for the handles.
     volumes: Mutex<TwoGen<Ino, Ino>>,
     /// (directory, inode) → entry name, learnt from every READDIR page served: the
@@ -179,11 +180,12 @@ pub struct KeelNfs {
 }
 
 impl KeelNfs {
-    pub fn new(fs: Arc<dyn FileService>, read_only: bool, max_io: u32) -> KeelNfs {
+    pub fn new(fs: Arc<dyn FileService>, config: &crate::NfsConfig) -> KeelNfs {
         KeelNfs {
             fs,
-            read_only,
-            max_io: max_io.max(4096),
+            read_only: config.read_only,
+            max_io: config.max_io.max(4096),
+            max_file_size: config.max_file_size,
             volumes: Mutex::new(TwoGen::new()),
             cookies: Mutex::new(TwoGen::new()),
         }
@@ -274,6 +276,9 @@ impl NFSFileSystem for KeelNfs {
     async fn setattr(&self, id: fileid3, setattr: sattr3) -> Result<fattr3, nfsstat3> {
         self.writable()?;
         let change = set_attr(&setattr);
+        if change.size.is_some_and(|z| z > self.max_file_size) {
+            return Err(nfsstat3::NFS3ERR_FBIG);
+        }
         let a = if is_empty_change(&change) {
             self.fs.getattr(id).await
         } else {
@@ -297,6 +302,9 @@ impl NFSFileSystem for KeelNfs {
     /// durable on the storage set before the answer.
     async fn write(&self, id: fileid3, offset: u64, data: &[u8]) -> Result<fattr3, nfsstat3> {
         self.writable()?;
+        if offset.saturating_add(data.len() as u64) > self.max_file_size {
+            return Err(nfsstat3::NFS3ERR_FBIG);
+        }
         let done = self
             .fs
             .write(id, offset, Bytes::copy_from_slice(data), Stability::FileSync)
@@ -320,6 +328,9 @@ impl NFSFileSystem for KeelNfs {
         self.writable()?;
         let name = name_of(filename)?;
         let mut change = set_attr(&attr);
+        if change.size.is_some_and(|z| z > self.max_file_size) {
+            return Err(nfsstat3::NFS3ERR_FBIG);
+        }
         let mode = change.mode.unwrap_or(0o644);
         let mut a = self
             .fs
@@ -447,7 +458,7 @@ impl NFSFileSystem for KeelNfs {
             wtpref: self.max_io,
             wtmult: 4096,
             dtpref: 64 * 1024,
-            maxfilesize: 1 << 40,
+            maxfilesize: self.max_file_size,
             time_delta: nfstime3 {
                 seconds: 0,
                 nseconds: 1_000_000,
@@ -535,7 +546,7 @@ mod tests {
     async fn setup() -> (Arc<MemFs>, KeelNfs, Ino) {
         let fs = Arc::new(MemFs::new());
         let v = fs.create_volume("vol").await.unwrap();
-        let nfs = KeelNfs::new(fs.clone(), false, 1 << 20);
+        let nfs = KeelNfs::new(fs.clone(), &crate::NfsConfig::default());
         (fs, nfs, v.root)
     }
 
@@ -583,7 +594,7 @@ mod tests {
         let fh = nfs.id_to_fh(id);
         assert_eq!(FileHandle::decode(&fh.data).unwrap().volume_root, root);
         // Another gateway process (or this one restarted) over the same cluster.
-        let other = KeelNfs::new(fs.clone(), false, 1 << 20);
+        let other = KeelNfs::new(fs.clone(), &crate::NfsConfig::default());
         let id2 = other.fh_to_id(&fh).unwrap();
         assert_eq!(id2, id);
         assert_eq!(other.getattr(id2).await.unwrap().fileid, id);
@@ -612,7 +623,7 @@ mod tests {
             let g: &KeelNfs = if gateway % 2 == 0 {
                 &nfs
             } else {
-                fresh = KeelNfs::new(fs.clone(), false, 1 << 20);
+                fresh = KeelNfs::new(fs.clone(), &crate::NfsConfig::default());
                 &fresh
             };
             gateway += 1;
@@ -629,9 +640,41 @@ mod tests {
         assert_eq!(names, want);
         // A cookie naming nothing in the directory.
         assert!(matches!(
-            KeelNfs::new(fs.clone(), false, 1 << 20).readdir(root, 999_999, 4).await,
+            KeelNfs::new(fs.clone(), &crate::NfsConfig::default()).readdir(root, 999_999, 4).await,
             Err(nfsstat3::NFS3ERR_BAD_COOKIE)
         ));
+    }
+
+    #[tokio::test]
+    async fn past_the_largest_file_is_fbig_and_read_only_is_rofs() {
+        let fs = Arc::new(MemFs::new());
+        let root = fs.create_volume("vol").await.unwrap().root;
+        let small = crate::NfsConfig {
+            max_file_size: 1000,
+            ..crate::NfsConfig::default()
+        };
+        let nfs = KeelNfs::new(fs.clone(), &small);
+        let (id, _) = nfs.create(root, &fname("a"), sattr3::default()).await.unwrap();
+        assert!(nfs.write(id, 990, &[1; 10]).await.is_ok());
+        assert!(matches!(nfs.write(id, 991, &[1; 10]).await, Err(nfsstat3::NFS3ERR_FBIG)));
+        assert!(matches!(
+            nfs.write(id, u64::MAX, &[1]).await,
+            Err(nfsstat3::NFS3ERR_FBIG)
+        ));
+        let mut grow = sattr3::default();
+        grow.size = set_size3::size(1001);
+        assert!(matches!(nfs.setattr(id, grow).await, Err(nfsstat3::NFS3ERR_FBIG)));
+        assert_eq!(nfs.fsinfo(root).await.unwrap().maxfilesize, 1000);
+        let ro = KeelNfs::new(
+            fs,
+            &crate::NfsConfig {
+                read_only: true,
+                ..crate::NfsConfig::default()
+            },
+        );
+        assert!(matches!(ro.write(id, 0, b"x").await, Err(nfsstat3::NFS3ERR_ROFS)));
+        assert!(matches!(ro.remove(root, &fname("a")).await, Err(nfsstat3::NFS3ERR_ROFS)));
+        assert_eq!(ro.read(id, 990, 10).await.unwrap().0, vec![1; 10]);
     }
 
     #[tokio::test]
