@@ -107,7 +107,10 @@ mod tests {
         assert_eq!(FileHandle::decode(&b), Ok(h));
         // The format is a contract with every client holding a handle: it must not
         // drift between builds.
-        assert_eq!(&b[..20], b"kn\x01\x00\0\0\0\0\0\0\0\x07\x01\x02\x03\x04\x05\x06\x07\x08");
+        assert_eq!(
+            &b[..20],
+            b"kn\x01\x00\0\0\0\0\0\0\0\x07\x01\x02\x03\x04\x05\x06\x07\x08"
+        );
     }
 
     #[test]
@@ -117,7 +120,10 @@ mod tests {
             ino: 2,
         }
         .encode();
-        assert_eq!(FileHandle::decode(&good[..16]), Err(HandleError::Length(16)));
+        assert_eq!(
+            FileHandle::decode(&good[..16]),
+            Err(HandleError::Length(16))
+        );
         assert_eq!(FileHandle::decode(&[]), Err(HandleError::Length(0)));
         let mut b = good.clone();
         b[0] = b'x';

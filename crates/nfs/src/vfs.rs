@@ -289,7 +289,12 @@ impl NFSFileSystem for KeelNfs {
         Ok(fattr(&a))
     }
 
-    async fn read(&self, id: fileid3, offset: u64, count: u32) -> Result<(Vec<u8>, bool), nfsstat3> {
+    async fn read(
+        &self,
+        id: fileid3,
+        offset: u64,
+        count: u32,
+    ) -> Result<(Vec<u8>, bool), nfsstat3> {
         let (b, eof) = self
             .fs
             .read(id, offset, count.min(self.max_io))
@@ -307,7 +312,12 @@ impl NFSFileSystem for KeelNfs {
         }
         let done = self
             .fs
-            .write(id, offset, Bytes::copy_from_slice(data), Stability::FileSync)
+            .write(
+                id,
+                offset,
+                Bytes::copy_from_slice(data),
+                Stability::FileSync,
+            )
             .await
             .map_err(fs_err)?;
         if done.stability != Stability::FileSync {
@@ -349,7 +359,11 @@ impl NFSFileSystem for KeelNfs {
         Ok((a.ino, fattr(&a)))
     }
 
-    async fn create_exclusive(&self, dirid: fileid3, filename: &filename3) -> Result<fileid3, nfsstat3> {
+    async fn create_exclusive(
+        &self,
+        dirid: fileid3,
+        filename: &filename3,
+    ) -> Result<fileid3, nfsstat3> {
         self.writable()?;
         let name = name_of(filename)?;
         let a = self
@@ -361,7 +375,11 @@ impl NFSFileSystem for KeelNfs {
         Ok(a.ino)
     }
 
-    async fn mkdir(&self, dirid: fileid3, dirname: &filename3) -> Result<(fileid3, fattr3), nfsstat3> {
+    async fn mkdir(
+        &self,
+        dirid: fileid3,
+        dirname: &filename3,
+    ) -> Result<(fileid3, fattr3), nfsstat3> {
         self.writable()?;
         let name = name_of(dirname)?;
         let a = self.fs.mkdir(dirid, name, 0o755).await.map_err(fs_err)?;
@@ -414,8 +432,14 @@ impl NFSFileSystem for KeelNfs {
             .map_err(fs_err)?;
         let mut entries = Vec::with_capacity(page.entries.len());
         {
-            let mut cookies = self.cookies.lock().map_err(|_| nfsstat3::NFS3ERR_SERVERFAULT)?;
-            let mut vols = self.volumes.lock().map_err(|_| nfsstat3::NFS3ERR_SERVERFAULT)?;
+            let mut cookies = self
+                .cookies
+                .lock()
+                .map_err(|_| nfsstat3::NFS3ERR_SERVERFAULT)?;
+            let mut vols = self
+                .volumes
+                .lock()
+                .map_err(|_| nfsstat3::NFS3ERR_SERVERFAULT)?;
             for e in page.entries {
                 vols.insert(e.attr.ino, e.attr.volume_root);
                 cookies.insert((dirid, e.attr.ino), e.name.clone());
@@ -582,15 +606,24 @@ mod tests {
         assert_eq!(nfs.path_to_id(b"/vol/").await.ok(), Some(root));
         let sub = nfs.path_to_id(b"/vol/sub").await.unwrap();
         assert_ne!(sub, root);
-        assert!(matches!(nfs.path_to_id(b"/").await, Err(nfsstat3::NFS3ERR_NOENT)));
-        assert!(matches!(nfs.path_to_id(b"/nope").await, Err(nfsstat3::NFS3ERR_NOENT)));
+        assert!(matches!(
+            nfs.path_to_id(b"/").await,
+            Err(nfsstat3::NFS3ERR_NOENT)
+        ));
+        assert!(matches!(
+            nfs.path_to_id(b"/nope").await,
+            Err(nfsstat3::NFS3ERR_NOENT)
+        ));
         assert_eq!(nfs.exports().await, vec![b"/vol".to_vec()]);
     }
 
     #[tokio::test]
     async fn handles_survive_a_new_gateway_and_go_stale_on_removal() {
         let (fs, nfs, root) = setup().await;
-        let (id, _) = nfs.create(root, &fname("f"), sattr3::default()).await.unwrap();
+        let (id, _) = nfs
+            .create(root, &fname("f"), sattr3::default())
+            .await
+            .unwrap();
         let fh = nfs.id_to_fh(id);
         assert_eq!(FileHandle::decode(&fh.data).unwrap().volume_root, root);
         // Another gateway process (or this one restarted) over the same cluster.
@@ -601,18 +634,24 @@ mod tests {
         // The same handle bytes for the same file from either gateway.
         assert_eq!(other.id_to_fh(id).data, fh.data);
         nfs.remove(root, &fname("f")).await.unwrap();
-        assert!(matches!(other.getattr(id2).await, Err(nfsstat3::NFS3ERR_STALE)));
-        let bad = nfs_fh3 {
-            data: vec![0; 16],
-        };
-        assert!(matches!(other.fh_to_id(&bad), Err(nfsstat3::NFS3ERR_BADHANDLE)));
+        assert!(matches!(
+            other.getattr(id2).await,
+            Err(nfsstat3::NFS3ERR_STALE)
+        ));
+        let bad = nfs_fh3 { data: vec![0; 16] };
+        assert!(matches!(
+            other.fh_to_id(&bad),
+            Err(nfsstat3::NFS3ERR_BADHANDLE)
+        ));
     }
 
     #[tokio::test]
     async fn readdir_pages_by_cookie_even_on_another_gateway() {
         let (fs, nfs, root) = setup().await;
         for i in 0..25 {
-            fs.create(root, &format!("f{i:02}"), 0o644, true).await.unwrap();
+            fs.create(root, &format!("f{i:02}"), 0o644, true)
+                .await
+                .unwrap();
         }
         let mut names = Vec::new();
         let mut cookie = 0;
@@ -640,7 +679,9 @@ mod tests {
         assert_eq!(names, want);
         // A cookie naming nothing in the directory.
         assert!(matches!(
-            KeelNfs::new(fs.clone(), &crate::NfsConfig::default()).readdir(root, 999_999, 4).await,
+            KeelNfs::new(fs.clone(), &crate::NfsConfig::default())
+                .readdir(root, 999_999, 4)
+                .await,
             Err(nfsstat3::NFS3ERR_BAD_COOKIE)
         ));
     }
@@ -654,16 +695,27 @@ mod tests {
             ..crate::NfsConfig::default()
         };
         let nfs = KeelNfs::new(fs.clone(), &small);
-        let (id, _) = nfs.create(root, &fname("a"), sattr3::default()).await.unwrap();
+        let (id, _) = nfs
+            .create(root, &fname("a"), sattr3::default())
+            .await
+            .unwrap();
         assert!(nfs.write(id, 990, &[1; 10]).await.is_ok());
-        assert!(matches!(nfs.write(id, 991, &[1; 10]).await, Err(nfsstat3::NFS3ERR_FBIG)));
+        assert!(matches!(
+            nfs.write(id, 991, &[1; 10]).await,
+            Err(nfsstat3::NFS3ERR_FBIG)
+        ));
         assert!(matches!(
             nfs.write(id, u64::MAX, &[1]).await,
             Err(nfsstat3::NFS3ERR_FBIG)
         ));
-        let mut grow = sattr3::default();
-        grow.size = set_size3::size(1001);
-        assert!(matches!(nfs.setattr(id, grow).await, Err(nfsstat3::NFS3ERR_FBIG)));
+        let grow = sattr3 {
+            size: set_size3::size(1001),
+            ..Default::default()
+        };
+        assert!(matches!(
+            nfs.setattr(id, grow).await,
+            Err(nfsstat3::NFS3ERR_FBIG)
+        ));
         assert_eq!(nfs.fsinfo(root).await.unwrap().maxfilesize, 1000);
         let ro = KeelNfs::new(
             fs,
@@ -672,35 +724,54 @@ mod tests {
                 ..crate::NfsConfig::default()
             },
         );
-        assert!(matches!(ro.write(id, 0, b"x").await, Err(nfsstat3::NFS3ERR_ROFS)));
-        assert!(matches!(ro.remove(root, &fname("a")).await, Err(nfsstat3::NFS3ERR_ROFS)));
+        assert!(matches!(
+            ro.write(id, 0, b"x").await,
+            Err(nfsstat3::NFS3ERR_ROFS)
+        ));
+        assert!(matches!(
+            ro.remove(root, &fname("a")).await,
+            Err(nfsstat3::NFS3ERR_ROFS)
+        ));
         assert_eq!(ro.read(id, 990, 10).await.unwrap().0, vec![1; 10]);
     }
 
     #[tokio::test]
     async fn write_setattr_rename_remove() {
         let (_fs, nfs, root) = setup().await;
-        let (id, _) = nfs.create(root, &fname("a"), sattr3::default()).await.unwrap();
+        let (id, _) = nfs
+            .create(root, &fname("a"), sattr3::default())
+            .await
+            .unwrap();
         let a = nfs.write(id, 3, b"xyz").await.unwrap();
         assert_eq!(a.size, 6);
         let (data, eof) = nfs.read(id, 0, 100).await.unwrap();
         assert_eq!((data, eof), (b"\0\0\0xyz".to_vec(), true));
-        let mut truncate = sattr3::default();
-        truncate.size = set_size3::size(2);
+        let truncate = sattr3 {
+            size: set_size3::size(2),
+            ..Default::default()
+        };
         let a = nfs.setattr(id, truncate).await.unwrap();
         assert_eq!(a.size, 2);
-        let mut touch = sattr3::default();
-        touch.mtime = set_mtime::SET_TO_CLIENT_TIME(nfstime3 {
-            seconds: 1000,
-            nseconds: 5_000_000,
-        });
+        let touch = sattr3 {
+            mtime: set_mtime::SET_TO_CLIENT_TIME(nfstime3 {
+                seconds: 1000,
+                nseconds: 5_000_000,
+            }),
+            ..Default::default()
+        };
         let a = nfs.setattr(id, touch).await.unwrap();
         assert_eq!((a.mtime.seconds, a.mtime.nseconds), (1000, 5_000_000));
         let (d, _) = nfs.mkdir(root, &fname("d")).await.unwrap();
         nfs.rename(root, &fname("a"), d, &fname("b")).await.unwrap();
         assert_eq!(nfs.lookup(d, &fname("b")).await.ok(), Some(id));
-        assert!(matches!(nfs.lookup(root, &fname("a")).await, Err(nfsstat3::NFS3ERR_NOENT)));
-        assert!(matches!(nfs.remove(root, &fname("d")).await, Err(nfsstat3::NFS3ERR_NOTEMPTY)));
+        assert!(matches!(
+            nfs.lookup(root, &fname("a")).await,
+            Err(nfsstat3::NFS3ERR_NOENT)
+        ));
+        assert!(matches!(
+            nfs.remove(root, &fname("d")).await,
+            Err(nfsstat3::NFS3ERR_NOTEMPTY)
+        ));
         nfs.remove(d, &fname("b")).await.unwrap();
         nfs.remove(root, &fname("d")).await.unwrap();
         let long = "x".repeat(256);
@@ -708,10 +779,7 @@ mod tests {
             nfs.create(root, &fname(&long), sattr3::default()).await,
             Err(nfsstat3::NFS3ERR_NAMETOOLONG)
         ));
-        assert!(matches!(
-            nfs.create_exclusive(root, &fname("e")).await,
-            Ok(_)
-        ));
+        assert!(nfs.create_exclusive(root, &fname("e")).await.is_ok());
         assert!(matches!(
             nfs.create_exclusive(root, &fname("e")).await,
             Err(nfsstat3::NFS3ERR_EXIST)

@@ -61,9 +61,13 @@ async fn run(tool: &str, args: &[&str]) -> Output {
 async fn start() -> (Arc<MemFs>, NfsServer) {
     let fs = Arc::new(MemFs::new());
     fs.create_volume("vol").await.unwrap();
-    let s = keel_nfs::bind(fs.clone(), "127.0.0.1:0".parse().unwrap(), NfsConfig::default())
-        .await
-        .unwrap();
+    let s = keel_nfs::bind(
+        fs.clone(),
+        "127.0.0.1:0".parse().unwrap(),
+        NfsConfig::default(),
+    )
+    .await
+    .unwrap();
     (fs, s)
 }
 
@@ -110,9 +114,15 @@ async fn nfs_cp_50_mb_in_and_back_byte_exact() {
 
     run("nfs-cp", &[file_arg(&src), &url(port, "vol/big.bin")]).await;
     // What the cluster holds is what was sent.
-    assert!(read_all(&fs, "vol", "big.bin").await == data, "stored bytes differ");
+    assert!(
+        read_all(&fs, "vol", "big.bin").await == data,
+        "stored bytes differ"
+    );
     run("nfs-cp", &[&url(port, "vol/big.bin"), file_arg(&back)]).await;
-    assert!(std::fs::read(&back).unwrap() == data, "bytes read back differ");
+    assert!(
+        std::fs::read(&back).unwrap() == data,
+        "bytes read back differ"
+    );
 
     let ls = run("nfs-ls", &[&url(port, "vol")]).await;
     let ls = String::from_utf8_lossy(&ls.stdout);
@@ -120,7 +130,10 @@ async fn nfs_cp_50_mb_in_and_back_byte_exact() {
         .lines()
         .find(|l| l.ends_with(" big.bin"))
         .unwrap_or_else(|| panic!("big.bin not listed: {ls}"));
-    assert!(line.contains(&format!(" {} ", 50 << 20)), "size listed: {line}");
+    assert!(
+        line.contains(&format!(" {} ", 50 << 20)),
+        "size listed: {line}"
+    );
     s.stop().await;
 }
 
@@ -200,12 +213,18 @@ async fn a_client_handle_of_a_removed_file_is_stale_and_others_survive_a_restart
     assert_eq!(cat.stdout, b"first");
     let ls = run("nfs-ls", &[&url(port, "vol")]).await;
     let ls = String::from_utf8_lossy(&ls.stdout);
-    assert!(ls.contains("c.txt") && !ls.contains("a.txt") && !ls.contains("b.txt"), "{ls}");
+    assert!(
+        ls.contains("c.txt") && !ls.contains("a.txt") && !ls.contains("b.txt"),
+        "{ls}"
+    );
 
     // A hostile client does not stop the real one.
     let mut bad = Rpc::connect(port).await;
     use tokio::io::AsyncWriteExt;
-    bad.s.write_all(&0xffff_ffffu32.to_be_bytes()).await.unwrap();
+    bad.s
+        .write_all(&0xffff_ffffu32.to_be_bytes())
+        .await
+        .unwrap();
     assert!(bad.read_record().await.is_none());
     let cat = run("nfs-cat", &[&url(port, "vol/c.txt")]).await;
     assert_eq!(cat.stdout, b"first");

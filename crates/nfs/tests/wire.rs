@@ -126,7 +126,10 @@ async fn an_oversized_record_closes_its_connection_only() {
         .u32(0)
         .0;
     let r = c.call(NFS, 3, 8, &create).await.unwrap();
-    assert_eq!((r.accept_stat, XdrIn::new(&r.body).u32()), (SUCCESS, NFS3_OK));
+    assert_eq!(
+        (r.accept_stat, XdrIn::new(&r.body).u32()),
+        (SUCCESS, NFS3_OK)
+    );
     let fh = c.lookup(&root, "big").await.unwrap();
     let data = vec![7u8; 1 << 20];
     let write = XdrOut::default()
@@ -168,9 +171,25 @@ async fn malformed_xdr_is_garbage_args_and_the_connection_stays() {
             b
         }),
         // CREATE with a createmode that does not exist.
-        (NFS, 3, 8, XdrOut::default().opaque(&root).opaque(b"x").u32(9).0),
+        (
+            NFS,
+            3,
+            8,
+            XdrOut::default().opaque(&root).opaque(b"x").u32(9).0,
+        ),
         // READDIRPLUS with counts under the reply overhead (used to underflow).
-        (NFS, 3, 17, XdrOut::default().opaque(&root).u64(0).u64(0).u32(0).u32(0).0),
+        (
+            NFS,
+            3,
+            17,
+            XdrOut::default()
+                .opaque(&root)
+                .u64(0)
+                .u64(0)
+                .u32(0)
+                .u32(0)
+                .0,
+        ),
         // MOUNT with a path shorter than its length.
         (MOUNT, 3, 1, XdrOut::default().u32(50).0),
     ];
@@ -220,7 +239,9 @@ async fn stop_closes_connections_and_frees_the_port() {
     s.stop().await;
     assert!(c.read_record().await.is_none(), "open connection closed");
     // The address can be served again at once (a failover back to this node).
-    let again = keel_nfs::bind(fs, addr, NfsConfig::default()).await.unwrap();
+    let again = keel_nfs::bind(fs, addr, NfsConfig::default())
+        .await
+        .unwrap();
     still_serving(again.local_addr().port()).await;
     again.stop().await;
 }

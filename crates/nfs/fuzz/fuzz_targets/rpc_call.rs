@@ -8,7 +8,12 @@ use std::sync::OnceLock;
 
 fn rt() -> &'static tokio::runtime::Runtime {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RT.get_or_init(|| tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap())
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    })
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -34,6 +39,10 @@ fuzz_target!(|data: &[u8]| {
         }
         rec.extend_from_slice(&data[2..]);
         let reply = fx.answer(&rec).await.expect("a call is always answered");
-        assert_eq!(&reply[0..4], &0x1234u32.to_be_bytes(), "the reply carries the xid");
+        assert_eq!(
+            &reply[0..4],
+            &0x1234u32.to_be_bytes(),
+            "the reply carries the xid"
+        );
     });
 });

@@ -38,7 +38,7 @@ impl XdrOut {
     pub fn opaque(mut self, b: &[u8]) -> Self {
         self.0.extend_from_slice(&(b.len() as u32).to_be_bytes());
         self.0.extend_from_slice(b);
-        while self.0.len() % 4 != 0 {
+        while !self.0.len().is_multiple_of(4) {
             self.0.push(0);
         }
         self
