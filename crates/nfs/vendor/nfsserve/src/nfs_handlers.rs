@@ -883,7 +883,11 @@ pub async fn nfsproc3_readdirplus(
 
             // this is a wrapper around a writer that also just counts the number of bytes
             // written
-            let mut counting_output = crate::write_counter::WriteCounter::new(output);
+            // keel: the reply is built aside, so that a reply with room for no entry
+            // can become NFS3ERR_TOOSMALL (it was an empty page without eof, which the
+            // client asked for again forever).
+            let mut aside: Vec<u8> = Vec::new();
+            let mut counting_output = crate::write_counter::WriteCounter::new(&mut aside);
 
             make_success_reply(xid).serialize(&mut counting_output)?;
             nfs::nfsstat3::NFS3_OK.serialize(&mut counting_output)?;
@@ -947,6 +951,14 @@ pub async fn nfsproc3_readdirplus(
                 "readir {}, has_version {},  start at {}, flushing {} entries, complete {}",
                 dirid, has_version, args.cookie, ctr, all_entries_written
             );
+            drop(counting_output);
+            if ctr == 0 && !all_entries_written {
+                make_success_reply(xid).serialize(output)?;
+                nfs::nfsstat3::NFS3ERR_TOOSMALL.serialize(output)?;
+                dir_attr.serialize(output)?;
+            } else {
+                output.write_all(&aside)?;
+            }
         },
         Err(stat) => {
             error!("readdir error {:?} --> {:?} ", xid, stat);
@@ -1022,7 +1034,11 @@ pub async fn nfsproc3_readdir(
 
             // this is a wrapper around a writer that also just counts the number of bytes
             // written
-            let mut counting_output = crate::write_counter::WriteCounter::new(output);
+            // keel: the reply is built aside, so that a reply with room for no entry
+            // can become NFS3ERR_TOOSMALL (it was an empty page without eof, which the
+            // client asked for again forever).
+            let mut aside: Vec<u8> = Vec::new();
+            let mut counting_output = crate::write_counter::WriteCounter::new(&mut aside);
 
             make_success_reply(xid).serialize(&mut counting_output)?;
             nfs::nfsstat3::NFS3_OK.serialize(&mut counting_output)?;
@@ -1078,6 +1094,14 @@ pub async fn nfsproc3_readdir(
                 "readir {}, has_version {},  start at {}, flushing {} entries, complete {}",
                 dirid, has_version, args.cookie, ctr, all_entries_written
             );
+            drop(counting_output);
+            if ctr == 0 && !all_entries_written {
+                make_success_reply(xid).serialize(output)?;
+                nfs::nfsstat3::NFS3ERR_TOOSMALL.serialize(output)?;
+                dir_attr.serialize(output)?;
+            } else {
+                output.write_all(&aside)?;
+            }
         },
         Err(stat) => {
             error!("readdir error {:?} --> {:?} ", xid, stat);
