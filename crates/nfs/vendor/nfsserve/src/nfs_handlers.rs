@@ -606,7 +606,8 @@ pub async fn nfsproc3_pathconf(
     let res = PATHCONF3resok {
         obj_attributes: obj_attr,
         linkmax: 0,
-        name_max: 32768,
+        // keel: the longest name keel stores (the gateway answers NAMETOOLONG past it).
+        name_max: 255,
         no_trunc: true,
         chown_restricted: true,
         case_insensitive: false,
