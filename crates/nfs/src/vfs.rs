@@ -509,14 +509,10 @@ impl NFSFileSystem for KeelNfs {
 
     fn fh_to_id(&self, fh: &nfs_fh3) -> Result<fileid3, nfsstat3> {
         match FileHandle::decode(&fh.data) {
-            Ok(h) => {
-                if h.volume_root != 0 {
-                    if let Ok(mut v) = self.volumes.lock() {
-                        v.insert(h.ino, h.volume_root);
-                    }
-                }
-                Ok(h.ino)
-            }
+            // The volume is learnt from attributes only: a handle is a client's word
+            // (its CRC is no signature), and must not change the bytes this gateway
+            // writes for that inode in other clients' handles.
+            Ok(h) => Ok(h.ino),
             Err(e) => {
                 tracing::debug!("nfs: bad handle: {e}");
                 Err(nfsstat3::NFS3ERR_BADHANDLE)
