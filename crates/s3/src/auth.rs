@@ -38,12 +38,7 @@ pub fn is_read_op(name: &str) -> bool {
 
 /// Checks that key `id` may do `access` on `bucket` (`None`: no bucket, e.g. listing
 /// the buckets).
-pub fn check(
-    fs: &dyn FileService,
-    id: &str,
-    bucket: Option<&str>,
-    access: Access,
-) -> S3Result<()> {
+pub fn check(fs: &dyn FileService, id: &str, bucket: Option<&str>, access: Access) -> S3Result<()> {
     let Some(key) = fs.access_key(id) else {
         return Err(s3_error!(InvalidAccessKeyId));
     };

@@ -169,7 +169,7 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
         } as u32)
     };
     let b = s.as_bytes();
-    if b.len() % 4 != 0 {
+    if !b.len().is_multiple_of(4) {
         return None;
     }
     let mut out = Vec::with_capacity(b.len() / 4 * 3);
@@ -209,15 +209,19 @@ impl Gateway {
             Ok(a) if a.is_dir() => Err(s3_error!(NoSuchKey)),
             Ok(a) => Ok(a),
             Err(FsError::NoVolume(_)) => Err(no_bucket(bucket)),
-            Err(FsError::NotFound | FsError::NotDir | FsError::Stale) => {
-                Err(s3_error!(NoSuchKey))
-            }
+            Err(FsError::NotFound | FsError::NotDir | FsError::Stale) => Err(s3_error!(NoSuchKey)),
             Err(e) => Err(fs_error(e)),
         }
     }
 
     /// Puts a whole object, mapping the path errors to what a PUT client should see.
-    async fn put(&self, bucket: &str, key: &str, body: ByteStream, opts: PutOptions) -> S3Result<Attr> {
+    async fn put(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: ByteStream,
+        opts: PutOptions,
+    ) -> S3Result<Attr> {
         let k = parse_key(key)?;
         match self.fs().put_file(bucket, k.path, body, opts).await {
             Ok(a) => Ok(a),
@@ -237,7 +241,9 @@ impl Gateway {
                 Ok(_) => return Err(parent_is_object(path)),
                 Err(FsError::NotFound) => match self.fs().mkdir(at.ino, seg, 0o755).await {
                     Ok(a) => a,
-                    Err(FsError::Exists) => self.fs().lookup(at.ino, seg).await.map_err(fs_error)?,
+                    Err(FsError::Exists) => {
+                        self.fs().lookup(at.ino, seg).await.map_err(fs_error)?
+                    }
                     Err(e) => return Err(fs_error(e)),
                 },
                 Err(e) => return Err(fs_error(e)),
@@ -289,7 +295,9 @@ impl Gateway {
                 Some((p, n)) => (p.to_string(), n.to_string()),
                 None => (String::new(), path.clone()),
             };
-            let Ok(p) = self.fs().resolve(bucket, &parent).await else { return };
+            let Ok(p) = self.fs().resolve(bucket, &parent).await else {
+                return;
+            };
             if self.fs().rmdir(p.ino, &name).await.is_err() {
                 return;
             }
@@ -313,7 +321,9 @@ impl Gateway {
             Ok(a) if a.meta.get(META_UPLOAD_KEY).map(String::as_str) == Some(key) => Ok(a),
             Ok(_) => Err(s3_error!(NoSuchUpload)),
             Err(FsError::NoVolume(_)) => Err(no_bucket(bucket)),
-            Err(FsError::NotFound | FsError::NotDir | FsError::Stale) => Err(s3_error!(NoSuchUpload)),
+            Err(FsError::NotFound | FsError::NotDir | FsError::Stale) => {
+                Err(s3_error!(NoSuchUpload))
+            }
             Err(e) => Err(fs_error(e)),
         }
     }
@@ -367,7 +377,11 @@ impl Gateway {
         }
     }
 
-    fn check_source(&self, req_cred: Option<&s3s::auth::Credentials>, bucket: &str) -> S3Result<()> {
+    fn check_source(
+        &self,
+        req_cred: Option<&s3s::auth::Credentials>,
+        bucket: &str,
+    ) -> S3Result<()> {
         match req_cred {
             Some(c) => auth::check(self.fs(), &c.access_key, Some(bucket), Access::Read),
             None => Err(s3_error!(AccessDenied)),
@@ -381,7 +395,9 @@ fn object_entry(key: String, attr: &Attr, encode: bool) -> Object {
         e_tag: Some(etag(attr)),
         last_modified: Some(timestamp(attr.mtime)),
         size: Some(attr.size as i64),
-        storage_class: Some(ObjectStorageClass::from_static(ObjectStorageClass::STANDARD)),
+        storage_class: Some(ObjectStorageClass::from_static(
+            ObjectStorageClass::STANDARD,
+        )),
         ..Default::default()
     }
 }
@@ -441,7 +457,10 @@ impl S3 for Gateway {
         match self.fs().rmdir(root.ino, UPLOADS_DIR).await {
             Ok(()) | Err(FsError::NotFound) => {}
             Err(FsError::NotEmpty) => {
-                return Err(s3_error!(BucketNotEmpty, "multipart uploads are in progress"))
+                return Err(s3_error!(
+                    BucketNotEmpty,
+                    "multipart uploads are in progress"
+                ))
             }
             Err(e) => return Err(fs_error(e)),
         }
@@ -557,9 +576,12 @@ impl S3 for Gateway {
         let size = attr.size;
         let (range, content_range) = match input.range {
             Some(r) => {
-                let rg = r
-                    .check(size)
-                    .map_err(|_| s3_error!(InvalidRange, "the range is not satisfiable for {size} bytes"))?;
+                let rg = r.check(size).map_err(|_| {
+                    s3_error!(
+                        InvalidRange,
+                        "the range is not satisfiable for {size} bytes"
+                    )
+                })?;
                 let cr = format!("bytes {}-{}/{size}", rg.start, rg.end - 1);
                 (rg, Some(cr))
             }
@@ -712,9 +734,13 @@ impl S3 for Gateway {
             after: input.marker.as_deref().filter(|m| !m.is_empty()),
             max,
         };
-        let l = list::list(self.fs(), &input.bucket, &q).await.map_err(fs_error)?;
+        let l = list::list(self.fs(), &input.bucket, &q)
+            .await
+            .map_err(fs_error)?;
         let truncated = l.truncated;
-        let next = truncated.then(|| l.items.last().map(|i| i.key().to_string())).flatten();
+        let next = truncated
+            .then(|| l.items.last().map(|i| i.key().to_string()))
+            .flatten();
         let (objects, prefixes) = split_listing(l, encode);
         Ok(S3Response::new(ListObjectsOutput {
             name: Some(input.bucket),
@@ -741,10 +767,7 @@ impl S3 for Gateway {
         let max = names::clamp_max(input.max_keys);
         let prefix = input.prefix.clone().unwrap_or_default();
         let after = match &input.continuation_token {
-            Some(t) => Some(
-                names::decode_token(t)
-                    .map_err(|e| s3_error!(InvalidArgument, "{e}"))?,
-            ),
+            Some(t) => Some(names::decode_token(t).map_err(|e| s3_error!(InvalidArgument, "{e}"))?),
             None => input.start_after.clone().filter(|s| !s.is_empty()),
         };
         let q = Query {
@@ -753,7 +776,9 @@ impl S3 for Gateway {
             after: after.as_deref(),
             max,
         };
-        let l = list::list(self.fs(), &input.bucket, &q).await.map_err(fs_error)?;
+        let l = list::list(self.fs(), &input.bucket, &q)
+            .await
+            .map_err(fs_error)?;
         let truncated = l.truncated;
         let next = truncated
             .then(|| l.items.last().map(|i| names::encode_token(i.key())))
@@ -820,7 +845,8 @@ impl S3 for Gateway {
         if !(1..=10_000).contains(&input.part_number) {
             return Err(s3_error!(InvalidArgument, "a part number is 1 to 10000"));
         }
-        self.upload(&input.bucket, &input.key, &input.upload_id).await?;
+        self.upload(&input.bucket, &input.key, &input.upload_id)
+            .await?;
         let want_md5 = parse_content_md5(input.content_md5.as_deref())?;
         let bad = Arc::new(AtomicBool::new(false));
         let body = put_stream(input.body, want_md5, bad.clone());
@@ -848,7 +874,9 @@ impl S3 for Gateway {
         req: S3Request<ListPartsInput>,
     ) -> S3Result<S3Response<ListPartsOutput>> {
         let input = req.input;
-        let record = self.upload(&input.bucket, &input.key, &input.upload_id).await?;
+        let record = self
+            .upload(&input.bucket, &input.key, &input.upload_id)
+            .await?;
         let parts = self.parts(&record).await?;
         let max = names::clamp_max(input.max_parts);
         let marker = input.part_number_marker.unwrap_or(0);
@@ -884,8 +912,11 @@ impl S3 for Gateway {
         req: S3Request<AbortMultipartUploadInput>,
     ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
         let input = req.input;
-        let record = self.upload(&input.bucket, &input.key, &input.upload_id).await?;
-        self.drop_upload(&input.bucket, &record, &input.upload_id).await?;
+        let record = self
+            .upload(&input.bucket, &input.key, &input.upload_id)
+            .await?;
+        self.drop_upload(&input.bucket, &record, &input.upload_id)
+            .await?;
         Ok(S3Response::new(AbortMultipartUploadOutput::default()))
     }
 
@@ -894,7 +925,9 @@ impl S3 for Gateway {
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
         let input = req.input;
-        let record = self.upload(&input.bucket, &input.key, &input.upload_id).await?;
+        let record = self
+            .upload(&input.bucket, &input.key, &input.upload_id)
+            .await?;
         let have = self.parts(&record).await?;
         let asked = input
             .multipart_upload
@@ -906,7 +939,9 @@ impl S3 for Gateway {
         let mut chosen: Vec<Attr> = Vec::with_capacity(asked.len());
         let mut last = 0;
         for (i, p) in asked.iter().enumerate() {
-            let n = p.part_number.ok_or_else(|| s3_error!(InvalidPart, "a part without a number"))?;
+            let n = p
+                .part_number
+                .ok_or_else(|| s3_error!(InvalidPart, "a part without a number"))?;
             if n <= last {
                 return Err(s3_error!(InvalidPartOrder));
             }
@@ -926,7 +961,10 @@ impl S3 for Gateway {
         }
         let md5s: Vec<[u8; 16]> = chosen
             .iter()
-            .map(|a| a.md5.ok_or_else(|| s3_error!(InvalidPart, "a part was changed")))
+            .map(|a| {
+                a.md5
+                    .ok_or_else(|| s3_error!(InvalidPart, "a part was changed"))
+            })
             .collect::<S3Result<_>>()?;
         let etag_s = multipart_etag(&md5s);
         let mut meta = copied_meta(&record);
@@ -946,7 +984,8 @@ impl S3 for Gateway {
             },
         )
         .await?;
-        self.drop_upload(&input.bucket, &record, &input.upload_id).await?;
+        self.drop_upload(&input.bucket, &record, &input.upload_id)
+            .await?;
         Ok(S3Response::new(CompleteMultipartUploadOutput {
             bucket: Some(input.bucket.clone()),
             key: Some(input.key.clone()),

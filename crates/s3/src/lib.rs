@@ -20,6 +20,7 @@
 //! (see docs/design-decisions.md, "S3 gateway").
 
 pub mod auth;
+mod conn;
 pub mod gateway;
 pub mod list;
 pub mod names;
@@ -124,7 +125,9 @@ pub fn serve(
                 _ = stopped.changed() => break,
             };
             let _ = stream.set_nodelay(true);
-            let conn = http.serve_connection(TokioIo::new(stream), svc.clone());
+            let svc = svc.clone();
+            let handler = hyper::service::service_fn(move |req| conn::handle(svc.clone(), req));
+            let conn = http.serve_connection(TokioIo::new(stream), handler);
             let conn = graceful.watch(conn.into_owned());
             tokio::spawn(async move {
                 if let Err(e) = conn.await {

@@ -164,8 +164,8 @@ pub async fn list(fs: &dyn FileService, volume: &str, q: &Query<'_>) -> FsResult
             continue;
         }
         if let Some(d) = delimiter {
-            if key.starts_with(q.prefix) {
-                if let Some(i) = key[q.prefix.len()..].find(d) {
+            if let Some(rest) = key.strip_prefix(q.prefix) {
+                if let Some(i) = rest.find(d) {
                     let cp = &key[..q.prefix.len() + i + d.len()];
                     if last_prefix.as_deref() != Some(cp) {
                         last_prefix = Some(cp.to_string());
@@ -255,7 +255,16 @@ mod tests {
     #[tokio::test]
     async fn bytewise_key_order_across_directories() {
         let fs = fs_with(&["a/b", "a-c", "a0", "b", "a/a/z"]).await;
-        let l = list(&fs, "v", &Query { max: 100, ..Default::default() }).await.unwrap();
+        let l = list(
+            &fs,
+            "v",
+            &Query {
+                max: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
         assert_eq!(keys(&l), vec!["a-c", "a/a/z", "a/b", "a0", "b"]);
         assert!(!l.truncated);
     }
@@ -274,13 +283,25 @@ mod tests {
                 vec!["p-x", "p/1", "p/2", "p/d/x", "p/d/y", "p/e/z", "q"]
             );
             assert_eq!(all(&fs, "", Some("/"), max).await, vec!["p-x", "p/", "q"]);
-            assert_eq!(all(&fs, "p", Some("-"), max).await, vec!["p-", "p/1", "p/2", "p/d/x", "p/d/y", "p/e/z"]);
+            assert_eq!(
+                all(&fs, "p", Some("-"), max).await,
+                vec!["p-", "p/1", "p/2", "p/d/x", "p/d/y", "p/e/z"]
+            );
             assert_eq!(all(&fs, "p/d", None, max).await, vec!["p/d/x", "p/d/y"]);
         }
         assert_eq!(all(&fs, "nope/", Some("/"), 10).await, Vec::<String>::new());
         assert_eq!(all(&fs, "q/", Some("/"), 10).await, Vec::<String>::new());
         assert_eq!(all(&fs, "a//b/", None, 10).await, Vec::<String>::new());
-        let l = list(&fs, "v", &Query { max: 0, ..Default::default() }).await.unwrap();
+        let l = list(
+            &fs,
+            "v",
+            &Query {
+                max: 0,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
         assert!(l.items.is_empty() && !l.truncated);
     }
 

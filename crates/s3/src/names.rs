@@ -200,7 +200,10 @@ mod tests {
         assert!(parse_key("a/b/").unwrap().dir_marker);
         assert_eq!(parse_key("a/b/c").unwrap().split(), ("a/b", "c"));
         assert_eq!(parse_key("c").unwrap().split(), ("", "c"));
-        assert_eq!(parse_key("x/.keel-uploads").unwrap().path, "x/.keel-uploads");
+        assert_eq!(
+            parse_key("x/.keel-uploads").unwrap().path,
+            "x/.keel-uploads"
+        );
         assert_eq!(parse_key("..a").unwrap().path, "..a");
         for bad in [
             "",
@@ -217,7 +220,10 @@ mod tests {
             ".keel-uploads",
             ".keel-uploads/x/part-00001",
         ] {
-            assert!(matches!(parse_key(bad), Err(KeyError::Invalid(_))), "{bad:?}");
+            assert!(
+                matches!(parse_key(bad), Err(KeyError::Invalid(_))),
+                "{bad:?}"
+            );
         }
         assert_eq!(parse_key(&"a".repeat(1025)), Err(KeyError::TooLong));
         assert!(parse_key(&"a".repeat(256)).is_err());

@@ -41,7 +41,10 @@ pub fn meta_for(content_type: Option<&str>, user: Option<&Metadata>) -> BTreeMap
         m.insert(META_CONTENT_TYPE.to_string(), ct.to_string());
     }
     for (k, v) in user.into_iter().flatten() {
-        m.insert(format!("{META_USER_PREFIX}{}", k.to_ascii_lowercase()), v.clone());
+        m.insert(
+            format!("{META_USER_PREFIX}{}", k.to_ascii_lowercase()),
+            v.clone(),
+        );
     }
     m
 }
@@ -206,7 +209,10 @@ mod tests {
         a.meta = m;
         a.meta.insert(META_ETAG.into(), "z".into());
         assert_eq!(content_type(&a).as_deref(), Some("text/plain"));
-        assert_eq!(user_meta(&a).unwrap().get("color").map(String::as_str), Some("blue"));
+        assert_eq!(
+            user_meta(&a).unwrap().get("color").map(String::as_str),
+            Some("blue")
+        );
         assert!(!copied_meta(&a).contains_key(META_ETAG));
         assert_eq!(copied_meta(&a).len(), 2);
     }

@@ -53,7 +53,7 @@ def expect_error(code, fn, *args, **kwargs):
         fn(*args, **kwargs)
     except ClientError as e:
         got = e.response["Error"]["Code"]
-        check(got == code, f"{fn.__name__}: expected {code}, got {got} ({e})")
+        check(got == code, f"{fn.__name__} {kwargs.get('Key', '')[:40]!r}: expected {code}, got {got} ({e})")
         return e
     check(False, f"{fn.__name__}: expected {code}, but it succeeded")
 
@@ -86,7 +86,15 @@ def main():
     expect_error("BucketAlreadyOwnedByYou", s3.create_bucket, Bucket="data")
     names = [b["Name"] for b in s3.list_buckets()["Buckets"]]
     check({"data", "scoped"} <= set(names), f"list_buckets: {names}")
+    check("Odd_Name" not in names, f"a volume that is not a bucket name is listed: {names}")
     s3.head_bucket(Bucket="data")
+    # A file written at offsets (as NFS writes it): readable, with the derived ETag.
+    g = s3.get_object(Bucket="nfs", Key="from-nfs/file")
+    check(g["Body"].read() == b"written over nfs", "nfs-written file body")
+    check(g["ETag"] == os.environ["KEEL_S3_NFS_ETAG"], f"nfs-written etag {g['ETag']}")
+    r = s3.list_objects_v2(Bucket="nfs")
+    check([(o["Key"], o["ETag"], o["Size"]) for o in r["Contents"]]
+          == [("from-nfs/file", os.environ["KEEL_S3_NFS_ETAG"], 16)], f"nfs listing {r['Contents']}")
     expect_error("404", s3.head_bucket, Bucket="nothere")
     expect_error("InvalidBucketName", s3.create_bucket, Bucket="Bad_Name")
     expect_error("InvalidBucketName", s3.list_objects_v2, Bucket="-bad")

@@ -97,7 +97,9 @@ async fn aws(h: &S3Handle, dir: &Path, args: &[&str]) -> Output {
     cmd.arg("--endpoint-url")
         .arg(format!("http://{}", h.local_addr()))
         .args(args);
-    cmd.output().await.expect("the aws CLI runs (is it installed?)")
+    cmd.output()
+        .await
+        .expect("the aws CLI runs (is it installed?)")
 }
 
 fn text(o: &Output) -> String {
@@ -115,14 +117,32 @@ fn ok(o: Output) -> String {
 }
 
 fn fails_with(o: Output, code: &str) {
-    assert!(!o.status.success(), "expected {code}, got success: {}", text(&o));
+    assert!(
+        !o.status.success(),
+        "expected {code}, got success: {}",
+        text(&o)
+    );
     let all = text(&o);
     assert!(all.contains(code), "expected {code}: {all}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn boto3_drives_every_operation() {
-    let (h, _fs) = start().await;
+    let (h, fs) = start().await;
+    // A file written the way NFS writes (create, then writes at offsets: no MD5), and
+    // a volume whose name is not a bucket name.
+    let v = fs.create_volume("nfs").await.unwrap();
+    let d = fs.mkdir(v.root, "from-nfs", 0o755).await.unwrap();
+    let f = fs.create(d.ino, "file", 0o644, true).await.unwrap();
+    fs.write(f.ino, 0, "written ".into(), keel_fs::Stability::FileSync)
+        .await
+        .unwrap();
+    let w = fs
+        .write(f.ino, 8, "over nfs".into(), keel_fs::Stability::FileSync)
+        .await
+        .unwrap();
+    let nfs_etag = format!("\"{:016x}{:016x}-1\"", w.attr.ino, w.attr.generation);
+    fs.create_volume("Odd_Name").await.unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/boto3_client.py");
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = tokio::process::Command::new("python3");
@@ -136,6 +156,7 @@ async fn boto3_drives_every_operation() {
         .env("KEEL_S3_RO_SECRET", RO_SECRET)
         .env("KEEL_S3_SCOPED_KEY", SCOPED_KEY)
         .env("KEEL_S3_SCOPED_SECRET", SCOPED_SECRET)
+        .env("KEEL_S3_NFS_ETAG", nfs_etag)
         .output()
         .await
         .expect("python3 runs");
@@ -162,14 +183,39 @@ async fn aws_cli_copies_50_mb_both_ways_and_refuses_bad_requests() {
     std::fs::write(&src, &data).unwrap();
 
     ok(aws(&h, d, &["s3", "mb", "s3://cli"]).await);
-    ok(aws(&h, d, &["s3", "cp", src.to_str().unwrap(), "s3://cli/big/file.bin"]).await);
+    ok(aws(
+        &h,
+        d,
+        &["s3", "cp", src.to_str().unwrap(), "s3://cli/big/file.bin"],
+    )
+    .await);
     // It went up in parts (the CLI's threshold is 8 MiB): a multipart ETag.
-    let head = ok(aws(&h, d, &["s3api", "head-object", "--bucket", "cli", "--key", "big/file.bin"]).await);
+    let head = ok(aws(
+        &h,
+        d,
+        &[
+            "s3api",
+            "head-object",
+            "--bucket",
+            "cli",
+            "--key",
+            "big/file.bin",
+        ],
+    )
+    .await);
     assert!(head.contains("\"ContentLength\": 50000000"), "{head}");
     assert!(head.contains("-6\\\""), "a 6-part ETag: {head}");
     let back = d.join("back.bin");
-    ok(aws(&h, d, &["s3", "cp", "s3://cli/big/file.bin", back.to_str().unwrap()]).await);
-    assert!(std::fs::read(&back).unwrap() == data, "the copy back differs");
+    ok(aws(
+        &h,
+        d,
+        &["s3", "cp", "s3://cli/big/file.bin", back.to_str().unwrap()],
+    )
+    .await);
+    assert!(
+        std::fs::read(&back).unwrap() == data,
+        "the copy back differs"
+    );
     // The file service holds the same bytes at the path the key names.
     let attr = fs.resolve("cli", "big/file.bin").await.unwrap();
     assert_eq!(attr.size, data.len() as u64);
@@ -194,18 +240,44 @@ async fn aws_cli_copies_50_mb_both_ways_and_refuses_bad_requests() {
         "InvalidAccessKeyId",
     );
     fails_with(
-        aws(&h, d, &["s3api", "create-bucket", "--bucket", "Not_DNS_Safe"]).await,
+        aws(
+            &h,
+            d,
+            &["s3api", "create-bucket", "--bucket", "Not_DNS_Safe"],
+        )
+        .await,
         "InvalidBucketName",
     );
     fails_with(
-        aws(&h, d, &["s3api", "put-object", "--bucket", "cli", "--key", "a//b"]).await,
+        aws(
+            &h,
+            d,
+            &["s3api", "put-object", "--bucket", "cli", "--key", "a//b"],
+        )
+        .await,
         "InvalidArgument",
     );
     fails_with(
-        aws(&h, d, &["s3api", "get-object", "--bucket", "cli", "--key", "big", d.join("x").to_str().unwrap()]).await,
+        aws(
+            &h,
+            d,
+            &[
+                "s3api",
+                "get-object",
+                "--bucket",
+                "cli",
+                "--key",
+                "big",
+                d.join("x").to_str().unwrap(),
+            ],
+        )
+        .await,
         "NoSuchKey",
     );
-    fails_with(aws(&h, d, &["s3", "rb", "s3://cli"]).await, "BucketNotEmpty");
+    fails_with(
+        aws(&h, d, &["s3", "rb", "s3://cli"]).await,
+        "BucketNotEmpty",
+    );
     ok(aws(&h, d, &["s3", "rm", "s3://cli/big/file.bin"]).await);
     ok(aws(&h, d, &["s3", "rb", "s3://cli"]).await);
     let ls = ok(aws(&h, d, &["s3", "ls"]).await);
