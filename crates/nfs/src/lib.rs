@@ -51,7 +51,11 @@
 //! connection before anything is allocated for it; arguments that do not decode are
 //! answered GARBAGE_ARGS and the connection stays up; each connection has at most
 //! [`NfsConfig::max_inflight`] calls served or waiting to be written. Fuzz targets in
-//! `crates/nfs/fuzz`.
+//! `crates/nfs/fuzz` (`cd crates/nfs && cargo +nightly fuzz run <target>`):
+//! `rpc_stream` (a connection's bytes: record marking, fragments, the limit, then
+//! each call), `rpc_call` (one call with valid handles and fuzzed arguments, deep
+//! into every procedure), `file_handle` (handle decoding); what they find is kept in
+//! `tests/decoders.rs`.
 //!
 //! Not supported: symbolic and hard links (NFS3ERR_NOTSUPP), MKNOD, the EXCLUSIVE
 //! create verifier (an EXCLUSIVE create of an existing name is NFS3ERR_EXIST), AUTH

@@ -245,3 +245,38 @@ async fn stop_closes_connections_and_frees_the_port() {
     still_serving(again.local_addr().port()).await;
     again.stop().await;
 }
+
+#[tokio::test]
+async fn every_volume_is_its_own_export() {
+    let fs = mem_with_vol().await;
+    fs.create_volume("two").await.unwrap();
+    put(&fs, "f", b"one").await;
+    let s = start(fs.clone()).await;
+    let mut c = Rpc::connect(s.local_addr().port()).await;
+
+    // MOUNT EXPORT lists /vol and /two.
+    let r = c.call(MOUNT, 3, 5, &[]).await.unwrap();
+    assert_eq!(r.accept_stat, SUCCESS);
+    let mut x = XdrIn::new(&r.body);
+    let mut exports = Vec::new();
+    while x.u32() == 1 {
+        exports.push(String::from_utf8(x.opaque()).unwrap());
+        while x.u32() == 1 {
+            x.opaque(); // groups
+        }
+    }
+    exports.sort();
+    assert_eq!(exports, vec!["/two", "/vol"]);
+
+    let vol = c.mount("/vol").await.unwrap();
+    let two = c.mount("/two").await.unwrap();
+    assert_ne!(vol, two);
+    assert!(c.lookup(&vol, "f").await.is_ok());
+    assert_eq!(c.lookup(&two, "f").await, Err(NFS3ERR_NOENT));
+    // ".." of a volume's root stays in the volume.
+    assert_eq!(c.lookup(&two, "..").await.unwrap(), two);
+    // A rename between volumes is a rename across file systems.
+    assert_eq!(c.rename(&vol, "f", &two, "f").await, 18, "NFS3ERR_XDEV");
+    assert!(c.lookup(&vol, "f").await.is_ok());
+    s.stop().await;
+}
