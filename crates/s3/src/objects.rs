@@ -49,18 +49,30 @@ pub fn meta_for(content_type: Option<&str>, user: Option<&Metadata>) -> BTreeMap
     m
 }
 
+/// Whether `name: value` can be sent as an HTTP header (meta written by another
+/// gateway may hold anything; an entry that cannot is left out of the answer).
+fn header_ok(name: &str, value: &str) -> bool {
+    http::HeaderName::from_bytes(name.as_bytes()).is_ok()
+        && http::HeaderValue::from_str(value).is_ok()
+}
+
 /// The user metadata (`x-amz-meta-*`, prefix stripped) of a file.
 pub fn user_meta(attr: &Attr) -> Option<Metadata> {
     let m: Metadata = attr
         .meta
         .iter()
+        .filter(|(k, v)| header_ok(k, v))
         .filter_map(|(k, v)| Some((k.strip_prefix(META_USER_PREFIX)?.to_string(), v.clone())))
+        .filter(|(k, _)| !k.is_empty())
         .collect();
     (!m.is_empty()).then_some(m)
 }
 
 pub fn content_type(attr: &Attr) -> Option<String> {
-    attr.meta.get(META_CONTENT_TYPE).cloned()
+    attr.meta
+        .get(META_CONTENT_TYPE)
+        .filter(|v| header_ok(META_CONTENT_TYPE, v))
+        .cloned()
 }
 
 /// The meta a copy keeps (everything but the gateway's own keys).
@@ -76,8 +88,8 @@ pub fn copied_meta(attr: &Attr) -> BTreeMap<String, String> {
 pub fn etag_value(attr: &Attr) -> String {
     match attr.md5 {
         Some(md5) => match attr.meta.get(META_ETAG) {
-            Some(e) => e.clone(),
-            None => hex::encode(md5),
+            Some(e) if e.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') => e.clone(),
+            _ => hex::encode(md5),
         },
         None => format!("{:016x}{:016x}-1", attr.ino, attr.generation),
     }
@@ -97,8 +109,13 @@ pub fn multipart_etag(part_md5s: &[[u8; 16]]) -> String {
     format!("{}-{}", hex::encode(h.finalize()), part_md5s.len())
 }
 
+/// The last millisecond of the year 9999: the latest time an HTTP date can carry.
+const MAX_MILLIS: i64 = 253_402_300_799_999;
+
+/// A time for S3 (clamped to 1970..=9999: a file's times can be set to anything).
 pub fn timestamp(ms: keel_fs::UnixMillis) -> Timestamp {
-    Timestamp::from(SystemTime::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64))
+    let ms = ms.clamp(0, MAX_MILLIS) as u64;
+    Timestamp::from(SystemTime::UNIX_EPOCH + Duration::from_millis(ms))
 }
 
 fn custom(code: &'static str, status: u16, msg: String) -> S3Error {
@@ -198,6 +215,33 @@ mod tests {
         let p2: [u8; 16] = Md5::digest(b"a").into();
         let e = multipart_etag(&[p1, p2]);
         assert!(e.ends_with("-2") && e.len() == 34, "{e}");
+    }
+
+    #[test]
+    fn times_out_of_range_are_clamped() {
+        for ms in [i64::MIN, -1, 0, i64::MAX, MAX_MILLIS + 1] {
+            let _ = timestamp(ms);
+        }
+        assert_eq!(timestamp(i64::MAX), timestamp(MAX_MILLIS));
+    }
+
+    #[test]
+    fn meta_that_cannot_be_a_header_is_left_out() {
+        let a = attr(
+            Some([1; 16]),
+            &[
+                ("x-amz-meta-ok", "v"),
+                ("x-amz-meta-bad", "a\nb"),
+                ("x-amz-meta-", "empty name"),
+                ("x-amz-meta-sp ace", "v"),
+                ("content-type", "text/plain\r\nx: y"),
+                (META_ETAG, "\"inject"),
+            ],
+        );
+        let m = user_meta(&a).unwrap();
+        assert_eq!(m.len(), 1, "{m:?}");
+        assert_eq!(content_type(&a), None);
+        assert_eq!(etag_value(&a), "01".repeat(16));
     }
 
     #[test]

@@ -125,6 +125,13 @@ def main():
     h = s3.head_object(Bucket="data", Key="dir/sub/obj.bin")
     check(h["ContentLength"] == len(body), "head length")
     check(h["Metadata"] == {"color": "blue", "shape": "round"}, "head metadata")
+    # Preconditions.
+    expect_error("304", s3.get_object, Bucket="data", Key="dir/sub/obj.bin", IfNoneMatch=r["ETag"])
+    expect_error("PreconditionFailed", s3.get_object, Bucket="data", Key="dir/sub/obj.bin", IfMatch='"0"')
+    expect_error("412", s3.head_object, Bucket="data", Key="dir/sub/obj.bin", IfMatch='"0"')
+    check(s3.get_object(Bucket="data", Key="dir/sub/obj.bin", IfMatch=r["ETag"])["Body"].read() == body, "if-match")
+    expect_error("304", s3.head_object, Bucket="data", Key="dir/sub/obj.bin", IfModifiedSince=h["LastModified"])
+    expect_error("NotImplemented", s3.put_object, Bucket="data", Key="cond", Body=b"x", IfNoneMatch="*")
     expect_error("NoSuchKey", s3.get_object, Bucket="data", Key="nope")
     expect_error("404", s3.head_object, Bucket="data", Key="nope")
     # A key that names a directory is no object.
