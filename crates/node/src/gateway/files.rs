@@ -184,6 +184,8 @@ where
             create_parents: true,
             at: now_ms(),
             token,
+            md5: None,
+            meta: Default::default(),
         })
         .await;
     match reply {
