@@ -88,7 +88,7 @@ pub enum DirCommand {
         token: Option<u128>,
     },
     /// Apply `then` only if every `(path, ino)` in `expect` still holds: the path
-    /// resolves to that inode. This is how a proposer that names files by inode (NFS)
+    /// resolves to that inode (inode 0, never handed out: the path names nothing). This is how a proposer that names files by inode (NFS)
     /// runs a path command atomically: it resolves the inodes to paths on its replica,
     /// then the check and the change happen in one log entry. A failed check replies
     /// `Moved` and changes nothing. `then` may not itself be `Expect`, and names the

@@ -117,6 +117,16 @@ fn expect_fences_a_path_command() {
     // "/d" now names another directory: the put proposed for the old one is refused.
     assert_eq!(code(&mut ns, guarded("/d", d.ino)), "moved");
     assert_eq!(code(&mut ns, guarded("/nowhere", d.ino)), "moved");
+    // Inode 0: the name must be free.
+    let free = |path: &str| DirCommand::Expect {
+        expect: vec![Expected {
+            path: path.into(),
+            ino: 0,
+        }],
+        then: Box::new(put("/e/g", &[2], 3)),
+    };
+    assert_eq!(code(&mut ns, free("/e/f")), "moved");
+    ok(&mut ns, free("/e/g"));
     let nested = DirCommand::Expect {
         expect: vec![],
         then: Box::new(guarded("/e", d.ino)),
