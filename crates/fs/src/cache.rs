@@ -86,6 +86,29 @@ fn ratio(hits: u64, misses: u64) -> f64 {
     }
 }
 
+/// Hit and miss counters, shareable: the caches of one node's gateways count into one
+/// set, which the node exposes as metrics and in `status`.
+#[derive(Debug, Default)]
+pub struct CacheCounters {
+    pub data_hits: AtomicU64,
+    pub data_misses: AtomicU64,
+    pub dir_hits: AtomicU64,
+    pub dir_misses: AtomicU64,
+}
+
+impl CacheCounters {
+    /// The counts now (`data_bytes` is 0: the counters do not know what is held).
+    pub fn snapshot(&self) -> CacheStats {
+        CacheStats {
+            data_hits: self.data_hits.load(Ordering::Relaxed),
+            data_misses: self.data_misses.load(Ordering::Relaxed),
+            dir_hits: self.dir_hits.load(Ordering::Relaxed),
+            dir_misses: self.dir_misses.load(Ordering::Relaxed),
+            data_bytes: 0,
+        }
+    }
+}
+
 type BlockKey = (Ino, u64, u64); // (ino, generation, block)
 
 #[derive(Default)]
@@ -158,14 +181,16 @@ pub struct Cached<F: FileService> {
     cfg: CacheConfig,
     state: Mutex<State>,
     rx: Mutex<broadcast::Receiver<Invalidation>>,
-    data_hits: AtomicU64,
-    data_misses: AtomicU64,
-    dir_hits: AtomicU64,
-    dir_misses: AtomicU64,
+    counters: Arc<CacheCounters>,
 }
 
 impl<F: FileService> Cached<F> {
     pub fn new(inner: Arc<F>, cfg: CacheConfig) -> Cached<F> {
+        Cached::with_counters(inner, cfg, Arc::default())
+    }
+
+    /// A cache that counts its hits and misses into `counters` (shared with others).
+    pub fn with_counters(inner: Arc<F>, cfg: CacheConfig, counters: Arc<CacheCounters>) -> Cached<F> {
         let rx = inner.invalidations();
         Cached {
             inner,
@@ -175,10 +200,7 @@ impl<F: FileService> Cached<F> {
             },
             state: Mutex::new(State::default()),
             rx: Mutex::new(rx),
-            data_hits: AtomicU64::new(0),
-            data_misses: AtomicU64::new(0),
-            dir_hits: AtomicU64::new(0),
-            dir_misses: AtomicU64::new(0),
+            counters,
         }
     }
 
@@ -187,13 +209,11 @@ impl<F: FileService> Cached<F> {
         &self.inner
     }
 
+    /// Hits and misses (of every cache sharing its counters) and the bytes it holds.
     pub fn stats(&self) -> CacheStats {
         CacheStats {
-            data_hits: self.data_hits.load(Ordering::Relaxed),
-            data_misses: self.data_misses.load(Ordering::Relaxed),
-            dir_hits: self.dir_hits.load(Ordering::Relaxed),
-            dir_misses: self.dir_misses.load(Ordering::Relaxed),
             data_bytes: self.state().data_bytes as u64,
+            ..self.counters.snapshot()
         }
     }
 
@@ -243,13 +263,13 @@ impl<F: FileService> Cached<F> {
             let state = self.synced();
             if let Some((a, at)) = state.attrs.get(&ino) {
                 if self.fresh(*at) {
-                    self.dir_hits.fetch_add(1, Ordering::Relaxed);
+                    self.counters.dir_hits.fetch_add(1, Ordering::Relaxed);
                     return Ok(a.clone());
                 }
             }
             state.epoch
         };
-        self.dir_misses.fetch_add(1, Ordering::Relaxed);
+        self.counters.dir_misses.fetch_add(1, Ordering::Relaxed);
         let attr = self.inner.getattr(ino).await?;
         self.put_attr(&attr, epoch);
         Ok(attr)
@@ -265,14 +285,14 @@ impl<F: FileService> Cached<F> {
             if let Some((ino, at)) = state.lookups.get(&key) {
                 if let Some((a, a_at)) = state.attrs.get(ino) {
                     if self.fresh(*at) && self.fresh(*a_at) {
-                        self.dir_hits.fetch_add(1, Ordering::Relaxed);
+                        self.counters.dir_hits.fetch_add(1, Ordering::Relaxed);
                         return Ok(a.clone());
                     }
                 }
             }
             state.epoch
         };
-        self.dir_misses.fetch_add(1, Ordering::Relaxed);
+        self.counters.dir_misses.fetch_add(1, Ordering::Relaxed);
         let attr = self.inner.lookup(dir, name).await?;
         let mut state = self.synced();
         if state.epoch == epoch {
@@ -301,12 +321,12 @@ impl<F: FileService> Cached<F> {
                 state.blocks.get_mut(&key).expect("present").1 = tick;
                 state.lru.remove(&old_tick);
                 state.lru.insert(tick, key);
-                self.data_hits.fetch_add(1, Ordering::Relaxed);
+                self.counters.data_hits.fetch_add(1, Ordering::Relaxed);
                 return Ok(b);
             }
             state.epoch
         };
-        self.data_misses.fetch_add(1, Ordering::Relaxed);
+        self.counters.data_misses.fetch_add(1, Ordering::Relaxed);
         let bs = self.cfg.block_size as u64;
         let start = index * bs;
         let want = bs.min(attr.size.saturating_sub(start));

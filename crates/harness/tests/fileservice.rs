@@ -320,6 +320,29 @@ async fn a_change_through_one_node_invalidates_on_another() -> anyhow::Result<()
     .context("node 3 did not hear of the change in time")??;
     let seen = on(&c, 3, &f3, move |f| async move { f.lookup(r, "new").await }).await??;
     ensure!(seen.ino == made.ino);
+
+    info!("--- a cache over node 3's service counts into node 3's metrics");
+    let counters = f3.cache_counters();
+    let cached = Arc::new(keel_fs::cache::Cached::with_counters(
+        f3.clone(),
+        // No expiry within the test: the second lookup is a hit however slow the host.
+        keel_fs::cache::CacheConfig {
+            staleness: Duration::from_secs(3600),
+            ..Default::default()
+        },
+        counters,
+    ));
+    for _ in 0..2 {
+        let cached = cached.clone();
+        c.spawn_on(3, async move { cached.lookup(r, "new").await })?
+            .await??;
+    }
+    let view = c.node(3)?.metrics.cache_view();
+    ensure!(
+        view.dir_hits >= 1 && view.dir_misses >= 1 && view.dir_hit_ratio > 0.0,
+        "{view:?}"
+    );
+    drop(cached);
     drop((f1, f3));
     c.shutdown().await;
     Ok(())

@@ -156,6 +156,12 @@ impl NodeFiles {
         })
     }
 
+    /// The counters the caches stacked over this service count into (`Cached::
+    /// with_counters`): the node shows them as metrics and in `status`.
+    pub fn cache_counters(&self) -> Arc<keel_fs::cache::CacheCounters> {
+        self.node.metrics.gateway_cache.clone()
+    }
+
     fn emit(&self, inv: Invalidation) {
         let _ = self.events.send(inv);
     }
