@@ -193,14 +193,15 @@ async fn installed_snapshot_replaces_state_durably() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn applied_directory_changes_are_announced_once_durable() -> anyhow::Result<()> {
-    use keel_confdb::DirApplied;
     use keel_confdb::Command;
+    use keel_confdb::DirApplied;
     use keel_dir::{DirCommand, Replication};
     common::init_tracing();
     let dir = tempfile::tempdir()?;
     let (_log, mut sm) = open(&dir).await?;
     let mut rx = sm.dir_changes().subscribe();
-    let dir_entry = |index, cmd: DirCommand| entry(1, index, EntryPayload::Normal(Command::Dir(cmd)));
+    let dir_entry =
+        |index, cmd: DirCommand| entry(1, index, EntryPayload::Normal(Command::Dir(cmd)));
     sm.apply(vec![
         dir_entry(
             1,

@@ -55,17 +55,17 @@ fn write_chunks_swaps_what_it_read_and_extends_densely() {
         &mut ns,
         write(
             f.ino,
-            vec![
-                change(1, Some((2, 100)), (3, CS)),
-                change(2, None, (4, 7)),
-            ],
+            vec![change(1, Some((2, 100)), (3, CS)), change(2, None, (4, 7))],
             2 * CS + 7,
         ),
     );
     assert_eq!(freed_of(&r), vec![2]);
     let after = inode_of(&r);
     assert_eq!(after.chunks, vec![chunk(1, CS), chunk(3, CS), chunk(4, 7)]);
-    assert_eq!((after.size, after.generation), (2 * CS + 7, f.generation + 1));
+    assert_eq!(
+        (after.size, after.generation),
+        (2 * CS + 7, f.generation + 1)
+    );
     assert_eq!(after.mtime, 900);
     // A stale expectation (chunk 1 is no longer object 2) changes nothing.
     let stale = write(f.ino, vec![change(1, Some((2, 100)), (5, CS))], 0);
@@ -86,7 +86,10 @@ fn write_chunks_swaps_what_it_read_and_extends_densely() {
 fn write_chunks_never_shrinks_and_refuses_directories() {
     let mut ns = namespace();
     let f = inode_of(&ok(&mut ns, put("/f", &[1, 2], 100)));
-    let r = ok(&mut ns, write(f.ino, vec![change(0, Some((1, CS)), (3, CS))], 1));
+    let r = ok(
+        &mut ns,
+        write(f.ino, vec![change(0, Some((1, CS)), (3, CS))], 1),
+    );
     assert_eq!(inode_of(&r).size, CS + 100);
     let d = inode_of(&ok(&mut ns, mkdir("/d", false)));
     assert_eq!(
@@ -148,7 +151,10 @@ fn put_stores_md5_and_meta_and_changes_clear_the_md5() {
     let f = inode_of(&ok(&mut ns, cmd));
     assert_eq!(f.md5, Some([7; 16]));
     assert_eq!(f.meta["content-type"], "text/plain");
-    let w = inode_of(&ok(&mut ns, write(f.ino, vec![change(0, Some((1, 3)), (2, 4))], 4)));
+    let w = inode_of(&ok(
+        &mut ns,
+        write(f.ino, vec![change(0, Some((1, 3)), (2, 4))], 4),
+    ));
     assert_eq!((w.md5, w.meta.len()), (None, 1));
     let mut again = put("/f", &[3], 3);
     if let DirCommand::PutFile { md5, .. } = &mut again {

@@ -190,7 +190,11 @@ impl<F: FileService> Cached<F> {
     }
 
     /// A cache that counts its hits and misses into `counters` (shared with others).
-    pub fn with_counters(inner: Arc<F>, cfg: CacheConfig, counters: Arc<CacheCounters>) -> Cached<F> {
+    pub fn with_counters(
+        inner: Arc<F>,
+        cfg: CacheConfig,
+        counters: Arc<CacheCounters>,
+    ) -> Cached<F> {
         let rx = inner.invalidations();
         Cached {
             inner,
@@ -303,7 +307,9 @@ impl<F: FileService> Cached<F> {
                 state.attrs.clear();
             }
             let now = Instant::now();
-            state.lookups.insert((dir, name.to_string()), (attr.ino, now));
+            state
+                .lookups
+                .insert((dir, name.to_string()), (attr.ino, now));
             state.attrs.insert(attr.ino, (attr.clone(), now));
         }
         Ok(attr)
@@ -489,7 +495,11 @@ impl<F: FileService> FileService for Cached<F> {
     }
 
     async fn remove(&self, dir: Ino, name: &str) -> FsResult<()> {
-        let gone = self.synced().lookups.get(&(dir, name.to_string())).map(|e| e.0);
+        let gone = self
+            .synced()
+            .lookups
+            .get(&(dir, name.to_string()))
+            .map(|e| e.0);
         let r = self.inner.remove(dir, name).await;
         let mut invs = vec![Invalidation::Entries(dir), Invalidation::Inode(dir)];
         invs.extend(gone.map(Invalidation::Inode));
@@ -498,7 +508,11 @@ impl<F: FileService> FileService for Cached<F> {
     }
 
     async fn rmdir(&self, dir: Ino, name: &str) -> FsResult<()> {
-        let gone = self.synced().lookups.get(&(dir, name.to_string())).map(|e| e.0);
+        let gone = self
+            .synced()
+            .lookups
+            .get(&(dir, name.to_string()))
+            .map(|e| e.0);
         let r = self.inner.rmdir(dir, name).await;
         let mut invs = vec![Invalidation::Entries(dir), Invalidation::Inode(dir)];
         invs.extend(gone.map(Invalidation::Inode));
@@ -604,13 +618,21 @@ mod tests {
     async fn a_change_through_one_cache_is_seen_through_another() {
         let fs = Arc::new(MemFs::new());
         let v = fs.create_volume("v").await.unwrap();
-        fs.put_file("v", "d/f", body(b"old content".to_vec()), PutOptions::default())
-            .await
-            .unwrap();
+        fs.put_file(
+            "v",
+            "d/f",
+            body(b"old content".to_vec()),
+            PutOptions::default(),
+        )
+        .await
+        .unwrap();
         let one = Cached::new(fs.clone(), CacheConfig::default());
         let two = Cached::new(fs.clone(), CacheConfig::default());
         let f = two.resolve("v", "d/f").await.unwrap();
-        assert_eq!(&two.read(f.ino, 0, 100).await.unwrap().0[..], b"old content");
+        assert_eq!(
+            &two.read(f.ino, 0, 100).await.unwrap().0[..],
+            b"old content"
+        );
         // Warm: served from two's caches now.
         assert_eq!(two.resolve("v", "d/f").await.unwrap().size, 11);
 
@@ -618,8 +640,14 @@ mod tests {
         one.write(f.ino, 0, Bytes::from_static(b"NEW"), Stability::FileSync)
             .await
             .unwrap();
-        assert_eq!(&one.read(f.ino, 0, 100).await.unwrap().0[..], b"NEW content");
-        assert_eq!(&two.read(f.ino, 0, 100).await.unwrap().0[..], b"NEW content");
+        assert_eq!(
+            &one.read(f.ino, 0, 100).await.unwrap().0[..],
+            b"NEW content"
+        );
+        assert_eq!(
+            &two.read(f.ino, 0, 100).await.unwrap().0[..],
+            b"NEW content"
+        );
 
         // Names: a rename and a remove through one.
         let d = one.resolve("v", "d").await.unwrap();
@@ -651,7 +679,9 @@ mod tests {
         c.getattr(f.ino).await.unwrap();
         // More changes than the stream holds, the last one to f.
         for i in 0..1100 {
-            fs.create(v.root, &format!("x{i}"), 0o644, false).await.unwrap();
+            fs.create(v.root, &format!("x{i}"), 0o644, false)
+                .await
+                .unwrap();
         }
         fs.setattr(
             f.ino,
@@ -676,6 +706,10 @@ mod tests {
         assert_eq!(c.stats().dir_hits, 1);
         tokio::time::advance(Duration::from_millis(1001)).await;
         c.getattr(f.ino).await.unwrap();
-        assert_eq!(c.stats().dir_misses, 2, "an entry past the bound is fetched again");
+        assert_eq!(
+            c.stats().dir_misses,
+            2,
+            "an entry past the bound is fetched again"
+        );
     }
 }

@@ -179,8 +179,17 @@ async fn files_through_the_node_file_service() -> anyhow::Result<()> {
     })
     .await??;
     ensure!(w.stability == Stability::Unstable);
-    let (head, _) = on(&c, 1, &f1, move |f| async move { f.read(ino, 100, 3000).await }).await??;
-    ensure!(head[..] == model[100..3100], "node 1 does not see its own write");
+    let (head, _) = on(
+        &c,
+        1,
+        &f1,
+        move |f| async move { f.read(ino, 100, 3000).await },
+    )
+    .await??;
+    ensure!(
+        head[..] == model[100..3100],
+        "node 1 does not see its own write"
+    );
     on(&c, 1, &f1, move |f| async move { f.commit(ino).await }).await??;
     let got = on(&c, 2, &f2, move |f| read_all(f, ino)).await??;
     ensure!(got == model, "node 2 reads other bytes after the commit");
@@ -189,28 +198,69 @@ async fn files_through_the_node_file_service() -> anyhow::Result<()> {
     let root = on(&c, 2, &f2, |f| async move { f.resolve(VOLUME, "").await }).await??;
     let r = root.ino;
     for name in ["c", "b", "e"] {
-        on(&c, 2, &f2, move |f| async move { f.create(r, name, 0o600, true).await }).await??;
-    }
-    let again = on(&c, 1, &f1, move |f| async move { f.create(r, "b", 0o600, true).await }).await?;
-    ensure!(again == Err(FsError::Exists), "{again:?}");
-    let sub = on(&c, 1, &f1, move |f| async move { f.mkdir(r, "sub", 0o700).await }).await??;
-    let dir = on(&c, 1, &f1, move |f| async move { f.resolve(VOLUME, "dir").await }).await??;
-    let (dino, sino) = (dir.ino, sub.ino);
-    on(&c, 2, &f2, move |f| async move { f.rename(dino, "a.bin", sino, "moved").await })
+        on(&c, 2, &f2, move |f| async move {
+            f.create(r, name, 0o600, true).await
+        })
         .await??;
-    let moved = on(&c, 1, &f1, move |f| async move { f.lookup(sino, "moved").await }).await??;
+    }
+    let again = on(&c, 1, &f1, move |f| async move {
+        f.create(r, "b", 0o600, true).await
+    })
+    .await?;
+    ensure!(again == Err(FsError::Exists), "{again:?}");
+    let sub = on(&c, 1, &f1, move |f| async move {
+        f.mkdir(r, "sub", 0o700).await
+    })
+    .await??;
+    let dir = on(&c, 1, &f1, move |f| async move {
+        f.resolve(VOLUME, "dir").await
+    })
+    .await??;
+    let (dino, sino) = (dir.ino, sub.ino);
+    on(&c, 2, &f2, move |f| async move {
+        f.rename(dino, "a.bin", sino, "moved").await
+    })
+    .await??;
+    let moved = on(
+        &c,
+        1,
+        &f1,
+        move |f| async move { f.lookup(sino, "moved").await },
+    )
+    .await??;
     ensure!(moved.ino == ino && moved.parent == sino);
-    let gone = on(&c, 1, &f1, move |f| async move { f.lookup(dino, "a.bin").await }).await?;
+    let gone = on(
+        &c,
+        1,
+        &f1,
+        move |f| async move { f.lookup(dino, "a.bin").await },
+    )
+    .await?;
     ensure!(gone == Err(FsError::NotFound), "{gone:?}");
-    let p1 = on(&c, 1, &f1, move |f| async move { f.readdir(r, None, 2).await }).await??;
+    let p1 = on(
+        &c,
+        1,
+        &f1,
+        move |f| async move { f.readdir(r, None, 2).await },
+    )
+    .await??;
     let names: Vec<String> = p1.entries.iter().map(|e| e.name.clone()).collect();
     ensure!(names == ["b", "c"] && p1.more, "{names:?}");
-    let p2 = on(&c, 1, &f1, move |f| async move { f.readdir(r, Some("c"), 10).await }).await??;
+    let p2 = on(&c, 1, &f1, move |f| async move {
+        f.readdir(r, Some("c"), 10).await
+    })
+    .await??;
     let names: Vec<String> = p2.entries.iter().map(|e| e.name.clone()).collect();
     ensure!(names == ["dir", "e", "sub"] && !p2.more, "{names:?}");
     let busy = on(&c, 1, &f1, move |f| async move { f.rmdir(r, "sub").await }).await?;
     ensure!(busy == Err(FsError::NotEmpty), "{busy:?}");
-    on(&c, 1, &f1, move |f| async move { f.remove(sino, "moved").await }).await??;
+    on(
+        &c,
+        1,
+        &f1,
+        move |f| async move { f.remove(sino, "moved").await },
+    )
+    .await??;
     let stale = on(&c, 2, &f2, move |f| async move { f.getattr(ino).await }).await?;
     ensure!(stale == Err(FsError::Stale), "{stale:?}");
     on(&c, 1, &f1, move |f| async move { f.rmdir(r, "sub").await }).await??;
@@ -231,8 +281,13 @@ async fn a_write_racing_puts_never_mixes_or_loses_chunks() -> anyhow::Result<()>
     let f2 = files_of(&c, 2).await?;
     let size = 2 * CHUNK as usize;
     let first = on(&c, 1, &f1, move |f| async move {
-        f.put_file(VOLUME, "race", body(content(10, size)), PutOptions::default())
-            .await
+        f.put_file(
+            VOLUME,
+            "race",
+            body(content(10, size)),
+            PutOptions::default(),
+        )
+        .await
     })
     .await??;
     let ino = first.ino;
@@ -254,8 +309,13 @@ async fn a_write_racing_puts_never_mixes_or_loses_chunks() -> anyhow::Result<()>
         let f = f2.clone();
         async move {
             for i in 0..6 {
-                f.put_file(VOLUME, "race", body(content(20 + i, size)), PutOptions::default())
-                    .await?;
+                f.put_file(
+                    VOLUME,
+                    "race",
+                    body(content(20 + i, size)),
+                    PutOptions::default(),
+                )
+                .await?;
             }
             Ok::<_, FsError>(())
         }
@@ -297,8 +357,10 @@ async fn a_change_through_one_node_invalidates_on_another() -> anyhow::Result<()
     let mut rx = f3.invalidations();
     let root = on(&c, 1, &f1, |f| async move { f.resolve(VOLUME, "").await }).await??;
     let r = root.ino;
-    let made = on(&c, 1, &f1, move |f| async move { f.create(r, "new", 0o644, false).await })
-        .await??;
+    let made = on(&c, 1, &f1, move |f| async move {
+        f.create(r, "new", 0o644, false).await
+    })
+    .await??;
     info!("--- node 3 hears of the new entry and the new inode");
     let (mut entries, mut inode) = (false, false);
     tokio::time::timeout(STEP, async {

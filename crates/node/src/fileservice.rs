@@ -44,12 +44,11 @@ use bytes::{Bytes, BytesMut};
 use futures::{StreamExt, TryStreamExt};
 use keel_core::ObjectId;
 use keel_dir::{
-    ChunkChange, ChunkRef, DirCommand, DirError, DirReply, Expected, Inode, Namespace,
-    Replication,
+    ChunkChange, ChunkRef, DirCommand, DirError, DirReply, Expected, Inode, Namespace, Replication,
 };
 use keel_fs::{
-    AccessKey, Attr, ByteStream, DirEntry, FileService, FsError, FsResult, Ino, Invalidation,
-    Kind, Page, PutOptions, SetAttr, Stability, VolumeInfo, WriteDone,
+    AccessKey, Attr, ByteStream, DirEntry, FileService, FsError, FsResult, Ino, Invalidation, Kind,
+    Page, PutOptions, SetAttr, Stability, VolumeInfo, WriteDone,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -328,7 +327,7 @@ impl NodeFiles {
                 }
             }
             let first_new = inode.chunks.len() as u64;
-            let mut work: Vec<(u64, Option<ChunkRef>, Vec<(u64, Bytes)>)> = Vec::new();
+            let mut work: Vec<ChunkWork> = Vec::new();
             if let Some((&last, _)) = touched.iter().next_back() {
                 // Fill a gap below the touched chunks with one-byte zero chunks.
                 for index in first_new..last {
@@ -382,9 +381,7 @@ impl NodeFiles {
                     return Ok(());
                 }
                 Ok(other) => {
-                    return Err(FsError::Io(format!(
-                        "unexpected directory reply {other:?}"
-                    )))
+                    return Err(FsError::Io(format!("unexpected directory reply {other:?}")))
                 }
                 Err(DataError::Dir {
                     error: DirError::Moved { .. },
@@ -413,6 +410,11 @@ impl NodeFiles {
         )))
     }
 }
+
+/// Pieces landing in one chunk: `(offset within the chunk, bytes)`.
+type Pieces = Vec<(u64, Bytes)>;
+/// One chunk to write: its index, the chunk read there, the pieces landing in it.
+type ChunkWork = (u64, Option<ChunkRef>, Pieces);
 
 /// What a fenced operation's resolution decided.
 enum Fenced {
@@ -513,7 +515,11 @@ fn to_attr(ns: &Namespace, inode: &Inode) -> FsResult<Attr> {
     Ok(Attr {
         ino: inode.ino,
         volume_root,
-        kind: if inode.is_dir() { Kind::Dir } else { Kind::File },
+        kind: if inode.is_dir() {
+            Kind::Dir
+        } else {
+            Kind::File
+        },
         size: inode.size,
         mode: inode.mode,
         uid: inode.uid,
@@ -687,7 +693,8 @@ impl FileService for NodeFiles {
         }
         let reply = self
             .fenced("changing attributes", |me| {
-                let (volume, path) = me.read_ns(|ns| ns.path_of(ino).map_err(|_| FsError::Stale))?;
+                let (volume, path) =
+                    me.read_ns(|ns| ns.path_of(ino).map_err(|_| FsError::Stale))?;
                 let cmd = DirCommand::SetAttr {
                     volume,
                     path: path.clone(),
@@ -981,10 +988,12 @@ impl FileService for NodeFiles {
             let (list, more) = ns.list(dir, after, limit).map_err(dir_error)?;
             let entries = list
                 .into_iter()
-                .map(|(name, inode)| Ok(DirEntry {
-                    name,
-                    attr: to_attr(ns, &inode)?,
-                }))
+                .map(|(name, inode)| {
+                    Ok(DirEntry {
+                        name,
+                        attr: to_attr(ns, &inode)?,
+                    })
+                })
                 .collect::<FsResult<Vec<_>>>()?;
             Ok(Page { entries, more })
         })?;
@@ -1037,7 +1046,11 @@ mod tests {
         d.insert(1, Bytes::from_static(b"dddddddd"));
         assert_eq!(
             extents(&d),
-            vec![(0, b"a".to_vec()), (1, b"dddddddd".to_vec()), (9, b"c".to_vec())]
+            vec![
+                (0, b"a".to_vec()),
+                (1, b"dddddddd".to_vec()),
+                (9, b"c".to_vec())
+            ]
         );
         assert_eq!(d.bytes, 10);
     }
@@ -1062,10 +1075,7 @@ mod tests {
             fs_error(DataError::NoControlPlane { what: "x".into() }),
             FsError::Unavailable(_)
         ));
-        assert!(matches!(
-            fs_error(DataError::NoLayout),
-            FsError::Io(_)
-        ));
+        assert!(matches!(fs_error(DataError::NoLayout), FsError::Io(_)));
         assert_eq!(
             dir_error(DirError::NoVolume { volume: "v".into() }),
             FsError::NoVolume("v".into())
