@@ -278,6 +278,7 @@ mod tests {
             health: String::new(),
             reasons: vec![],
             totals: None,
+            cache: None,
         }
     }
 

@@ -113,6 +113,7 @@ mod tests {
             health: String::new(),
             reasons: vec![],
             totals: None,
+            cache: None,
         }
     }
 

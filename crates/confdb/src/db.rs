@@ -65,6 +65,7 @@ struct Inner {
     raft: Raft,
     applied: SharedApplied,
     applied_rx: watch::Receiver<u64>,
+    dir_tx: tokio::sync::broadcast::Sender<Arc<crate::DirApplied>>,
     /// The redb file, held by Raft's tasks; gone once they have all stopped.
     db: Weak<redb::Database>,
     /// Whether this node's store may vote (see [`crate::admission`]).
@@ -93,6 +94,7 @@ impl ConfDb {
         let sm = StateMachineStore::open(db).await?;
         let applied = sm.shared();
         let applied_rx = sm.applied_watch();
+        let dir_tx = sm.dir_changes();
         let raft = Raft::new(node_id, config, NetworkFactory::new(transport), log, sm)
             .await
             .map_err(|e| ConfDbError::Raft(e.to_string()))?;
@@ -109,6 +111,7 @@ impl ConfDb {
                 raft,
                 applied,
                 applied_rx,
+                dir_tx,
                 db: weak_db,
                 admission,
             }),
@@ -299,6 +302,13 @@ impl ConfDb {
     /// the receiver to learn of new changes; it reports an error once Raft has stopped.
     pub fn applied_watch(&self) -> watch::Receiver<u64> {
         self.inner.applied_rx.clone()
+    }
+
+    /// What of the directory each batch this replica applies changed, from now on
+    /// (announced once the batch is durable here, whichever node proposed it). A
+    /// receiver that lags must assume everything changed.
+    pub fn dir_changes(&self) -> tokio::sync::broadcast::Receiver<Arc<crate::DirApplied>> {
+        self.inner.dir_tx.subscribe()
     }
 
     /// Stops the Raft node and waits (up to 5 s) until its tasks have closed the redb

@@ -29,5 +29,5 @@ pub use error::{ConfDbError, TransportError, WriteError};
 pub use log_store::LogStore;
 pub use network::{NetworkFactory, PeerClient, RaftTransport};
 pub use snapshot::SnapshotBuilder;
-pub use state_machine::{Applied, StateMachineStore};
+pub use state_machine::{Applied, DirApplied, StateMachineStore};
 pub use types::{Command, RaftPeer, Reply, TypeConfig};

@@ -8,6 +8,9 @@
 //! evicted ones, so a write never rewrites 10 000 events), the last applied log id and
 //! the last membership. In memory: a copy of all of it behind a std `RwLock`, shared
 //! with [`crate::ConfDb`] for local reads, and a watch of the last applied index.
+//! After each durable batch it also announces what of the directory the batch changed
+//! ([`DirApplied`]), for the gateways' caches: every replica announces what it applies,
+//! whichever node proposed it.
 //!
 //! Must never: hold the lock across an `.await`, read a clock or do I/O inside
 //! `ClusterState::apply`, or touch the Raft log tables.
@@ -27,7 +30,26 @@ use openraft::{EntryPayload, ErrorSubject, ErrorVerb, OptionalSend};
 use redb::{Database, ReadableTable};
 use std::io::Cursor;
 use std::sync::{Arc, RwLock};
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
+
+/// What of the directory an applied batch changed, announced after it is durable (see
+/// [`crate::ConfDb::dir_changes`]). A receiver that lags must assume everything changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DirApplied {
+    Changed {
+        /// Volumes created or deleted.
+        volumes: Vec<String>,
+        /// Inodes whose attributes or content changed, or that are gone.
+        inodes: Vec<keel_dir::Ino>,
+        /// Directories whose entries changed.
+        dirs: Vec<keel_dir::Ino>,
+    },
+    /// A snapshot replaced the whole directory.
+    Everything,
+}
+
+/// How many batches a slow [`DirApplied`] receiver may fall behind before it lags.
+const DIR_CHANGES_BUFFER: usize = 4096;
 
 /// What the state machine has applied, kept together so readers see a consistent view.
 #[derive(Clone, Debug, Default)]
@@ -47,6 +69,7 @@ pub struct StateMachineStore {
     db: Arc<Database>,
     applied: SharedApplied,
     applied_tx: watch::Sender<u64>,
+    dir_tx: broadcast::Sender<Arc<DirApplied>>,
 }
 
 impl StateMachineStore {
@@ -59,6 +82,7 @@ impl StateMachineStore {
             db,
             applied: Arc::new(RwLock::new(applied)),
             applied_tx: watch::channel(index).0,
+            dir_tx: broadcast::channel(DIR_CHANGES_BUFFER).0,
         })
     }
 
@@ -76,6 +100,11 @@ impl StateMachineStore {
         f(&applied)
     }
 
+    /// The sender of directory-change announcements (receivers subscribe to it).
+    pub fn dir_changes(&self) -> broadcast::Sender<Arc<DirApplied>> {
+        self.dir_tx.clone()
+    }
+
     /// A receiver of the last applied log index, bumped after each durable apply.
     pub fn applied_watch(&self) -> watch::Receiver<u64> {
         self.applied_tx.subscribe()
@@ -85,6 +114,20 @@ impl StateMachineStore {
         ConfDbError::Task("state machine lock poisoned by a panic".into())
             .into_storage(subject, ErrorVerb::Write)
     }
+}
+
+/// What a batch's directory changes touched; `None` if nothing.
+fn touched_by(changes: &keel_dir::Changes) -> Option<DirApplied> {
+    if changes.volumes.is_empty() && changes.inodes.is_empty() && changes.entries.is_empty() {
+        return None;
+    }
+    let mut dirs: Vec<keel_dir::Ino> = changes.entries.keys().map(|(dir, _)| *dir).collect();
+    dirs.dedup();
+    Some(DirApplied::Changed {
+        volumes: changes.volumes.keys().cloned().collect(),
+        inodes: changes.inodes.keys().copied().collect(),
+        dirs,
+    })
 }
 
 /// Encodes the cluster state without its event log (events live in their own table).
@@ -166,7 +209,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         I::IntoIter: OptionalSend,
     {
         let mut responses = Vec::new();
-        let (batch, last_index) = {
+        let (batch, last_index, touched) = {
             let mut guard = self
                 .applied
                 .write()
@@ -198,6 +241,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             let encode = |e: serde_json::Error| {
                 ConfDbError::from(e).into_storage(ErrorSubject::Apply(last), ErrorVerb::Write)
             };
+            let changes = applied.namespace.take_changes();
+            let touched = touched_by(&changes);
             let state = &mut applied.state;
             // New events are at the back of the log: walk back to the first of them.
             let mut new_events = Vec::new();
@@ -219,20 +264,20 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 first_kept_event: state.events.front().map_or(state.next_event_seq, |e| e.seq),
                 last_applied: serde_json::to_vec(&applied.last_applied).map_err(encode)?,
                 membership: serde_json::to_vec(&applied.membership).map_err(encode)?,
-                namespace: EncodedChanges::encode(
-                    applied.namespace.take_changes(),
-                    applied.namespace.meta(),
-                    false,
-                )
-                .map_err(encode)?,
+                namespace: EncodedChanges::encode(changes, applied.namespace.meta(), false)
+                    .map_err(encode)?,
             };
-            (batch, last.index)
+            (batch, last.index, touched)
         };
         let db = self.db.clone();
         blocking(move || batch.write(&db))
             .await
             .map_err(|e| e.into_storage(ErrorSubject::StateMachine, ErrorVerb::Write))?;
         self.applied_tx.send_replace(last_index);
+        if let Some(touched) = touched {
+            // No receiver is fine: no gateway listens.
+            let _ = self.dir_tx.send(Arc::new(touched));
+        }
         Ok(responses)
     }
 
@@ -281,6 +326,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         }
         self.applied_tx
             .send_replace(meta.last_log_id.map_or(0, |l| l.index));
+        let _ = self.dir_tx.send(Arc::new(DirApplied::Everything));
         Ok(())
     }
 

@@ -190,3 +190,54 @@ async fn installed_snapshot_replaces_state_durably() -> anyhow::Result<()> {
     assert_eq!(current.meta, snapshot.meta);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn applied_directory_changes_are_announced_once_durable() -> anyhow::Result<()> {
+    use keel_confdb::Command;
+    use keel_confdb::DirApplied;
+    use keel_dir::{DirCommand, Replication};
+    common::init_tracing();
+    let dir = tempfile::tempdir()?;
+    let (_log, mut sm) = open(&dir).await?;
+    let mut rx = sm.dir_changes().subscribe();
+    let dir_entry =
+        |index, cmd: DirCommand| entry(1, index, EntryPayload::Normal(Command::Dir(cmd)));
+    sm.apply(vec![
+        dir_entry(
+            1,
+            DirCommand::CreateVolume {
+                name: "v".into(),
+                chunk_size: None,
+                replication: Replication::Sync,
+                at: 1,
+            },
+        ),
+        dir_entry(
+            2,
+            DirCommand::Mkdir {
+                volume: "v".into(),
+                path: "/d".into(),
+                mode: 0o755,
+                uid: 0,
+                gid: 0,
+                parents: false,
+                at: 2,
+                token: None,
+            },
+        ),
+    ])
+    .await?;
+    let got = rx.try_recv()?;
+    assert_eq!(
+        *got,
+        DirApplied::Changed {
+            volumes: vec!["v".into()],
+            inodes: vec![1, 2],
+            dirs: vec![1],
+        }
+    );
+    // A batch without directory commands announces nothing.
+    sm.apply(vec![entry(1, 3, EntryPayload::Blank)]).await?;
+    assert!(rx.try_recv().is_err());
+    Ok(())
+}

@@ -38,6 +38,25 @@ impl Namespace {
                 replication,
                 at,
             } => self.create_volume(name, chunk_size, replication, at),
+            DirCommand::DeleteVolume { name, at: _ } => self.delete_volume(&name),
+            DirCommand::WriteChunks {
+                volume,
+                ino,
+                changes,
+                size,
+                at,
+                token: _,
+            } => self.write_chunks(&volume, ino, &changes, size, at),
+            DirCommand::Expect { expect, then } => {
+                if matches!(*then, DirCommand::Expect { .. }) {
+                    return Err(crate::DirError::invalid_argument(
+                        then.volume(),
+                        "an Expect inside an Expect",
+                    ));
+                }
+                self.check_expected(then.volume(), &expect)?;
+                self.apply_once(*then)
+            }
             DirCommand::Mkdir {
                 volume,
                 path,
@@ -59,10 +78,17 @@ impl Namespace {
                 create_parents,
                 at,
                 token: _,
+                md5,
+                meta,
             } => self.put_file(
                 &volume,
                 &path,
-                Content { size, chunks },
+                Content {
+                    size,
+                    chunks,
+                    md5,
+                    meta,
+                },
                 Owner { mode, uid, gid },
                 create_parents,
                 at,

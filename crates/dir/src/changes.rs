@@ -173,6 +173,11 @@ impl Namespace {
         self.volumes.insert(volume.name.clone(), volume);
     }
 
+    pub(crate) fn remove_volume(&mut self, name: &str) {
+        self.dirty.volumes.insert(name.to_owned());
+        self.volumes.remove(name);
+    }
+
     pub(crate) fn put_inode(&mut self, inode: Inode) {
         self.dirty.inodes.insert(inode.ino);
         self.inodes.insert(inode.ino, inode);

@@ -5,9 +5,10 @@
 //! Owns: the wire shapes of commands and replies. Must never: hold the logic of a
 //! command (that lives in `ops/`).
 
-use crate::{ChunkRef, DirError, Inode, Replication, Volume};
+use crate::{ChunkRef, DirError, Ino, Inode, Replication, Volume};
 use keel_core::{ObjectId, UnixMillis};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// A change to the directory. Time (`at`) comes from the proposer so that every replica
 /// applies the same change. `token`, when present, is an idempotency token: a command
@@ -58,6 +59,43 @@ pub enum DirCommand {
         at: UnixMillis,
         #[serde(default, with = "crate::tokens::optional_token")]
         token: Option<u128>,
+        /// The MD5 of the whole content, stored with the file ([`Inode::md5`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        md5: Option<[u8; 16]>,
+        /// User metadata, stored with the file, replacing what it had ([`Inode::meta`]).
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        meta: BTreeMap<String, String>,
+    },
+    /// Delete an empty volume and its root. Replies [`DirReply::Done`]; `NotEmpty` if
+    /// the root holds entries, `NoVolume` if there is no such volume.
+    DeleteVolume { name: String, at: UnixMillis },
+    /// Replace some chunks of file `ino` (a write at an offset), each only if it is
+    /// still the chunk the proposer read (`expect`, `None` for a chunk past the end of
+    /// the list): so a write computed from a chunk list that a put, a truncation or
+    /// another write replaced since is refused (`Moved`) and changes nothing, and an
+    /// object the file stopped referencing is never made part of it again. New chunks
+    /// may only extend the list densely (chunk `i` needs chunks `0..i`). The size
+    /// becomes at least `size`; the generation grows by one; the MD5 is cleared; mtime
+    /// and ctime become `at`. Replies [`DirReply::Freed`] with the file and the objects
+    /// the replaced chunks held.
+    WriteChunks {
+        volume: String,
+        ino: Ino,
+        changes: Vec<ChunkChange>,
+        size: u64,
+        at: UnixMillis,
+        #[serde(default, with = "crate::tokens::optional_token")]
+        token: Option<u128>,
+    },
+    /// Apply `then` only if every `(path, ino)` in `expect` still holds: the path
+    /// resolves to that inode (inode 0, never handed out: the path names nothing). This is how a proposer that names files by inode (NFS)
+    /// runs a path command atomically: it resolves the inodes to paths on its replica,
+    /// then the check and the change happen in one log entry. A failed check replies
+    /// `Moved` and changes nothing. `then` may not itself be `Expect`, and names the
+    /// volume (and carries the token) of the whole command.
+    Expect {
+        expect: Vec<Expected>,
+        then: Box<DirCommand>,
     },
     /// Remove a file. Replies [`DirReply::Freed`] (no inode) with its objects.
     Unlink {
@@ -104,12 +142,31 @@ pub enum DirCommand {
     },
 }
 
+/// One chunk replaced by [`DirCommand::WriteChunks`].
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChunkChange {
+    /// The chunk's index in the file's chunk list.
+    pub index: u64,
+    /// What the proposer read there; `None`: the list was shorter.
+    pub expect: Option<ChunkRef>,
+    pub chunk: ChunkRef,
+}
+
+/// A path that must still name an inode, for [`DirCommand::Expect`].
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Expected {
+    pub path: String,
+    pub ino: Ino,
+}
+
 impl DirCommand {
     /// The volume the command is about (the unit of sharding, see [`crate::ShardMap`]).
     pub fn volume(&self) -> &str {
         match self {
-            DirCommand::CreateVolume { name, .. } => name,
+            DirCommand::CreateVolume { name, .. } | DirCommand::DeleteVolume { name, .. } => name,
+            DirCommand::Expect { then, .. } => then.volume(),
             DirCommand::Mkdir { volume, .. }
+            | DirCommand::WriteChunks { volume, .. }
             | DirCommand::PutFile { volume, .. }
             | DirCommand::Unlink { volume, .. }
             | DirCommand::Rmdir { volume, .. }
@@ -121,8 +178,10 @@ impl DirCommand {
     /// The idempotency token, if the command carries one.
     pub fn token(&self) -> Option<u128> {
         match self {
-            DirCommand::CreateVolume { .. } => None,
+            DirCommand::CreateVolume { .. } | DirCommand::DeleteVolume { .. } => None,
+            DirCommand::Expect { then, .. } => then.token(),
             DirCommand::Mkdir { token, .. }
+            | DirCommand::WriteChunks { token, .. }
             | DirCommand::PutFile { token, .. }
             | DirCommand::Unlink { token, .. }
             | DirCommand::Rmdir { token, .. }
@@ -147,7 +206,7 @@ pub enum DirReply {
         inode: Option<Inode>,
         freed: Vec<ObjectId>,
     },
-    /// `Rmdir`.
+    /// `Rmdir`, `DeleteVolume`.
     Done,
 }
 

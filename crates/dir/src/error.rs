@@ -30,11 +30,16 @@ pub enum DirError {
     InvalidArgument { path: String, reason: String },
     #[error("no volume {volume:?}")]
     NoVolume { volume: String },
+    /// A fenced command's expectation failed: `path` no longer names the inode the
+    /// proposer resolved it to (it was renamed, removed or replaced since), or a chunk
+    /// is no longer what the proposer read. Nothing changed; resolve again and retry.
+    #[error("{path:?}: changed since it was read: {reason}")]
+    Moved { path: String, reason: String },
 }
 
 impl DirError {
     /// The stable code: `not_found`, `exists`, `not_dir`, `is_dir`, `not_empty`,
-    /// `invalid_name`, `invalid_argument` or `no_volume`.
+    /// `invalid_name`, `invalid_argument`, `no_volume` or `moved`.
     pub fn code(&self) -> &'static str {
         match self {
             DirError::NotFound { .. } => "not_found",
@@ -45,6 +50,7 @@ impl DirError {
             DirError::InvalidName { .. } => "invalid_name",
             DirError::InvalidArgument { .. } => "invalid_argument",
             DirError::NoVolume { .. } => "no_volume",
+            DirError::Moved { .. } => "moved",
         }
     }
 
@@ -70,6 +76,13 @@ impl DirError {
 
     pub(crate) fn invalid_name(path: &str, reason: impl Into<String>) -> DirError {
         DirError::InvalidName {
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn moved(path: &str, reason: impl Into<String>) -> DirError {
+        DirError::Moved {
             path: path.into(),
             reason: reason.into(),
         }

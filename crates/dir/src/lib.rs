@@ -12,6 +12,7 @@
 //! must give the same state, byte for byte, on every replica.
 
 mod apply;
+mod by_ino;
 mod changes;
 mod chunks;
 mod command;
@@ -27,7 +28,7 @@ mod resolve;
 mod tokens;
 
 pub use changes::{Changes, NamespaceMeta};
-pub use command::{DirCommand, DirReply, DirResult};
+pub use command::{ChunkChange, DirCommand, DirReply, DirResult, Expected};
 pub use directory::{ShardId, ShardMap, SingleShard};
 pub use error::DirError;
 pub use model::{

@@ -5,6 +5,7 @@
 
 use keel_core::{ObjectId, UnixMillis};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// An inode number. Unique across all volumes of a namespace and never reused: the
 /// namespace counts them up.
@@ -81,9 +82,18 @@ pub struct Inode {
     pub parent: Ino,
     /// A file's chunks, in order (empty for a directory).
     pub chunks: Vec<ChunkRef>,
-    /// Bumped on every change of a file's content (put or size change); 1 for a new
-    /// file, 0 for a directory.
+    /// Bumped on every change of a file's content (put, write or size change); 1 for a
+    /// new file, 0 for a directory.
     pub generation: u64,
+    /// The MD5 of the whole content, as the last whole-file put computed it; cleared by
+    /// any other change of the content (a write at an offset, a size change). Absent in
+    /// state stored before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub md5: Option<[u8; 16]>,
+    /// User metadata given with the last whole-file put (S3 `x-amz-meta-*`,
+    /// `content-type`), as given; kept by writes at an offset, replaced by the next put.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub meta: BTreeMap<String, String>,
 }
 
 impl Inode {
@@ -108,6 +118,8 @@ impl Inode {
             parent,
             chunks: Vec::new(),
             generation: if kind == FileKind::File { 1 } else { 0 },
+            md5: None,
+            meta: BTreeMap::new(),
         }
     }
 

@@ -17,6 +17,7 @@
 //! node and across restarts: gateways derive stable handles from it (NFS file
 //! handles), never from a process start time.
 
+pub mod cache;
 pub mod mem;
 
 use async_trait::async_trait;

@@ -540,6 +540,7 @@ async fn status(State(node): State<Arc<NodeShared>>, headers: HeaderMap) -> Resp
     }
     let mut view = node.status();
     view.local = local_capacity(&node).await;
+    view.cache = Some(node.metrics.cache_view());
     Json(view).into_response()
 }
 

@@ -252,6 +252,21 @@ pub struct StatusView {
     /// Set by the client: figures summed over the members that answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub totals: Option<TotalsView>,
+    /// The answering member's gateway caches: hits, misses and hit ratios.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheView>,
+}
+
+/// The gateway caches of a node (every cache its gateways stack over its file service).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+pub struct CacheView {
+    pub data_hits: u64,
+    pub data_misses: u64,
+    pub data_hit_ratio: f64,
+    /// Attributes and lookups.
+    pub dir_hits: u64,
+    pub dir_misses: u64,
+    pub dir_hit_ratio: f64,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]

@@ -17,6 +17,7 @@ pub mod boot;
 pub mod capacity;
 pub mod data_invariant;
 pub mod error;
+pub mod fileservice;
 pub mod gateway;
 pub mod handler;
 pub mod health;

@@ -99,6 +99,11 @@ pub struct Metrics {
     pub read_barriers: Counter,
     /// Read barriers the native API ran on this node for (authenticated) requests.
     pub api_read_barriers: Counter,
+    /// The hits and misses of the gateways' caches on this node (they count into it,
+    /// see [`crate::fileservice::NodeFiles::cache_counters`]), and their ratios.
+    pub gateway_cache: std::sync::Arc<keel_fs::cache::CacheCounters>,
+    pub cache_data_hit_ratio: Gauge<f64, std::sync::atomic::AtomicU64>,
+    pub cache_dir_hit_ratio: Gauge<f64, std::sync::atomic::AtomicU64>,
 }
 
 impl Metrics {
@@ -141,6 +146,9 @@ impl Metrics {
             async_backlog_writes: Family::default(),
             read_barriers: Counter::default(),
             api_read_barriers: Counter::default(),
+            gateway_cache: Default::default(),
+            cache_data_hit_ratio: Gauge::default(),
+            cache_dir_hit_ratio: Gauge::default(),
             registry: Registry::default(),
         };
         m.build_info
@@ -157,6 +165,16 @@ impl Metrics {
             "api_read_barriers",
             "Read barriers the native API ran on this node for authenticated requests",
             m.api_read_barriers.clone(),
+        );
+        registry.register(
+            "gateway_cache_data_hit_ratio",
+            "Share of file block reads the gateways' data caches served (0 before any)",
+            m.cache_data_hit_ratio.clone(),
+        );
+        registry.register(
+            "gateway_cache_dir_hit_ratio",
+            "Share of attribute and name lookups the gateways' directory caches served (0 before any)",
+            m.cache_dir_hit_ratio.clone(),
         );
         registry.register(
             "heartbeats_sent",
@@ -359,6 +377,19 @@ impl Metrics {
     /// epoch). A set is shown acting only if the replica still names this node its
     /// Primary at that epoch: a lease that ran out or a role that moved reads 0 at
     /// once, not at the next heartbeat.
+    /// The gateway caches' counts and ratios now.
+    pub fn cache_view(&self) -> crate::admin_api::CacheView {
+        let s = self.gateway_cache.snapshot();
+        crate::admin_api::CacheView {
+            data_hits: s.data_hits,
+            data_misses: s.data_misses,
+            data_hit_ratio: s.data_hit_ratio(),
+            dir_hits: s.dir_hits,
+            dir_misses: s.dir_misses,
+            dir_hit_ratio: s.dir_hit_ratio(),
+        }
+    }
+
     pub fn refresh(
         &self,
         me: NodeId,
@@ -366,6 +397,9 @@ impl Metrics {
         capacity: Option<&CapacityView>,
         acting: &[(SetId, keel_core::Epoch)],
     ) {
+        let cache = self.cache_view();
+        self.cache_data_hit_ratio.set(cache.data_hit_ratio);
+        self.cache_dir_hit_ratio.set(cache.dir_hit_ratio);
         if let Some(c) = capacity {
             self.disk_total_bytes.set(c.disk_total_bytes as i64);
             self.disk_used_bytes.set(c.disk_used_bytes as i64);

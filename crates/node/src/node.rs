@@ -566,6 +566,7 @@ impl NodeShared {
                 at: now_ms,
                 progress: progress(&s.events),
                 local: None,
+                cache: None,
                 stale: false,
                 unanswered: vec![],
                 health: String::new(),

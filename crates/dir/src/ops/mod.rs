@@ -15,6 +15,7 @@ pub(crate) mod remove;
 pub(crate) mod rename;
 pub(crate) mod setattr;
 pub(crate) mod volume;
+pub(crate) mod write;
 
 impl Namespace {
     /// Creates an inode named `name` in directory `dir` (which must not hold `name`).

@@ -14,6 +14,8 @@ const PARENT_MODE: u32 = 0o755;
 pub(crate) struct Content {
     pub size: u64,
     pub chunks: Vec<ChunkRef>,
+    pub md5: Option<[u8; 16]>,
+    pub meta: std::collections::BTreeMap<String, String>,
 }
 
 impl Namespace {
@@ -53,6 +55,8 @@ impl Namespace {
                 let freed = chunks::freed(&file.chunks, &content.chunks);
                 file.size = content.size;
                 file.chunks = content.chunks;
+                file.md5 = content.md5;
+                file.meta = content.meta;
                 file.generation += 1;
                 file.mtime = at;
                 file.ctime = at;
@@ -72,6 +76,8 @@ impl Namespace {
                 let file = self.inode_mut(ino);
                 file.size = content.size;
                 file.chunks = content.chunks;
+                file.md5 = content.md5;
+                file.meta = content.meta;
                 Ok(DirReply::Freed {
                     inode: Some(file.clone()),
                     freed: Vec::new(),

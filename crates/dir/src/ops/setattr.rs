@@ -39,6 +39,8 @@ impl Namespace {
                 inode.size = size;
                 inode.generation += 1;
             }
+            // The content may have changed: the MD5 of the last put no longer holds.
+            inode.md5 = None;
             inode.mtime = at;
         }
         if let Some(mode) = attrs.mode {

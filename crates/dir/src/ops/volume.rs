@@ -1,7 +1,8 @@
-//! `CreateVolume`: a new volume and its root directory.
+//! `CreateVolume` and `DeleteVolume`: a volume and its root directory.
 //!
-//! Owns: volume-level validation (name, chunk size) and idempotent creation. Must
-//! never: change an existing volume (its settings are fixed at creation).
+//! Owns: volume-level validation (name, chunk size), idempotent creation and the
+//! deletion of an empty volume. Must never: change an existing volume (its settings
+//! are fixed at creation), or delete a volume that holds anything.
 
 use crate::model::Owner;
 use crate::{
@@ -51,5 +52,23 @@ impl Namespace {
         };
         self.put_volume(volume.clone());
         Ok(DirReply::Volume(volume))
+    }
+}
+
+impl Namespace {
+    pub(crate) fn delete_volume(&mut self, name: &str) -> DirResult {
+        let root = self
+            .volumes
+            .get(name)
+            .ok_or_else(|| DirError::NoVolume {
+                volume: name.into(),
+            })?
+            .root;
+        if !self.is_empty_dir(root) {
+            return Err(DirError::not_empty(name));
+        }
+        self.remove_inode(root);
+        self.remove_volume(name);
+        Ok(DirReply::Done)
     }
 }

@@ -76,6 +76,8 @@ pub fn put(path: &str, ids: &[u128], last: u64) -> DirCommand {
         create_parents: false,
         at: 200,
         token: None,
+        md5: None,
+        meta: Default::default(),
     }
 }
 
@@ -126,7 +128,14 @@ pub fn truncate(path: &str, size: u64) -> DirCommand {
 /// The command with its token set.
 pub fn with_token(mut cmd: DirCommand, new: u128) -> DirCommand {
     match &mut cmd {
-        DirCommand::CreateVolume { .. } => panic!("CreateVolume carries no token"),
+        DirCommand::CreateVolume { .. } | DirCommand::DeleteVolume { .. } => {
+            panic!("volume commands carry no token")
+        }
+        DirCommand::Expect { then, .. } => {
+            let inner = with_token((**then).clone(), new);
+            **then = inner;
+        }
+        DirCommand::WriteChunks { token, .. } => *token = Some(new),
         DirCommand::Mkdir { token, .. }
         | DirCommand::PutFile { token, .. }
         | DirCommand::Unlink { token, .. }

@@ -71,6 +71,8 @@ fn command(rng: &mut StdRng, at: i64) -> DirCommand {
                 create_parents: rng.gen_bool(0.3),
                 at,
                 token,
+                md5: None,
+                meta: Default::default(),
             }
         }
         53..=64 => DirCommand::Unlink {

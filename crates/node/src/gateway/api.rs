@@ -295,7 +295,7 @@ async fn barrier(node: &NodeShared) -> bool {
 
 /// Runs the read barrier before a change that reads the directory to decide; a
 /// member that cannot run it refuses (503), so the client asks another member.
-pub(super) async fn barrier_for_change(node: &NodeShared, what: &str) -> Result<(), DataError> {
+pub(crate) async fn barrier_for_change(node: &NodeShared, what: &str) -> Result<(), DataError> {
     if barrier(node).await {
         Ok(())
     } else {

@@ -98,7 +98,7 @@ pub async fn put<S, E>(
     node: &Arc<NodeShared>,
     volume_name: &str,
     path: &str,
-    mut body: S,
+    body: S,
     token: Option<u128>,
     mode: u32,
 ) -> Result<Inode, DataError>
@@ -106,6 +106,51 @@ where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
+    let args = PutArgs {
+        token,
+        mode,
+        ..PutArgs::default()
+    };
+    put_with(node, volume_name, path, body, args).await
+}
+
+/// What a put stores besides the bytes.
+#[derive(Clone, Debug, Default)]
+pub struct PutArgs {
+    /// An idempotency token: a retried put with the same token is applied once.
+    pub token: Option<u128>,
+    /// Mode, owner and group of a new file (an existing file keeps its own).
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// User metadata stored with the file ([`Inode::meta`]), replacing what it had.
+    pub meta: std::collections::BTreeMap<String, String>,
+}
+
+/// Writes a file from a stream of bytes, computing its MD5 on the way, and commits
+/// it with its MD5 and `args.meta`; returns the committed inode. The one put path of
+/// the node: the native API ([`put`]) and the gateways' file service
+/// ([`crate::fileservice::NodeFiles`]) both go through it.
+pub async fn put_with<S, E>(
+    node: &Arc<NodeShared>,
+    volume_name: &str,
+    path: &str,
+    mut body: S,
+    args: PutArgs,
+) -> Result<Inode, DataError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    use md5::Digest;
+    let PutArgs {
+        token,
+        mode,
+        uid,
+        gid,
+        meta,
+    } = args;
+    let mut md5 = md5::Md5::new();
     keel_dir::parse_path(path)?;
     // The volume and parent checks below read the local replica: bring it up to date
     // first (a member that cannot refuses, and the client asks another).
@@ -121,7 +166,10 @@ where
         loop {
             while !ended && buf.len() < chunk_size as usize {
                 match body.next().await {
-                    Some(Ok(b)) => buf.extend_from_slice(&b),
+                    Some(Ok(b)) => {
+                        md5.update(&b);
+                        buf.extend_from_slice(&b)
+                    }
                     Some(Err(e)) => {
                         return Err(DataError::BadRequest {
                             reason: format!("the upload broke off: {e}"),
@@ -179,11 +227,13 @@ where
             size,
             chunks,
             mode,
-            uid: 0,
-            gid: 0,
+            uid,
+            gid,
             create_parents: true,
             at: now_ms(),
             token,
+            md5: Some(md5.finalize().into()),
+            meta,
         })
         .await;
     match reply {
