@@ -65,10 +65,14 @@ pub struct GatewayConfig {
     /// How often the Passive asks the Active for its health (ms). Default 100.
     pub health_poll_ms: u64,
     /// How long one health question may take before it counts as unanswered (ms).
-    /// Default 100.
+    /// Default 250.
     pub health_deadline_ms: u64,
     /// The Active unanswered this long (since its last answer): the Passive asks for
-    /// takeover (ms). Default 350, the arbiter's own `timings.fail_after_ms` default.
+    /// takeover (ms). Default 1000: a process that is gone is the arbiter's to detect
+    /// (silent heartbeats, `timings.fail_after_ms`, 350 ms); the Passive's questions
+    /// add what heartbeats do not show — an Active whose health is below the threshold,
+    /// or whose process still beats but no longer answers requests — without taking
+    /// a loaded but working Active for a failed one.
     pub detect_after_ms: u64,
     /// The Active closes its export listeners this long before its lease would run
     /// out unrenewed (ms); must be below `timings.lease_ms`. Default 100.
@@ -81,8 +85,8 @@ impl Default for GatewayConfig {
     fn default() -> Self {
         GatewayConfig {
             health_poll_ms: 100,
-            health_deadline_ms: 100,
-            detect_after_ms: 350,
+            health_deadline_ms: 250,
+            detect_after_ms: 1000,
             stop_before_lease_end_ms: 100,
             exports: vec![],
         }

@@ -318,9 +318,9 @@ pub async fn up(args: DevUpArgs) -> Result<()> {
         );
         ensure_default_set(&client, members.clone()).await?;
         apply_layout(&client, replicas).await?;
+        let export = ensure_export(&client, dir, members, base_port).await?;
         let status = wait_acting(&client).await?;
         demo_put_get(&client, dir).await;
-        let export = ensure_export(&client, dir, members, base_port).await?;
         println!();
         print!("{}", crate::output::status_table(&status));
         if let Some(set) = status.sets.iter().find(|s| s.id == "default") {
