@@ -49,6 +49,31 @@ pub struct ClusterFile {
     /// certificate of `secret_file`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_cert: Option<PathBuf>,
+    /// Where to mount the cluster over NFSv3 (written by `keel dev up`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nfs: Option<NfsEntry>,
+    /// Where to reach the cluster over S3 (written by `keel dev up`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3: Option<S3Entry>,
+}
+
+/// An NFS export: `host`, its one TCP `port` (portmap, mount and NFS) and the export
+/// name (mount path `/EXPORT`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct NfsEntry {
+    pub host: String,
+    pub port: u16,
+    pub export: String,
+}
+
+/// An S3 endpoint with an access key and a bucket that exists.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct S3Entry {
+    /// `http://HOST:PORT`.
+    pub endpoint: String,
+    pub access_key: String,
+    pub secret_key: String,
+    pub bucket: String,
 }
 
 impl ClusterFile {

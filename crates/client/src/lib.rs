@@ -14,7 +14,7 @@ pub mod verdict;
 mod view;
 pub use view::{choose_view, merge_capacity};
 
-pub use cluster_file::{save_admin_token, ClusterFile, LinkEntry, NodeEntry};
+pub use cluster_file::{save_admin_token, ClusterFile, LinkEntry, NfsEntry, NodeEntry, S3Entry};
 pub use error::ClientError;
 pub use files::GetOutcome;
 

@@ -133,6 +133,8 @@ fn client(dir: &std::path::Path, members: &[String]) -> Client {
         supervisor_pid: None,
         key: Some(format!("KEELTEST:{}", "s".repeat(40))),
         ca_cert: None,
+        nfs: None,
+        s3: None,
     }
     .save(dir)
     .expect("cluster.json");

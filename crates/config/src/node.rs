@@ -42,6 +42,97 @@ pub struct NodeConfig {
     pub dev: DevConfig,
     #[serde(default)]
     pub http: HttpConfig,
+    /// The gateway role: the exports this node serves when it is their gateway set's
+    /// Active (`[gateway]`, `[[gateway.exports]]`).
+    #[serde(default)]
+    pub gateway: GatewayConfig,
+}
+
+/// The gateway role (nodes with `gateway` in `roles`): the exports, and how the
+/// members of a gateway failover set watch each other (seed 000).
+///
+/// An export is served by the Active (the Primary) of its gateway set, and only while
+/// that node holds the set's lease: it binds the export's address when it becomes
+/// Active with a lease and closes it `stop_before_lease_end_ms` before the lease
+/// would run out unrenewed. The Passive (the Secondary) asks the Active for its health
+/// every `health_poll_ms`; when the answer is below the set's `health_threshold`, or
+/// no answer came for `detect_after_ms`, it asks the control plane to take over. The
+/// Active gives up (asks the control plane to hand over to its Passive) when its own
+/// health falls below the threshold.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    /// How often the Passive asks the Active for its health (ms). Default 100.
+    pub health_poll_ms: u64,
+    /// How long one health question may take before it counts as unanswered (ms).
+    /// Default 250.
+    pub health_deadline_ms: u64,
+    /// The Active unanswered this long (since its last answer): the Passive asks for
+    /// takeover (ms). Default 1000: a process that is gone is the arbiter's to detect
+    /// (silent heartbeats, `timings.fail_after_ms`, 350 ms); the Passive's questions
+    /// add what heartbeats do not show — an Active whose health is below the threshold,
+    /// or whose process still beats but no longer answers requests — without taking
+    /// a loaded but working Active for a failed one.
+    pub detect_after_ms: u64,
+    /// The Active closes its export listeners this long before its lease would run
+    /// out unrenewed (ms); must be below `timings.lease_ms`. Default 100.
+    pub stop_before_lease_end_ms: u64,
+    /// The exports, the same list on every gateway node of the cluster.
+    pub exports: Vec<ExportConfig>,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            health_poll_ms: 100,
+            health_deadline_ms: 250,
+            detect_after_ms: 1000,
+            stop_before_lease_end_ms: 100,
+            exports: vec![],
+        }
+    }
+}
+
+/// How an export is served by its gateway set (seed 002: port failover policies).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExportPolicy {
+    /// One path at a time: the Active alone listens on the export's address; the
+    /// address moves to the new Active on failover.
+    #[default]
+    ActivePassive,
+    /// Every path at once: every eligible member of the set serves the export on its
+    /// own address (its first link's); clients get the list and spread requests.
+    ActiveActive,
+}
+
+/// One export: a volume served over NFS and/or S3 by a gateway set.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ExportConfig {
+    /// The export's name (the NFS export path is `/NAME`).
+    pub name: String,
+    /// The gateway failover set (kind `gateway`) that serves it.
+    pub set: String,
+    /// The export address (active-passive): only the set's current Active listens on
+    /// it. On one host (`keel dev up`) a loopback address such as `127.0.10.1`.
+    pub address: IpAddr,
+    /// NFSv3 port (portmap, mount and NFS on one TCP port); none: no NFS.
+    #[serde(default)]
+    pub nfs_port: Option<u16>,
+    /// S3 port; none: no S3.
+    #[serde(default)]
+    pub s3_port: Option<u16>,
+    /// The volume exported (the S3 bucket of the same name). Default `default`.
+    #[serde(default = "default_volume")]
+    pub volume: String,
+    /// `active-passive` (default) or `active-active`.
+    #[serde(default)]
+    pub policy: ExportPolicy,
+}
+
+fn default_volume() -> String {
+    "default".to_string()
 }
 
 /// The HTTP port (admin API and native data API). Changes need the admin token; data

@@ -128,6 +128,64 @@ impl NodeConfig {
         if a.wait_ms == 0 {
             return Err(f("async_replication.wait_ms", "must be positive"));
         }
+        self.validate_gateway()
+    }
+
+    fn validate_gateway(&self) -> Result<(), ConfigError> {
+        let g = &self.gateway;
+        for (name, v) in [
+            ("gateway.health_poll_ms", g.health_poll_ms),
+            ("gateway.health_deadline_ms", g.health_deadline_ms),
+            ("gateway.detect_after_ms", g.detect_after_ms),
+        ] {
+            if v == 0 {
+                return Err(f(name, "must be positive"));
+            }
+        }
+        if g.stop_before_lease_end_ms >= self.timings.lease_ms {
+            return Err(f(
+                "gateway.stop_before_lease_end_ms",
+                format!("must be below timings.lease_ms ({})", self.timings.lease_ms),
+            ));
+        }
+        let mut names = BTreeSet::new();
+        let mut endpoints = BTreeSet::new();
+        for (i, e) in g.exports.iter().enumerate() {
+            let field = |what: &str| format!("gateway.exports[{i}].{what}");
+            if !name_ok(&e.name) {
+                return Err(f(field("name"), "1 to 32 letters, digits, '-' or '_'"));
+            }
+            if !names.insert(&e.name) {
+                return Err(f(
+                    field("name"),
+                    format!("export {:?} is listed twice", e.name),
+                ));
+            }
+            if e.set.is_empty() {
+                return Err(f(field("set"), "name the gateway set that serves it"));
+            }
+            if e.volume.is_empty() {
+                return Err(f(field("volume"), "must not be empty"));
+            }
+            if e.address.is_unspecified() || e.address.is_multicast() {
+                return Err(f(field("address"), "must be a unicast address"));
+            }
+            if e.nfs_port.is_none() && e.s3_port.is_none() {
+                return Err(f(field("nfs_port"), "give nfs_port, s3_port or both"));
+            }
+            for (what, port) in [("nfs_port", e.nfs_port), ("s3_port", e.s3_port)] {
+                let Some(port) = port else { continue };
+                if port == 0 {
+                    return Err(f(field(what), "must be a port number 1..=65535"));
+                }
+                if !endpoints.insert((e.address, port)) {
+                    return Err(f(
+                        field(what),
+                        format!("{}:{port} is used twice", e.address),
+                    ));
+                }
+            }
+        }
         Ok(())
     }
 }
@@ -199,6 +257,28 @@ heartbeat_ms = 100
         let unknown = NodeConfig::parse(&GOOD.replace("site = \"a\"", "site = \"a\"\ncolour = 1"))
             .unwrap_err();
         assert!(unknown.to_string().contains("colour"), "{unknown}");
+        let export =
+            "[[gateway.exports]]\nname = \"default\"\nset = \"gw\"\naddress = \"127.0.10.1\"\n";
+        let cfg = NodeConfig::parse(&format!("{GOOD}{export}nfs_port = 7120\n")).unwrap();
+        assert_eq!(cfg.gateway.exports[0].volume, "default");
+        assert_eq!(
+            cfg.gateway.exports[0].policy,
+            crate::ExportPolicy::ActivePassive
+        );
+        assert_eq!(cfg.gateway.health_poll_ms, 100);
+        assert_eq!(NodeConfig::parse(&cfg.to_toml()).unwrap(), cfg);
+        assert_eq!(
+            field_of(&format!("{GOOD}{export}")),
+            "gateway.exports[0].nfs_port"
+        );
+        assert_eq!(
+            field_of(&format!("{GOOD}{export}nfs_port = 7120\ns3_port = 7120\n")),
+            "gateway.exports[0].s3_port"
+        );
+        assert!(NodeConfig::parse(&format!(
+            "{GOOD}{export}s3_port = 1\npolicy = \"active-active\"\n"
+        ))
+        .is_ok());
         for e in [unknown, NodeConfig::parse("id = 1").unwrap_err()] {
             assert_eq!(e.to_string().lines().count(), 1, "{e}");
         }

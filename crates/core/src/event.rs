@@ -62,6 +62,18 @@ pub enum EventKind {
     /// A voter came back with a new configuration database store (its Raft log and
     /// vote are gone): removed from the voters, it is a learner until it has caught up.
     VoterReadmitted,
+    /// Gateway: a node listens on an export's endpoint (it is the Active with a lease,
+    /// or a member of an active-active set).
+    GatewayServing,
+    /// Gateway: a node closed an export's endpoint (deposed, lease not renewed, health
+    /// below the threshold), before its lease ran out.
+    GatewayStopped,
+    /// Gateway: the Passive found its Active failed (health below the threshold, or no
+    /// answer for the detection budget) and asks the control plane to take over.
+    GatewayTakeoverAsked,
+    /// Gateway: the Active's own health fell below the threshold: it stopped serving
+    /// and asks the control plane to hand over to its Passive.
+    GatewayGaveUp,
 }
 
 impl EventKind {

@@ -62,6 +62,7 @@ pub fn node_config(dir: &Path, id: NodeId, nodes: NodeId, timings: &TimingsConfi
             protocol_override: None,
         },
         http: Default::default(),
+        gateway: Default::default(),
     }
 }
 

@@ -274,7 +274,8 @@ async fn run_node(path: PathBuf) -> Result<()> {
             _ = tokio::signal::ctrl_c() => {},
         }
     };
-    keel_node::run(cfg, shutdown).await?;
+    let servers = crate::gateway_servers::make();
+    keel_node::run_with_gateway(cfg, shutdown, Some(servers)).await?;
     Ok(())
 }
 

@@ -8,8 +8,11 @@
 
 use crate::cli::DevUpArgs;
 use anyhow::{bail, Context, Result};
-use keel_client::{Client, ClusterFile, LinkEntry, NodeEntry};
-use keel_config::{DevConfig, DiscoveryConfig, LinkConfig, NodeConfig, PortsConfig, TimingsConfig};
+use keel_client::{Client, ClusterFile, LinkEntry, NfsEntry, NodeEntry, S3Entry};
+use keel_config::{
+    DevConfig, DiscoveryConfig, ExportConfig, ExportPolicy, GatewayConfig, LinkConfig, NodeConfig,
+    PortsConfig, TimingsConfig,
+};
 use keel_core::{Composition, MemberRef, NodeRole, SetKind, SetSpec};
 use keel_node::admin_api::AdminRequest;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -73,7 +76,6 @@ pub(crate) fn node_config(
         site: site.to_string(),
         data_dir: home.join("data"),
         secret_file: dir.join("secret.pem"),
-        roles,
         links: vec![
             LinkConfig {
                 name: "a".into(),
@@ -101,6 +103,33 @@ pub(crate) fn node_config(
             protocol_override: None,
         },
         http: Default::default(),
+        gateway: if roles.contains(&NodeRole::Gateway) {
+            dev_gateway(base_port)
+        } else {
+            Default::default()
+        },
+        roles,
+    }
+}
+
+/// The dev cluster's gateway failover set: every gateway node.
+pub(crate) const GATEWAY_SET: &str = "gw";
+
+/// The dev cluster's one export, `default`: volume `default` on 127.0.10.1, NFS on
+/// the base port + 20, S3 on the base port + 21, served by set [`GATEWAY_SET`]
+/// active-passive.
+pub(crate) fn dev_gateway(base_port: u16) -> GatewayConfig {
+    GatewayConfig {
+        exports: vec![ExportConfig {
+            name: "default".into(),
+            set: GATEWAY_SET.into(),
+            address: IpAddr::V4(Ipv4Addr::new(127, 0, 10, 1)),
+            nfs_port: Some(base_port + 20),
+            s3_port: Some(base_port + 21),
+            volume: "default".into(),
+            policy: ExportPolicy::ActivePassive,
+        }],
+        ..Default::default()
     }
 }
 
@@ -189,9 +218,28 @@ pub(crate) fn cluster_file(dir: &Path, nodes: &[Supervised]) -> ClusterFile {
                 log: Some(s.log_path.clone()),
             })
             .collect(),
-        // Rewritten as nodes restart: keep the data key `ensure_data_key` wrote.
-        key: ClusterFile::load(dir).ok().and_then(|f| f.key),
         ca_cert: Some(dir.join(ClusterFile::CA_CERT)),
+        // Rewritten as nodes restart: keep the data key `ensure_data_key` wrote, and
+        // the NFS and S3 entries `ensure_export` wrote.
+        ..keep_written(dir)
+    }
+}
+
+/// What `dev up` wrote into `DIR/cluster.json` after the nodes started (the data key,
+/// the NFS and S3 entries), as defaults for a rewrite of the file.
+fn keep_written(dir: &Path) -> ClusterFile {
+    let old = ClusterFile::load(dir).ok();
+    let old = old.as_ref();
+    ClusterFile {
+        name: String::new(),
+        secret_file: PathBuf::new(),
+        nodes: vec![],
+        dev: true,
+        supervisor_pid: None,
+        key: old.and_then(|f| f.key.clone()),
+        ca_cert: None,
+        nfs: old.and_then(|f| f.nfs.clone()),
+        s3: old.and_then(|f| f.s3.clone()),
     }
 }
 
@@ -258,6 +306,7 @@ pub async fn up(args: DevUpArgs) -> Result<()> {
     let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let (count, members) = (nodes.len(), default_members(&nodes));
     let replicas = args.replicas;
+    let base_port = args.base_port;
     // Startup runs while the supervisor already restarts nodes that die.
     let startup = async move {
         wait_ready(&client, count).await?;
@@ -267,8 +316,9 @@ pub async fn up(args: DevUpArgs) -> Result<()> {
             dir.join(ClusterFile::NAME).display(),
             dir.join(ClusterFile::ADMIN_TOKEN).display()
         );
-        ensure_default_set(&client, members).await?;
+        ensure_default_set(&client, members.clone()).await?;
         apply_layout(&client, replicas).await?;
+        let export = ensure_export(&client, dir, members, base_port).await?;
         let status = wait_acting(&client).await?;
         demo_put_get(&client, dir).await;
         println!();
@@ -297,6 +347,7 @@ pub async fn up(args: DevUpArgs) -> Result<()> {
             dir.display()
         );
         println!("    kill -9 <pid of the Primary>          # watch another member take over");
+        print!("{export}");
         println!("[dev] Ctrl-C stops every node.");
         Ok::<(), anyhow::Error>(())
     };
@@ -385,6 +436,19 @@ pub(crate) fn extra_node(dir: &Path, nodes: &[NodeConfig], site: u8) -> NodeConf
 /// another process holds, a node would crash-loop and the supervisor would read the
 /// other process's cluster as its own.
 pub fn check_ports(cfgs: &[NodeConfig]) -> Result<()> {
+    let mut exports = std::collections::BTreeSet::new();
+    for e in cfgs.iter().flat_map(|c| &c.gateway.exports) {
+        for port in [e.nfs_port, e.s3_port].into_iter().flatten() {
+            exports.insert((e.name.clone(), SocketAddr::new(e.address, port)));
+        }
+    }
+    for (name, addr) in exports {
+        if let Err(e) = std::net::TcpListener::bind(addr) {
+            bail!(
+                "{addr} (export {name}) is in use: {e}; stop what holds it or choose another --base-port"
+            );
+        }
+    }
     for c in cfgs {
         for l in &c.links {
             let tcp = [("rpc", c.ports.rpc), ("admin", c.ports.admin)];
@@ -462,6 +526,120 @@ pub(crate) async fn apply_layout(client: &Client, replicas: usize) -> Result<()>
             Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
         }
     }
+}
+
+/// The gateway set over `members`, the export's volume, and `nfs` and `s3` in
+/// `DIR/cluster.json`; waits (up to 15 s) until the export answers. Returns the lines
+/// `dev up` prints about them.
+async fn ensure_export(
+    client: &Client,
+    dir: &Path,
+    members: Vec<MemberRef>,
+    base_port: u16,
+) -> Result<String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match create_gateway_set(client, members.clone()).await {
+            Ok(()) => break,
+            Err(e) if Instant::now() > deadline => return Err(e),
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+    let gw = dev_gateway(base_port);
+    let export = &gw.exports[0];
+    loop {
+        let exists = client
+            .volumes()
+            .await
+            .map(|vs| vs.iter().any(|v| v.name == export.volume));
+        let made = match exists {
+            Ok(true) => Ok(()),
+            Ok(false) => client
+                .create_volume(&export.volume, "sync", None)
+                .await
+                .map(|_| ()),
+            Err(e) => Err(e),
+        };
+        match made {
+            Ok(()) => break,
+            Err(e) if Instant::now() > deadline => {
+                return Err(anyhow::anyhow!("creating volume {}: {e}", export.volume))
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+    let (nfs_port, s3_port) = (
+        export.nfs_port.unwrap_or_default(),
+        export.s3_port.unwrap_or_default(),
+    );
+    let mut file = ClusterFile::load(dir)?;
+    let (access_key, secret_key) = file
+        .key
+        .as_deref()
+        .and_then(|k| k.split_once(':'))
+        .map(|(a, s)| (a.to_string(), s.to_string()))
+        .context("cluster.json has no access key")?;
+    let host = export.address.to_string();
+    file.nfs = Some(NfsEntry {
+        host: host.clone(),
+        port: nfs_port,
+        export: export.name.clone(),
+    });
+    file.s3 = Some(S3Entry {
+        endpoint: format!("http://{host}:{s3_port}"),
+        access_key: access_key.clone(),
+        secret_key,
+        bucket: export.volume.clone(),
+    });
+    file.save(dir)?;
+    let answers = tokio::time::timeout(Duration::from_secs(15), async {
+        while tokio::net::TcpStream::connect((export.address, nfs_port))
+            .await
+            .is_err()
+        {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .is_ok();
+    let mut out = format!(
+        "[dev] NFS: {host} port {nfs_port}, export /{0} (volume {1}); e.g. nfs-ls 'nfs://{host}/{0}?nfsport={nfs_port}&mountport={nfs_port}'\n",
+        export.name, export.volume
+    );
+    out += &format!(
+        "[dev] S3: endpoint http://{host}:{s3_port}, bucket {}, access key {access_key} (secret in {})\n",
+        export.volume,
+        dir.join(ClusterFile::NAME).display()
+    );
+    out += &format!(
+        "[dev] export {} is served by the Active of gateway set {GATEWAY_SET}{}\n",
+        export.name,
+        if answers { "" } else { " (not answering yet)" }
+    );
+    Ok(out)
+}
+
+async fn create_gateway_set(client: &Client, members: Vec<MemberRef>) -> Result<()> {
+    let status = client.status().await?;
+    if status.sets.iter().any(|s| s.id == GATEWAY_SET) {
+        return Ok(());
+    }
+    let composition = if members.len() >= 2 {
+        Composition::NWay
+    } else {
+        Composition::Single
+    };
+    let spec = SetSpec {
+        id: GATEWAY_SET.into(),
+        kind: SetKind::Gateway,
+        composition,
+        members,
+        health_threshold: 50,
+        auto_giveback_ms: None,
+    };
+    let reply = client.admin(&AdminRequest::CreateSet { spec }).await?;
+    say(format!("[dev] {}", reply.message));
+    Ok(())
 }
 
 /// Shows the cluster working: a small file written and read back.

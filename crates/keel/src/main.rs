@@ -13,6 +13,7 @@ mod commands;
 mod dev;
 mod events_cmd;
 mod files_cmd;
+mod gateway_servers;
 mod keys_cmd;
 mod log_limit;
 mod output;

@@ -131,6 +131,9 @@ impl Handler for NodeHandler {
                 };
                 Ok(crate::storage::wire::encode_reply(reply))
             }
+            crate::gateway_control::HEALTH_METHOD => {
+                Ok(crate::gateway_control::answer_health(node))
+            }
             other => Err(format!("unknown method {other:?}")),
         }
     }

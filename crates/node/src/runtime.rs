@@ -139,10 +139,27 @@ impl Node {
     }
 }
 
-/// Runs a node on real sockets until `shutdown` resolves or the node fails.
+/// Runs a node on real sockets until `shutdown` resolves or the node fails, without
+/// protocol servers (no export is served).
 pub async fn run(
     cfg: NodeConfig,
     shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), NodeError> {
+    run_with_gateway(cfg, shutdown, None).await
+}
+
+/// Makes the protocol servers the gateway role starts exports with, once the node is
+/// up (they may take what they need of it, e.g. its file service). Plugged in by the
+/// caller: `keel node` (crates/keel/src/gateway_servers.rs).
+pub type MakeExportServers =
+    Box<dyn FnOnce(&Arc<NodeShared>) -> Arc<dyn keel_gateway::ExportServers> + Send>;
+
+/// [`run`], with the gateway role serving `[gateway]`'s exports through `servers`
+/// on a node with the `gateway` role.
+pub async fn run_with_gateway(
+    cfg: NodeConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+    servers: Option<MakeExportServers>,
 ) -> Result<(), NodeError> {
     let secret =
         ClusterSecret::load(&cfg.secret_file).map_err(|e| NodeError::Secret(e.to_string()))?;
@@ -210,6 +227,9 @@ pub async fn run(
         {
             app = app.merge(crate::gateway::api::router(node.shared.clone()));
         }
+        if roles.contains(&keel_core::NodeRole::Gateway) {
+            app = app.merge(crate::gateway_control::router(node.shared.clone()));
+        }
         let tls = http_tls.clone();
         admin_tasks.push(tokio::spawn(async move {
             let _ = axum_server::from_tcp_rustls(l, tls)
@@ -217,10 +237,31 @@ pub async fn run(
                 .await;
         }));
     }
+    let gateway = match servers {
+        Some(make)
+            if node
+                .shared
+                .cfg
+                .roles
+                .contains(&keel_core::NodeRole::Gateway) =>
+        {
+            let control = crate::gateway_control::NodeGatewayControl::start(node.shared.clone());
+            let role = keel_gateway::GatewayRole::new(
+                node.shared.cfg.gateway.clone(),
+                control,
+                make(&node.shared),
+            );
+            Some(role.spawn())
+        }
+        _ => None,
+    };
     let result = tokio::select! {
         _ = shutdown => Ok(()),
         e = node.fatal() => Err(e),
     };
+    if let Some(g) = gateway {
+        g.stop().await;
+    }
     for t in admin_tasks {
         t.abort();
     }

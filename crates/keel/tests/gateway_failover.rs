@@ -1,0 +1,332 @@
+//! Gateway failover sets through the real binary on `keel dev up` clusters (seed 000:
+//! an active and a passive storage port sharing one network address). The dev cluster
+//! serves export `default` on 127.0.10.1 (NFS port base+20, S3 port base+21) from the
+//! Active of gateway set `gw`, through the stand-in protocol server (one line per
+//! connection naming the node that answers).
+//!
+//! Checks: `dev up` writes `nfs` and `s3` into cluster.json (a bucket that exists),
+//! and `status --json` names the set's Active in `primary`; the export address
+//! answers from the Active; SIGKILL of the Active → the address answers from another
+//! node, which is the new Active, and the event log shows the timeline; SIGSTOP of
+//! the Active → another node takes the set over, the paused one closes its listener
+//! as soon as it resumes (its lease ran out while it was paused), the address then
+//! answers from the new Active, and at no sampled moment do two processes listen on
+//! the address.
+
+mod support;
+
+use serde_json::Value;
+use std::io::Read;
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+use support::*;
+
+const FAILOVER: Duration = Duration::from_secs(30);
+
+/// The export's endpoints from cluster.json: (NFS, S3).
+fn endpoints(c: &Cluster) -> (SocketAddr, SocketAddr) {
+    let file = c.cluster_file();
+    let host = file["nfs"]["host"].as_str().expect("nfs.host").to_string();
+    let nfs = SocketAddr::new(
+        host.parse().expect("nfs.host is an address"),
+        file["nfs"]["port"].as_u64().expect("nfs.port") as u16,
+    );
+    let s3 = file["s3"]["endpoint"]
+        .as_str()
+        .and_then(|e| e.strip_prefix("http://"))
+        .expect("s3.endpoint is http://HOST:PORT")
+        .parse()
+        .expect("s3.endpoint's HOST:PORT");
+    (nfs, s3)
+}
+
+/// Which node answers on `addr` (the stand-in's line names it).
+fn answering_node(addr: SocketAddr) -> Result<u64, String> {
+    let mut conn = TcpStream::connect_timeout(&addr, Duration::from_millis(500))
+        .map_err(|e| format!("connect {addr}: {e}"))?;
+    conn.set_read_timeout(Some(Duration::from_secs(1)))
+        .map_err(|e| e.to_string())?;
+    let mut line = String::new();
+    conn.read_to_string(&mut line)
+        .map_err(|e| format!("read from {addr}: {e}"))?;
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix("node="))
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| format!("{addr} answered {line:?}"))
+}
+
+/// Does process `pid` hold a listening TCP socket on `addr`? (/proc/net/tcp's
+/// listening sockets on that address, matched with the process's descriptors.)
+fn listens(pid: u32, addr: SocketAddr) -> bool {
+    let SocketAddr::V4(v4) = addr else {
+        panic!("IPv4 only")
+    };
+    let local = format!(
+        "{:08X}:{:04X}",
+        u32::from_le_bytes(v4.ip().octets()),
+        v4.port()
+    );
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    let inodes: Vec<String> = table
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() > 9 && f[1] == local && f[3] == "0A").then(|| f[9].to_string())
+        })
+        .collect();
+    if inodes.is_empty() {
+        return false;
+    }
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten().any(|fd| {
+        std::fs::read_link(fd.path()).is_ok_and(|target| {
+            let t = target.to_string_lossy();
+            inodes.iter().any(|i| t == format!("socket:[{i}]"))
+        })
+    })
+}
+
+/// The Active of `gw` per `status --json`, and its epoch.
+fn active(s: &Value) -> (Option<u64>, u64) {
+    primary_and_epoch(s, "gw")
+}
+
+/// Waits until `addr` answers from node `n`. (On the loaded test machine a lease may
+/// lapse for a moment, and the endpoint with it: the Active then serves again.)
+fn wait_answers(addr: SocketAddr, n: u64) {
+    wait_for(
+        &format!("{addr} to answer from node {n}"),
+        FAILOVER,
+        |last| match answering_node(addr) {
+            Ok(m) if m == n => Some(()),
+            other => {
+                *last = format!("{other:?}");
+                None
+            }
+        },
+    );
+}
+
+/// Waits until the export's NFS endpoint answers from a node other than `not`, that
+/// the status names Active of `gw`; returns it.
+fn wait_served_by_other(c: &Cluster, nfs: SocketAddr, not: u64) -> u64 {
+    let n = wait_for(
+        &format!("the export to answer from a node other than {not}"),
+        FAILOVER,
+        |last| match answering_node(nfs) {
+            Ok(n) if n != not => Some(n),
+            Ok(n) => {
+                *last = format!("answered by node {n}");
+                None
+            }
+            Err(e) => {
+                *last = e;
+                None
+            }
+        },
+    );
+    c.wait_status(&format!("node {n} named Active of gw"), FAILOVER, |s| {
+        (active(s).0 == Some(n)).then_some(())
+    });
+    n
+}
+
+fn kind(e: &Value) -> &str {
+    e["kind"].as_str().unwrap_or("")
+}
+
+fn print_timeline(events: &[Value]) {
+    for e in events {
+        if e["set"] == "gw" || kind(e).starts_with("gateway") || kind(e) == "failure_detected" {
+            eprintln!(
+                "    {} {} node {} epoch {}: {}",
+                e["time"].as_str().unwrap_or(""),
+                kind(e),
+                e["node"],
+                e["epoch"],
+                e["detail"].as_str().unwrap_or("")
+            );
+        }
+    }
+}
+
+/// Starts a cluster and checks the dev contract: cluster.json's `nfs` and `s3`, the
+/// bucket exists, `gw` is a gateway set naming its Active, and the export answers from
+/// it. Returns the cluster, the endpoints and the Active.
+fn start() -> (Cluster, SocketAddr, SocketAddr, u64) {
+    let c = Cluster::start_storage(ClusterSpec::default());
+    eprintln!("--- the dev contract: cluster.json, status");
+    let file = c.cluster_file();
+    assert_eq!(file["nfs"]["host"], "127.0.10.1", "{file}");
+    assert_eq!(file["nfs"]["port"], c.base_port + 20, "{file}");
+    assert_eq!(file["nfs"]["export"], "default", "{file}");
+    assert_eq!(file["s3"]["bucket"], "default", "{file}");
+    let key = format!(
+        "{}:{}",
+        file["s3"]["access_key"].as_str().expect("s3.access_key"),
+        file["s3"]["secret_key"].as_str().expect("s3.secret_key")
+    );
+    assert_eq!(key, c.data_key(), "the S3 key is the dev access key");
+    let volumes = c.keel_ok(&["volume", "list"]);
+    assert!(
+        volumes
+            .lines()
+            .any(|l| l.split_whitespace().next() == Some("default")),
+        "the bucket's volume exists: {volumes}"
+    );
+    let out = c.supervisor_output();
+    assert!(out.contains("[dev] NFS: 127.0.10.1"), "{out}");
+    assert!(
+        out.contains("[dev] S3: endpoint http://127.0.10.1:"),
+        "{out}"
+    );
+    let (nfs, s3) = endpoints(&c);
+    let a = c.wait_status("gw to have an Active holding its lease", FAILOVER, |s| {
+        let gw = set(s, "gw");
+        assert_eq!(gw["kind"], "gateway", "{gw}");
+        let (p, _) = active(s);
+        p.filter(|p| gw["lease_holder"] == *p)
+    });
+    eprintln!("--- the export answers from the Active, node {a}");
+    let n = wait_for("the export to answer", FAILOVER, |last| {
+        answering_node(nfs).map_err(|e| *last = e).ok()
+    });
+    assert_eq!(n, a, "the export answers from the Active");
+    wait_answers(s3, a);
+    let pid = c.pid_of(a);
+    wait_for(
+        &format!("node {a} to listen on both endpoints"),
+        FAILOVER,
+        |_| (listens(pid, nfs) && listens(pid, s3)).then_some(()),
+    );
+    (c, nfs, s3, a)
+}
+
+#[test]
+fn sigkill_of_the_active_moves_the_export_address_to_the_new_active() {
+    let (c, nfs, s3, a) = start();
+    let seq = c.next_event_seq();
+    eprintln!("--- SIGKILL the Active, node {a}");
+    let pid = c.signal(a, libc::SIGKILL);
+    c.wait_gone(pid);
+    let b = wait_served_by_other(&c, nfs, a);
+    eprintln!("--- node {b} serves the export");
+    wait_answers(s3, b);
+    assert!(!listens(pid, nfs), "the killed process holds nothing");
+
+    eprintln!("--- the timeline");
+    let events = c.wait_events("the takeover's events", seq, FAILOVER, |ev| {
+        let detected = ev.iter().position(|e| {
+            (kind(e) == "gateway_takeover_asked" && e["set"] == "gw")
+                || (kind(e) == "failure_detected" && e["node"] == a)
+        })?;
+        let taken = ev
+            .iter()
+            .position(|e| kind(e) == "taken_over" && e["set"] == "gw" && e["node"] == b)?;
+        let serving = ev
+            .iter()
+            .position(|e| kind(e) == "gateway_serving" && e["set"] == "gw" && e["node"] == b)?;
+        (detected < taken && taken < serving).then(|| ev.to_vec())
+    });
+    print_timeline(&events);
+
+    eprintln!("--- node {a} comes back and does not serve");
+    let restarted = c.wait_restarted(a, pid, FAILOVER);
+    c.wait_status(&format!("node {a} up again"), FAILOVER, |s| {
+        (node(s, a)["state"] == "up" && node(s, a)["pid"] == restarted).then_some(())
+    });
+    assert_ne!(
+        active(&c.status()).0,
+        Some(a),
+        "a returning node never resumes the Active role by itself"
+    );
+    for _ in 0..10 {
+        for addr in [nfs, s3] {
+            let holders: Vec<u64> = [1, 2, 3]
+                .into_iter()
+                .filter(|n| listens(c.pid_of(*n), addr))
+                .collect();
+            assert!(holders.len() <= 1, "nodes {holders:?} all listen on {addr}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_paused_active_closes_its_listener_when_resumed_and_never_shares_the_address() {
+    let (c, nfs, s3, a) = start();
+    let seq = c.next_event_seq();
+    let (_, epoch) = active(&c.status());
+    let pid_a = c.pid_of(a);
+    let others: Vec<u64> = member_nodes(&set(&c.status(), "gw"))
+        .into_iter()
+        .filter(|n| *n != a)
+        .collect();
+    let never_two = |when: &str| {
+        for addr in [nfs, s3] {
+            let holders: Vec<u32> = std::iter::once(pid_a)
+                .chain(others.iter().map(|n| c.pid_of(*n)))
+                .filter(|p| *p != 0 && listens(*p, addr))
+                .collect();
+            assert!(
+                holders.len() <= 1,
+                "{when}: processes {holders:?} all listen on {addr}"
+            );
+        }
+    };
+
+    eprintln!("--- SIGSTOP the Active, node {a}");
+    c.signal(a, libc::SIGSTOP);
+    let b = c.wait_status(
+        "another node to be Active of gw, holding its lease",
+        FAILOVER,
+        |s| {
+            let gw = set(s, "gw");
+            match active(s) {
+                (Some(p), e) if p != a && e > epoch && gw["lease_holder"] == p => Some(p),
+                _ => None,
+            }
+        },
+    );
+    eprintln!("--- node {b} is the Active; node {a} is still paused");
+    never_two("while the old Active is paused");
+
+    eprintln!("--- SIGCONT node {a}: it closes its listeners at once");
+    c.signal(a, libc::SIGCONT);
+    wait_for(
+        &format!("node {a} to close its listeners"),
+        FAILOVER,
+        |last| {
+            never_two("after resume");
+            let still = [nfs, s3].into_iter().filter(|x| listens(pid_a, *x)).count();
+            *last = format!("{still} endpoints still held by node {a}");
+            (still == 0).then_some(())
+        },
+    );
+    let served = wait_served_by_other(&c, nfs, a);
+    assert_eq!(served, b, "the export answers from the new Active");
+    wait_answers(s3, b);
+    for _ in 0..10 {
+        never_two("after the takeover");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let events = c.wait_events(
+        "the old Active's stop and the new one's start",
+        seq,
+        FAILOVER,
+        |ev| {
+            let stopped = ev
+                .iter()
+                .any(|e| kind(e) == "gateway_stopped" && e["node"] == a && e["set"] == "gw");
+            let serving = ev
+                .iter()
+                .any(|e| kind(e) == "gateway_serving" && e["node"] == b && e["set"] == "gw");
+            (stopped && serving).then(|| ev.to_vec())
+        },
+    );
+    print_timeline(&events);
+}
