@@ -216,6 +216,22 @@ fn sigkill_of_the_active_moves_the_export_address_to_the_new_active() {
     eprintln!("--- node {b} serves the export");
     wait_answers(s3, b);
     assert!(!listens(pid, nfs), "the killed process holds nothing");
+    eprintln!("--- GET /v1/gateway/exports names the new Active");
+    wait_for(
+        "the exports list to name the new Active",
+        FAILOVER,
+        |last| {
+            let (code, _, body) = http_get(&c.admin_addr(b), "/v1/gateway/exports").ok()?;
+            *last = format!("{code} {body}");
+            let list: Value = serde_json::from_str(&body).ok()?;
+            let e = list.as_array()?.iter().find(|e| e["name"] == "default")?;
+            assert_eq!(e["set"], "gw", "{e}");
+            assert_eq!(e["policy"], "active-passive", "{e}");
+            assert_eq!(e["addresses"], serde_json::json!(["127.0.10.1"]), "{e}");
+            assert_eq!(e["nfs_port"], nfs.port(), "{e}");
+            (code == 200 && e["active"] == b).then_some(())
+        },
+    );
 
     eprintln!("--- the timeline");
     let events = c.wait_events("the takeover's events", seq, FAILOVER, |ev| {

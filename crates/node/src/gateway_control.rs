@@ -15,7 +15,7 @@ use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use keel_config::ExportPolicy;
-use keel_core::{ClusterState, Epoch, Event, MemberRef, NodeId, SetKind};
+use keel_core::{ClusterCommand, ClusterState, Epoch, Event, MemberRef, NodeId, SetKind};
 use keel_gateway::{GatewayControl, GatewaySetView, GatewayView, HealthAnswer};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,6 +27,10 @@ pub const HEALTH_METHOD: &str = "gateway-health";
 /// How often the view is refreshed when nothing new is applied (leases are renewed
 /// every heartbeat, and a lease's deadline must be seen well within its margin).
 const REFRESH: Duration = Duration::from_millis(20);
+
+/// How often, and how long apart, an event is offered again while no leader is known.
+const RECORD_TRIES: usize = 10;
+const RECORD_RETRY: Duration = Duration::from_millis(300);
 
 /// The node, as the gateway role sees it.
 pub struct NodeGatewayControl {
@@ -181,8 +185,28 @@ impl GatewayControl for NodeGatewayControl {
             .map_err(|e| e.to_string())
     }
 
+    /// Records through the leader. A write refused because no leader is known (a
+    /// node that was paused while it led, and resumed deposed, records its stop while
+    /// the cluster elects) certainly did not commit: it is tried again for a few
+    /// seconds. Any other failure may have committed and is not retried (no
+    /// duplicate events).
     async fn record(&self, event: Event) {
-        self.node.record(event).await;
+        for _ in 0..RECORD_TRIES {
+            let cmd = ClusterCommand::RecordEvent {
+                event: event.clone(),
+            };
+            match self.node.write(cmd).await {
+                Ok(_) => return,
+                Err(e) if e.contains("configuration database leader") => {
+                    tokio::time::sleep(RECORD_RETRY).await;
+                }
+                Err(e) => {
+                    tracing::warn!(?event, "could not record event: {e}");
+                    return;
+                }
+            }
+        }
+        tracing::warn!(?event, "could not record event: no leader");
     }
 }
 
