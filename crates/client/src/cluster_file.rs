@@ -49,6 +49,30 @@ pub struct ClusterFile {
     /// certificate of `secret_file`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_cert: Option<PathBuf>,
+    /// The cluster's failure detection timings, from which the client derives how
+    /// long it waits on a member that does not answer before it tries another
+    /// (default: keel's default timings).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timings: Option<ClientTimings>,
+}
+
+/// The part of the members' `[timings]` the client derives its patience from.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
+pub struct ClientTimings {
+    /// A member silent this long on every link is failed and failed over (ms).
+    pub fail_after_ms: u64,
+    /// A storage lease's length (ms).
+    pub lease_ms: u64,
+}
+
+impl Default for ClientTimings {
+    fn default() -> Self {
+        let t = keel_config::TimingsConfig::default();
+        ClientTimings {
+            fail_after_ms: t.fail_after_ms,
+            lease_ms: t.lease_ms,
+        }
+    }
 }
 
 impl ClusterFile {

@@ -192,6 +192,10 @@ pub(crate) fn cluster_file(dir: &Path, nodes: &[Supervised]) -> ClusterFile {
         // Rewritten as nodes restart: keep the data key `ensure_data_key` wrote.
         key: ClusterFile::load(dir).ok().and_then(|f| f.key),
         ca_cert: Some(dir.join(ClusterFile::CA_CERT)),
+        timings: nodes.first().map(|s| keel_client::ClientTimings {
+            fail_after_ms: s.cfg.timings.fail_after_ms,
+            lease_ms: s.cfg.timings.lease_ms,
+        }),
     }
 }
 
