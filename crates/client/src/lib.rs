@@ -238,7 +238,11 @@ impl Client {
             bases.insert(0, base_url(&n.admin));
         }
         for base in bases {
-            let send = self.http.get(format!("{base}{path}")).timeout(timeout).send();
+            let send = self
+                .http
+                .get(format!("{base}{path}"))
+                .timeout(timeout)
+                .send();
             match self.answered_by(&base, send).await {
                 Ok(Ok(r)) if r.status().is_success() => {
                     return r.json().await.map_err(|e| ClientError::Http(e.to_string()));

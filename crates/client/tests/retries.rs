@@ -281,8 +281,7 @@ fn healthy() -> Answer {
         Some(if r.line.starts_with("PUT") {
             response("201 Created", "", &file_view("/f", false))
         } else if r.line.starts_with("GET /v1/fs/") {
-            "HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello"
-                .to_string()
+            "HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello".to_string()
         } else {
             response("200 OK", "", &file_view("/f", false))
         })
@@ -293,7 +292,10 @@ fn healthy() -> Answer {
 /// backlog), nothing else ever happens. Returns its address.
 async fn paused_before_accepting() -> (String, TcpListener) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("a port");
-    (listener.local_addr().expect("an address").to_string(), listener)
+    (
+        listener.local_addr().expect("an address").to_string(),
+        listener,
+    )
 }
 
 #[tokio::test]
@@ -307,15 +309,25 @@ async fn a_client_whose_first_member_is_paused_is_answered_by_another() {
     c().put_bytes("/f", b"hello".to_vec(), None)
         .await
         .expect("put answered by member 2");
-    c().stat("/f", None).await.expect("stat answered by member 2");
+    c().stat("/f", None)
+        .await
+        .expect("stat answered by member 2");
     let (bytes, _) = c()
         .get_bytes("/f", None, None)
         .await
         .expect("get answered by member 2");
     assert_eq!(bytes, b"hello");
-    let lines: Vec<String> = seen_b.lock().expect("log").iter().map(|r| r.line.clone()).collect();
+    let lines: Vec<String> = seen_b
+        .lock()
+        .expect("log")
+        .iter()
+        .map(|r| r.line.clone())
+        .collect();
     for want in ["PUT /v1/fs/f", "GET /v1/stat/f", "GET /v1/fs/f"] {
-        assert!(lines.iter().any(|l| l.starts_with(want)), "{want} not in {lines:?}");
+        assert!(
+            lines.iter().any(|l| l.starts_with(want)),
+            "{want} not in {lines:?}"
+        );
     }
 }
 
@@ -337,11 +349,23 @@ async fn a_member_that_stops_answering_mid_request_is_left_for_another() {
     assert_eq!(bytes, b"hello");
     let a = seen_a.lock().expect("log").clone();
     let b = seen_b.lock().expect("log").clone();
-    assert!(a.iter().any(|r| r.line.starts_with("PUT /v1/fs/f")), "{a:?}");
-    let put_key = a.iter().find(|r| r.line.starts_with("PUT")).and_then(|r| r.key.clone());
-    let retried = b.iter().find(|r| r.line.starts_with("PUT")).expect("the put went on to member 2");
+    assert!(
+        a.iter().any(|r| r.line.starts_with("PUT /v1/fs/f")),
+        "{a:?}"
+    );
+    let put_key = a
+        .iter()
+        .find(|r| r.line.starts_with("PUT"))
+        .and_then(|r| r.key.clone());
+    let retried = b
+        .iter()
+        .find(|r| r.line.starts_with("PUT"))
+        .expect("the put went on to member 2");
     assert_eq!(retried.key, put_key, "the put's retry carries the same key");
-    assert!(b.iter().any(|r| r.line.starts_with("GET /v1/fs/f")), "{b:?}");
+    assert!(
+        b.iter().any(|r| r.line.starts_with("GET /v1/fs/f")),
+        "{b:?}"
+    );
 }
 
 #[tokio::test]
@@ -356,7 +380,11 @@ async fn a_member_that_answers_slowly_but_lives_is_waited_for() {
                 response("201 Created", "", &file_view("/f", false))
             ))
         } else {
-            Some(response("404 Not Found", "", r#"{"code":"not_found","message":"no route"}"#))
+            Some(response(
+                "404 Not Found",
+                "",
+                r#"{"code":"not_found","message":"no route"}"#,
+            ))
         }
     }))
     .await;
@@ -365,9 +393,17 @@ async fn a_member_that_answers_slowly_but_lives_is_waited_for() {
     c.put_bytes("/f", b"hello".to_vec(), None)
         .await
         .expect("put answered by member 1");
-    assert!(seen_a.lock().expect("log").iter().any(|r| r.line.starts_with("PUT")));
+    assert!(seen_a
+        .lock()
+        .expect("log")
+        .iter()
+        .any(|r| r.line.starts_with("PUT")));
     assert!(
-        seen_b.lock().expect("log").iter().all(|r| !r.line.starts_with("PUT")),
+        seen_b
+            .lock()
+            .expect("log")
+            .iter()
+            .all(|r| !r.line.starts_with("PUT")),
         "a member that answers probes is not abandoned"
     );
 }

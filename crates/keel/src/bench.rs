@@ -343,41 +343,44 @@ fn primaries_not_leader(s: &StatusView) -> Vec<u64> {
 async fn trial(client: &Client, fault: Fault, opts: &Options, puts: &Log) -> Result<Option<Trial>> {
     let deadline = Instant::now() + Duration::from_secs(90);
     let mut moved = false;
-    let status = loop {
-        let s = client.status().await;
-        if let Ok(s) = &s {
-            for n in s.nodes.iter().filter(|n| n.state == "quarantined") {
-                let _ = client.admin(&AdminRequest::Clear { node: n.id }).await;
-            }
-            if stable(s) && !fault.on_leader() && primaries_not_leader(s).is_empty() && !moved {
-                // Every Primary is the leader: hand one set over (a graceful
-                // takeover) to its Secondary, so that a Primary is not the leader.
-                let set = s.sets.iter().filter(|x| x.kind == "storage").find_map(|x| {
-                    match x.secondary {
-                        Some(MemberRef::Node(n)) if Some(n) != s.leader => {
-                            Some((x.id.clone(), n, x.epoch))
-                        }
-                        _ => None,
-                    }
-                });
-                if let Some((set, to, epoch)) = set {
-                    let req = AdminRequest::Takeover {
-                        set,
-                        to: MemberRef::Node(to),
-                        epoch: Some(epoch),
-                    };
-                    moved = client.admin(&req).await.is_ok();
+    let status =
+        loop {
+            let s = client.status().await;
+            if let Ok(s) = &s {
+                for n in s.nodes.iter().filter(|n| n.state == "quarantined") {
+                    let _ = client.admin(&AdminRequest::Clear { node: n.id }).await;
                 }
-            } else if stable(s) && (fault.on_leader() || !primaries_not_leader(s).is_empty()) {
-                break s.clone();
+                if stable(s) && !fault.on_leader() && primaries_not_leader(s).is_empty() && !moved {
+                    // Every Primary is the leader: hand one set over (a graceful
+                    // takeover) to its Secondary, so that a Primary is not the leader.
+                    let set = s.sets.iter().filter(|x| x.kind == "storage").find_map(|x| {
+                        match x.secondary {
+                            Some(MemberRef::Node(n)) if Some(n) != s.leader => {
+                                Some((x.id.clone(), n, x.epoch))
+                            }
+                            _ => None,
+                        }
+                    });
+                    if let Some((set, to, epoch)) = set {
+                        let req = AdminRequest::Takeover {
+                            set,
+                            to: MemberRef::Node(to),
+                            epoch: Some(epoch),
+                        };
+                        moved = client.admin(&req).await.is_ok();
+                    }
+                } else if stable(s) && (fault.on_leader() || !primaries_not_leader(s).is_empty()) {
+                    break s.clone();
+                }
             }
-        }
-        if Instant::now() > deadline {
-            let table = s.map(|s| crate::output::status_table(&s)).unwrap_or_default();
-            bail!("cluster did not settle before the trial:\n{table}");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+            if Instant::now() > deadline {
+                let table = s
+                    .map(|s| crate::output::status_table(&s))
+                    .unwrap_or_default();
+                bail!("cluster did not settle before the trial:\n{table}");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
     // Let the workload run undisturbed for as long as the fault will last: its
     // longest gap then is the baseline the stall compares to.
     tokio::time::sleep(opts.hold).await;
@@ -494,12 +497,25 @@ async fn trial(client: &Client, fault: Fault, opts: &Options, puts: &Log) -> Res
     let log = puts.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let hold_ms = opts.hold.as_millis() as i64;
     let clients: std::collections::BTreeSet<usize> = log.iter().map(|p| p.client).collect();
-    let stalls_ms = clients.iter().map(|c| longest_gap(&log, *c, t0, healed)).collect();
+    let stalls_ms = clients
+        .iter()
+        .map(|c| longest_gap(&log, *c, t0, healed))
+        .collect();
     let baseline_ms = clients
         .iter()
-        .map(|c| longest_gap(&log, *c, t0 - hold_ms, t0).min(longest_gap_within(&log, *c, t0 - hold_ms, t0)))
+        .map(|c| {
+            longest_gap(&log, *c, t0 - hold_ms, t0).min(longest_gap_within(
+                &log,
+                *c,
+                t0 - hold_ms,
+                t0,
+            ))
+        })
         .collect();
-    let during: Vec<&Put> = log.iter().filter(|p| p.end > t0 && p.end <= healed + 1000).collect();
+    let during: Vec<&Put> = log
+        .iter()
+        .filter(|p| p.end > t0 && p.end <= healed + 1000)
+        .collect();
     let ms = |t: Option<i64>| t.map(|t| t - t0).unwrap_or(-1);
     Ok(Some(Trial {
         fault,
@@ -514,7 +530,11 @@ async fn trial(client: &Client, fault: Fault, opts: &Options, puts: &Log) -> Res
         baseline_ms,
         puts_ok: during.iter().filter(|p| p.error.is_none()).count(),
         puts_failed: during.iter().filter(|p| p.error.is_some()).count(),
-        errors: during.iter().filter_map(|p| p.error.clone()).take(5).collect(),
+        errors: during
+            .iter()
+            .filter_map(|p| p.error.clone())
+            .take(5)
+            .collect(),
     }))
 }
 
@@ -548,14 +568,23 @@ fn longest_gap(log: &[Put], c: usize, from: i64, to: i64) -> i64 {
         .filter(|p| p.client == c && p.error.is_none())
         .map(|p| p.end)
         .collect();
-    let before = acks.iter().copied().filter(|t| *t <= from).max().unwrap_or(from);
+    let before = acks
+        .iter()
+        .copied()
+        .filter(|t| *t <= from)
+        .max()
+        .unwrap_or(from);
     let after = acks
         .iter()
         .copied()
         .filter(|t| *t > to)
         .min()
         .unwrap_or_else(chrono_now_ms);
-    let mut points: Vec<i64> = acks.iter().copied().filter(|t| *t > from && *t <= to).collect();
+    let mut points: Vec<i64> = acks
+        .iter()
+        .copied()
+        .filter(|t| *t > from && *t <= to)
+        .collect();
     points.push(before);
     points.push(after);
     points.sort_unstable();
@@ -645,10 +674,21 @@ fn report(trials: &[Trial], dir: &Path) -> Result<()> {
                 max as f64 / floor
             );
         }
-        let failed: usize = trials.iter().filter(|t| t.fault == fault).map(|t| t.puts_failed).sum();
-        let ok: usize = trials.iter().filter(|t| t.fault == fault).map(|t| t.puts_ok).sum();
+        let failed: usize = trials
+            .iter()
+            .filter(|t| t.fault == fault)
+            .map(|t| t.puts_failed)
+            .sum();
+        let ok: usize = trials
+            .iter()
+            .filter(|t| t.fault == fault)
+            .map(|t| t.puts_ok)
+            .sum();
         if ok + failed > 0 {
-            println!("{:<17} puts during the faults: {ok} acknowledged, {failed} failed", fault.name());
+            println!(
+                "{:<17} puts during the faults: {ok} acknowledged, {failed} failed",
+                fault.name()
+            );
         }
     }
     println!(

@@ -362,8 +362,8 @@ impl NodeShared {
                             .call(&addrs, method::WRITE_DIR, wire::encode(&cmd), left)
                             .await
                             .map_err(|e| e.to_string())?;
-                        let r: Result<keel_dir::DirResult, String> = wire::decode(&reply)
-                            .map_err(|e| format!("a broken answer: {e}"))?;
+                        let r: Result<keel_dir::DirResult, String> =
+                            wire::decode(&reply).map_err(|e| format!("a broken answer: {e}"))?;
                         // The leader answered: its refusal is final here.
                         Ok(r)
                     }
@@ -469,8 +469,14 @@ impl NodeShared {
         let mut since: Option<std::time::Instant> = None;
         loop {
             // As `control_plane_fresh`, with the detection floor for a window.
+            // A leader counts a quorum confirmation that old as fresh here, not the
+            // arbiter's 100 ms: a confirmation late under load is no reason to send
+            // clients away.
             let fresh = if self.is_leader() {
-                self.is_arbiter()
+                let confirmed = *self.confirmed.lock().unwrap_or_else(|e| e.into_inner());
+                confirmed.is_some_and(|(at, term)| {
+                    at.elapsed() < floor && term == self.db.current_term()
+                })
             } else {
                 self.db.leader().is_some()
                     && self
