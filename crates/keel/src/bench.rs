@@ -187,6 +187,9 @@ async fn run_trials(dir: &Path, opts: &Options) -> Result<Vec<Trial>> {
         .collect();
     let mut out = vec![];
     let mut result = Ok(());
+    // A trial before which the cluster did not settle is reported and skipped; so
+    // many in a row end the run.
+    let mut unsettled = 0;
     'outer: for i in 0..opts.trials {
         for fault in opts.faults.iter().copied() {
             match trial(&client, fault, opts, &puts)
@@ -194,6 +197,7 @@ async fn run_trials(dir: &Path, opts: &Options) -> Result<Vec<Trial>> {
                 .with_context(|| format!("trial {} ({})", i + 1, fault.name()))
             {
                 Ok(Some(t)) => {
+                    unsettled = 0;
                     print_trial(i + 1, &t);
                     out.push(t);
                 }
@@ -202,6 +206,11 @@ async fn run_trials(dir: &Path, opts: &Options) -> Result<Vec<Trial>> {
                     i + 1,
                     fault.name()
                 ),
+                Err(e) if unsettled < 2 => {
+                    unsettled += 1;
+                    println!("  trial {:>3} {:<16} skipped: {e:#}", i + 1, fault.name());
+                    continue;
+                }
                 Err(e) => {
                     result = Err(e);
                     break 'outer;

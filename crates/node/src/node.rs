@@ -463,7 +463,8 @@ impl NodeShared {
     /// [`NodeShared::control_plane_fresh`]) for the detection floor
     /// (`fail_after_ms`) without a break: it is cut off, or leads without a quorum.
     /// A lapse shorter than that (a quorum confirmation late under load) is not
-    /// enough.
+    /// enough. Never for a node with nothing to judge by (no leader heard since it
+    /// started, or not a voter).
     pub async fn control_plane_lost(&self) {
         let floor = Duration::from_millis(self.cfg.timings.fail_after_ms);
         let mut since: Option<std::time::Instant> = None;
@@ -478,13 +479,20 @@ impl NodeShared {
                     at.elapsed() < floor && term == self.db.current_term()
                 })
             } else {
-                self.db.leader().is_some()
-                    && self
-                        .last_append
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .is_some_and(|t| t.elapsed() < floor)
-                    && self.hears_voter_majority(floor)
+                // A node that has never heard a leader since it started (it is joining,
+                // or just restarted), or that is no voter, has nothing to judge by:
+                // its writes keep their own deadline, as before.
+                let last = *self.last_append.lock().unwrap_or_else(|e| e.into_inner());
+                let voter = self.db.voters().contains(&self.id());
+                match last {
+                    None => true,
+                    Some(_) if !voter => true,
+                    Some(t) => {
+                        self.db.leader().is_some()
+                            && t.elapsed() < floor
+                            && self.hears_voter_majority(floor)
+                    }
+                }
             };
             if fresh {
                 since = None;
