@@ -316,12 +316,15 @@ async fn wait_for(dir: &Path, limit: Duration) -> Result<Client> {
 }
 
 /// Is the cluster settled: every node up, a leader that reaches a quorum, and every
-/// storage set with a Primary holding its lease and a Secondary?
+/// storage set with a Primary holding its lease, a Secondary, and every member in
+/// sync (a set left with one in-sync member by the previous fault, its catch-up not
+/// done, would have no Primary to fail over to: the next trial would measure that).
 fn stable(s: &StatusView) -> bool {
     let all_up = s.nodes.iter().all(|n| n.state == "up");
     let sets = s.sets.iter().filter(|x| x.kind == "storage").all(|set| {
         matches!(set.primary, Some(MemberRef::Node(p)) if set.lease_holder == Some(p))
             && set.secondary.is_some()
+            && set.in_sync.len() >= set.members.len()
     });
     all_up && sets && s.quorum && s.leader.is_some() && !s.stale
 }
