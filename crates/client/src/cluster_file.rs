@@ -55,6 +55,11 @@ pub struct ClusterFile {
     /// Where to reach the cluster over S3 (written by `keel dev up`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub s3: Option<S3Entry>,
+    /// The cluster's failure detection timings, from which the client derives how
+    /// long it waits on a member that does not answer before it tries another
+    /// (default: keel's default timings).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timings: Option<ClientTimings>,
 }
 
 /// An NFS export: `host`, its one TCP `port` (portmap, mount and NFS) and the export
@@ -74,6 +79,24 @@ pub struct S3Entry {
     pub access_key: String,
     pub secret_key: String,
     pub bucket: String,
+
+/// The part of the members' `[timings]` the client derives its patience from.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
+pub struct ClientTimings {
+    /// A member silent this long on every link is failed and failed over (ms).
+    pub fail_after_ms: u64,
+    /// A storage lease's length (ms).
+    pub lease_ms: u64,
+}
+
+impl Default for ClientTimings {
+    fn default() -> Self {
+        let t = keel_config::TimingsConfig::default();
+        ClientTimings {
+            fail_after_ms: t.fail_after_ms,
+            lease_ms: t.lease_ms,
+        }
+    }
 }
 
 impl ClusterFile {

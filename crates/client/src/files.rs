@@ -30,6 +30,8 @@ pub struct GetOutcome {
 
 impl Client {
     /// Writes `local` to `path`; `progress(bytes sent)` is called as the upload goes.
+    /// No deadline on the whole transfer: a member that stops making progress and
+    /// stops answering is left (see `retry.rs`), a slow one that moves is not.
     pub async fn put_file(
         &self,
         local: &Path,
@@ -52,7 +54,7 @@ impl Client {
         let key = format!("{:032x}", keel_core::ObjectId::random().0);
         let token = self.data_token()?.to_string();
         let length = meta.len();
-        self.with_retries(&format!("put {path}"), |base| {
+        self.with_retries_watched(&format!("put {path}"), false, |base, _, moved| {
             let (key, token, progress) = (key.clone(), token.clone(), progress.clone());
             let local = local.to_path_buf();
             async move {
@@ -65,7 +67,7 @@ impl Client {
                 progress(0);
                 let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
                 let body = futures::stream::unfold(file, move |mut f| {
-                    let (sent, progress) = (sent.clone(), progress.clone());
+                    let (sent, progress, moved) = (sent.clone(), progress.clone(), moved.clone());
                     async move {
                         use tokio::io::AsyncReadExt;
                         let mut buf = vec![0u8; UPLOAD_PIECE];
@@ -77,6 +79,7 @@ impl Client {
                                     .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed)
                                     + n as u64;
                                 progress(total);
+                                moved.moved();
                                 Some((Ok::<_, std::io::Error>(buf), f))
                             }
                             Err(e) => Some((Err(e), f)),
@@ -89,8 +92,7 @@ impl Client {
                     .bearer_auth(&token)
                     .header(IDEMPOTENCY_HEADER, key)
                     .header("content-length", length)
-                    .body(reqwest::Body::wrap_stream(body))
-                    .timeout(Duration::from_secs(600));
+                    .body(reqwest::Body::wrap_stream(body));
                 Self::put_answer(Self::exchange_json::<FileView>(req).await?)
             }
         })
@@ -186,18 +188,17 @@ impl Client {
             reason: e.to_string(),
         };
         let outcome = self
-            .with_retries_reading(
+            .with_retries_watched(
                 &format!("get {path}"),
                 self.allow_stale,
-                |base, accept_stale| {
+                |base, accept_stale, moved| {
                     let (token, partial, progress) =
                         (token.clone(), partial.clone(), progress.clone());
                     async move {
                         let mut req = self
                             .http
                             .get(Self::url(&base, "fs", path, volume)?)
-                            .bearer_auth(&token)
-                            .timeout(Duration::from_secs(600));
+                            .bearer_auth(&token);
                         if accept_stale {
                             req = req.header(ALLOW_STALE_HEADER, "true");
                         }
@@ -216,6 +217,7 @@ impl Client {
                                     out.write_all(&b).await.map_err(local_err)?;
                                     got += b.len() as u64;
                                     progress(got, total);
+                                    moved.moved();
                                 }
                                 Err(e) => {
                                     let _ = tokio::fs::remove_file(&partial).await;

@@ -14,7 +14,9 @@ pub mod verdict;
 mod view;
 pub use view::{choose_view, merge_capacity};
 
-pub use cluster_file::{save_admin_token, ClusterFile, LinkEntry, NfsEntry, NodeEntry, S3Entry};
+pub use cluster_file::{
+    save_admin_token, ClientTimings, ClusterFile, LinkEntry, NfsEntry, NodeEntry, S3Entry,
+};
 pub use error::ClientError;
 pub use files::GetOutcome;
 
@@ -43,6 +45,34 @@ pub struct Client {
     /// Reads (get, stat, list) may, as a last resort, be answered from a directory
     /// replica that may lag (see [`Client::allowing_stale`]).
     allow_stale: bool,
+    /// How long to wait on a member that does not answer (see [`Patience`]).
+    patience: Patience,
+}
+
+/// How long the client waits on a member that does not answer before it tries
+/// another, derived from the cluster's detection floor (`fail_after_ms`), never a
+/// fixed multi-second timeout: a paused process still completes the TCP handshake and
+/// keeps its connections open, so only an answer proves it runs.
+///
+/// A request that made no progress (no answer, no byte sent or received) for `quiet`
+/// has its member probed: a small request on the same port, where any HTTP answer
+/// proves the process runs. A member that does not answer the probe within `probe`
+/// is left, and the request is tried on the next member. A long transfer that keeps
+/// moving is never cut short: the deadline is on progress, not on the whole request.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Patience {
+    pub quiet: Duration,
+    pub probe: Duration,
+}
+
+impl Patience {
+    pub(crate) fn of(t: ClientTimings) -> Patience {
+        let fail = t.fail_after_ms.max(50);
+        Patience {
+            quiet: Duration::from_millis(fail / 2),
+            probe: Duration::from_millis(fail),
+        }
+    }
 }
 
 impl Client {
@@ -76,13 +106,14 @@ impl Client {
             .map_err(|e| ClientError::Http(e.to_string()))?;
         Ok(Client {
             dir: dir.to_path_buf(),
-            file,
             http,
             token,
             key,
             leader: Default::default(),
             data_start: Default::default(),
             allow_stale: false,
+            patience: Patience::of(file.timings.unwrap_or_default()),
+            file,
         })
     }
 
@@ -153,10 +184,14 @@ impl Client {
             if let Some(b) = body {
                 req = req.json(b);
             }
-            let r = match req.send().await {
-                Ok(r) => r,
-                Err(e) => {
+            let r = match self.answered_by(&base, req.send()).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => {
                     tried.push(format!("{base}: {}", short(&e)));
+                    continue;
+                }
+                Err(why) => {
+                    tried.push(format!("{base}: {why}"));
                     continue;
                 }
             };
@@ -205,18 +240,18 @@ impl Client {
             bases.insert(0, base_url(&n.admin));
         }
         for base in bases {
-            match self
+            let send = self
                 .http
                 .get(format!("{base}{path}"))
                 .timeout(timeout)
-                .send()
-                .await
-            {
-                Ok(r) if r.status().is_success() => {
+                .send();
+            match self.answered_by(&base, send).await {
+                Ok(Ok(r)) if r.status().is_success() => {
                     return r.json().await.map_err(|e| ClientError::Http(e.to_string()));
                 }
-                Ok(r) => tried.push(format!("{base}: HTTP {}", r.status())),
-                Err(e) => tried.push(format!("{base}: {}", short(&e))),
+                Ok(Ok(r)) => tried.push(format!("{base}: HTTP {}", r.status())),
+                Ok(Err(e)) => tried.push(format!("{base}: {}", short(&e))),
+                Err(why) => tried.push(format!("{base}: {why}")),
             }
         }
         Err(self.not_running(tried))
@@ -404,12 +439,16 @@ impl Client {
         if !id.is_empty() {
             r = r.header(keel_node::admin::REQUEST_ID_HEADER, id);
         }
-        let r = r
+        let send = r
             .bearer_auth(token)
             .json(body)
             .timeout(Duration::from_secs(15))
-            .send()
+            .send();
+        let base = url.split('/').take(3).collect::<Vec<_>>().join("/");
+        let r = self
+            .answered_by(&base, send)
             .await
+            .map_err(ClientError::Unreachable)?
             .map_err(|e| ClientError::Unreachable(short(&e)))?;
         if r.status().is_success() {
             return r.json().await.map_err(|e| ClientError::Http(e.to_string()));

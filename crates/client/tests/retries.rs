@@ -17,8 +17,14 @@ struct Seen {
     allow_stale: bool,
 }
 
+/// An answer that is never sent: the connection stays open and silent.
+const HANG: &str = "hang";
+/// Prefixed to an answer: it is sent after 1.5 s (a member slow to act, alive).
+const SLOW: &str = "slow:";
+
 /// How a fake member answers a request: `None` drops the connection unanswered (the
-/// member died just after acting on it), else the raw response.
+/// member died just after acting on it), [`HANG`] keeps it open and silent (the
+/// member was paused), else the raw response.
 type Answer = Arc<dyn Fn(&Seen) -> Option<String> + Send + Sync>;
 
 fn response(status: &str, extra: &str, body: &str) -> String {
@@ -97,6 +103,18 @@ async fn member(answer: Answer) -> (String, Arc<Mutex<Vec<Seen>>>) {
                 };
                 log.lock().expect("log").push(req.clone());
                 if let Some(r) = answer(&req) {
+                    if r == HANG {
+                        // A process paused after it read the request: the connection
+                        // stays open, nothing comes back.
+                        std::future::pending::<()>().await;
+                    }
+                    let r = match r.strip_prefix(SLOW) {
+                        Some(rest) => {
+                            tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+                            rest.to_string()
+                        }
+                        None => r,
+                    };
                     let _ = s.write_all(r.as_bytes()).await;
                     let _ = s.shutdown().await;
                 }
@@ -135,6 +153,7 @@ fn client(dir: &std::path::Path, members: &[String]) -> Client {
         ca_cert: None,
         nfs: None,
         s3: None,
+        timings: None,
     }
     .save(dir)
     .expect("cluster.json");
@@ -256,4 +275,137 @@ async fn a_stale_answer_is_the_last_resort_and_only_when_allowed() {
     let c = client(tmp.path(), &[a, b]).allowing_stale(true);
     let f = c.stat("/f", None).await.expect("a stale answer, allowed");
     assert!(f.stale, "{f:?}");
+}
+
+/// A member that answers every request: a put or stat with a file, a get with bytes.
+fn healthy() -> Answer {
+    Arc::new(|r: &Seen| {
+        Some(if r.line.starts_with("PUT") {
+            response("201 Created", "", &file_view("/f", false))
+        } else if r.line.starts_with("GET /v1/fs/") {
+            "HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello".to_string()
+        } else {
+            response("200 OK", "", &file_view("/f", false))
+        })
+    })
+}
+
+/// A paused process: the kernel completes the TCP handshake (the listening socket's
+/// backlog), nothing else ever happens. Returns its address.
+async fn paused_before_accepting() -> (String, TcpListener) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("a port");
+    (
+        listener.local_addr().expect("an address").to_string(),
+        listener,
+    )
+}
+
+#[tokio::test]
+async fn a_client_whose_first_member_is_paused_is_answered_by_another() {
+    let tmp = tempfile::tempdir().expect("a directory");
+    // Member 1 never accepts (paused before the client came); member 2 answers.
+    let (a, _held) = paused_before_accepting().await;
+    let (b, seen_b) = member(healthy()).await;
+    // A new client for each operation, as each CLI command is: member 1 first.
+    let c = || client(tmp.path(), &[a.clone(), b.clone()]);
+    c().put_bytes("/f", b"hello".to_vec(), None)
+        .await
+        .expect("put answered by member 2");
+    c().stat("/f", None)
+        .await
+        .expect("stat answered by member 2");
+    let (bytes, _) = c()
+        .get_bytes("/f", None, None)
+        .await
+        .expect("get answered by member 2");
+    assert_eq!(bytes, b"hello");
+    let lines: Vec<String> = seen_b
+        .lock()
+        .expect("log")
+        .iter()
+        .map(|r| r.line.clone())
+        .collect();
+    for want in ["PUT /v1/fs/f", "GET /v1/stat/f", "GET /v1/fs/f"] {
+        assert!(
+            lines.iter().any(|l| l.starts_with(want)),
+            "{want} not in {lines:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_member_that_stops_answering_mid_request_is_left_for_another() {
+    let tmp = tempfile::tempdir().expect("a directory");
+    // Member 1 accepts and reads every request, then says nothing (paused after
+    // reading it, its connections open): only the probe tells it from a slow one.
+    let (a, seen_a) = member(Arc::new(|_: &Seen| Some(HANG.to_string()))).await;
+    let (b, seen_b) = member(healthy()).await;
+    let c = client(tmp.path(), &[a.clone(), b.clone()]);
+    c.put_bytes("/f", b"hello".to_vec(), None)
+        .await
+        .expect("put answered by member 2");
+    let (bytes, _) = c
+        .get_bytes("/f", None, None)
+        .await
+        .expect("get answered by member 2");
+    assert_eq!(bytes, b"hello");
+    let a = seen_a.lock().expect("log").clone();
+    let b = seen_b.lock().expect("log").clone();
+    assert!(
+        a.iter().any(|r| r.line.starts_with("PUT /v1/fs/f")),
+        "{a:?}"
+    );
+    let put_key = a
+        .iter()
+        .find(|r| r.line.starts_with("PUT"))
+        .and_then(|r| r.key.clone());
+    let retried = b
+        .iter()
+        .find(|r| r.line.starts_with("PUT"))
+        .expect("the put went on to member 2");
+    assert_eq!(retried.key, put_key, "the put's retry carries the same key");
+    assert!(
+        b.iter().any(|r| r.line.starts_with("GET /v1/fs/f")),
+        "{b:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_member_that_answers_slowly_but_lives_is_waited_for() {
+    let tmp = tempfile::tempdir().expect("a directory");
+    // Member 1 takes its time over a put (longer than the client's patience) but
+    // answers the probe: it is not left.
+    let (a, seen_a) = member(Arc::new(|r: &Seen| {
+        if r.line.starts_with("PUT") {
+            Some(format!(
+                "{SLOW}{}",
+                response("201 Created", "", &file_view("/f", false))
+            ))
+        } else {
+            Some(response(
+                "404 Not Found",
+                "",
+                r#"{"code":"not_found","message":"no route"}"#,
+            ))
+        }
+    }))
+    .await;
+    let (b, seen_b) = member(healthy()).await;
+    let c = client(tmp.path(), &[a.clone(), b.clone()]);
+    c.put_bytes("/f", b"hello".to_vec(), None)
+        .await
+        .expect("put answered by member 1");
+    assert!(seen_a
+        .lock()
+        .expect("log")
+        .iter()
+        .any(|r| r.line.starts_with("PUT")));
+    assert!(
+        seen_b
+            .lock()
+            .expect("log")
+            .iter()
+            .all(|r| !r.line.starts_with("PUT")),
+        "a member that answers probes is not abandoned"
+    );
 }

@@ -412,8 +412,10 @@ pub enum LinkState {
 
 #[derive(Subcommand, Debug)]
 pub enum BenchCommand {
-    /// Kill (SIGKILL) and pause (SIGSTOP) the Primary N times each on a fresh local
-    /// cluster; report detection time and time to a new Primary.
+    /// Inject single faults N times each on a fresh local cluster (kill or pause of a
+    /// Primary that is not the Raft leader, of the leader; a node or the leader cut
+    /// off) while clients put files; report detection, takeover, a new leader and the
+    /// longest stall the clients saw.
     Failover {
         #[arg(long, default_value_t = 10)]
         trials: u32,
@@ -424,6 +426,22 @@ pub enum BenchCommand {
         dir: Option<PathBuf>,
         #[arg(long, default_value_t = 7300)]
         base_port: u16,
+        /// Faults, comma-separated: kill-primary, pause-primary, kill-leader,
+        /// pause-leader, partition-node, partition-leader.
+        #[arg(
+            long,
+            default_value = "kill-primary,pause-primary,kill-leader,pause-leader,partition-node,partition-leader"
+        )]
+        faults: String,
+        /// How long a pause or a cut lasts (ms).
+        #[arg(long, default_value_t = 3000)]
+        hold_ms: u64,
+        /// Clients putting files during the trials.
+        #[arg(long, default_value_t = 3)]
+        clients: usize,
+        /// Size of each put (suffixes k, m: 64k).
+        #[arg(long, default_value = "64k")]
+        put_size: String,
     },
     /// Write then read N files of SIZE bytes through the native API, on fresh local
     /// clusters with replication factor 2 and 3; report MB/s, ops/s and latency, and

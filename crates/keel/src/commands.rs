@@ -255,7 +255,31 @@ pub async fn run(cli: Cli) -> Result<()> {
             nodes,
             dir,
             base_port,
-        }) => crate::bench::failover(trials, nodes, dir, base_port).await,
+            faults,
+            hold_ms,
+            clients,
+            put_size,
+        }) => {
+            let faults = faults
+                .split(',')
+                .map(|f| {
+                    crate::bench::Fault::parse(f.trim())
+                        .ok_or_else(|| anyhow::anyhow!("{f:?} is not a fault of the benchmark"))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let put_size = crate::bench_io::parse_size(&put_size)? as usize;
+            crate::bench::failover(crate::bench::Options {
+                trials,
+                nodes,
+                dir,
+                base_port,
+                faults,
+                hold: std::time::Duration::from_millis(hold_ms),
+                clients,
+                put_size,
+            })
+            .await
+        }
     }
 }
 

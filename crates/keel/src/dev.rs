@@ -219,6 +219,10 @@ pub(crate) fn cluster_file(dir: &Path, nodes: &[Supervised]) -> ClusterFile {
             })
             .collect(),
         ca_cert: Some(dir.join(ClusterFile::CA_CERT)),
+        timings: nodes.first().map(|s| keel_client::ClientTimings {
+            fail_after_ms: s.cfg.timings.fail_after_ms,
+            lease_ms: s.cfg.timings.lease_ms,
+        }),
         // Rewritten as nodes restart: keep the data key `ensure_data_key` wrote, and
         // the NFS and S3 entries `ensure_export` wrote.
         ..keep_written(dir)
@@ -240,6 +244,7 @@ fn keep_written(dir: &Path) -> ClusterFile {
         ca_cert: None,
         nfs: old.and_then(|f| f.nfs.clone()),
         s3: old.and_then(|f| f.s3.clone()),
+        timings: None,
     }
 }
 

@@ -213,6 +213,9 @@ pub async fn write(
                         node: p,
                         reason: format!("storage set {set:?} moved past epoch {epoch} while the write waited"),
                     }),
+                    // Cut off from the control plane, this node would never see the
+                    // set move: the client is better served by a member that does.
+                    () = node.control_plane_lost() => return Err(lost(id)),
                 };
                 match answer {
                     Ok(StoreReply::Written(stat)) => return Ok(stat),
@@ -236,8 +239,19 @@ pub async fn write(
         if Instant::now() >= deadline {
             return Err(err);
         }
-        // Wait for the map to change (a new Primary), or retry shortly.
-        let _ = tokio::time::timeout(Duration::from_millis(100), applied.changed()).await;
+        // Wait for the map to change (a new Primary), or retry shortly; a node cut
+        // off from the control plane gives up (see above).
+        tokio::select! {
+            _ = tokio::time::timeout(Duration::from_millis(100), applied.changed()) => {}
+            () = node.control_plane_lost() => return Err(lost(id)),
+        }
+    }
+}
+
+/// A write given up because this node does not reach the control plane.
+fn lost(id: ObjectId) -> DataError {
+    DataError::NoControlPlane {
+        what: format!("a write of object {id} (this node does not reach a majority)"),
     }
 }
 

@@ -94,6 +94,17 @@ pub const DIR_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a read barrier may take before the read is served marked stale.
 pub const READ_BARRIER_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Why [`NodeShared::following_leader`] gave up.
+#[derive(Debug)]
+enum Followed {
+    /// The limit passed with no answer.
+    TimedOut,
+    /// This node does not reach the control plane.
+    Lost,
+    /// The last attempt's failure.
+    Failed(String),
+}
+
 pub fn now_ms() -> UnixMillis {
     chrono::Utc::now().timestamp_millis()
 }
@@ -265,28 +276,41 @@ impl NodeShared {
         let started = std::time::Instant::now();
         // A leader that lost its quorum would wait for ever (a Primary shrinking its
         // in-sync list would then block its set's writes for good): bound the wait.
-        let local = tokio::time::timeout(WRITE_TIMEOUT, self.db.write_indexed(cmd.clone()));
-        let Ok(local) = local.await else {
-            return Err(format!(
-                "not committed within {WRITE_TIMEOUT:?} (no quorum reachable?)"
-            ));
-        };
-        let (response, index) = match local {
-            Ok(r) => r,
-            Err(WriteError::ForwardToLeader { leader }) => {
-                let (_, peer) = leader.ok_or("no configuration database leader")?;
-                let addrs = PeerAddrs(peer.rpc.clone());
-                let body = wire::encode(&wire::ForwardedWrite { command: cmd });
-                let (_, reply) = self
-                    .net
-                    .call(&addrs, method::WRITE, body, Duration::from_secs(3))
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let reply: wire::ForwardedWriteReply = wire::decode(&reply)?;
-                (reply.response, reply.index)
+        // A leader that stops answering (paused) is left as soon as another is
+        // elected; the command is sent again to the new one (a command applied twice
+        // is fenced by its epoch, or is an event recorded twice).
+        let once = |deadline: tokio::time::Instant| {
+            let cmd = cmd.clone();
+            async move {
+                match self.db.write_indexed(cmd.clone()).await {
+                    Ok(r) => Ok(r),
+                    Err(WriteError::ForwardToLeader { leader }) => {
+                        let (_, peer) = leader.ok_or("no configuration database leader")?;
+                        let addrs = PeerAddrs(peer.rpc.clone());
+                        let body = wire::encode(&wire::ForwardedWrite { command: cmd });
+                        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                        let (_, reply) = self
+                            .net
+                            .call(&addrs, method::WRITE, body, left)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        let reply: wire::ForwardedWriteReply = wire::decode(&reply)?;
+                        Ok((reply.response, reply.index))
+                    }
+                    Err(e) => Err(e.to_string()),
+                }
             }
-            Err(e) => return Err(e.to_string()),
         };
+        let (response, index) = self
+            .following_leader(WRITE_TIMEOUT, true, once)
+            .await
+            .map_err(|e| match e {
+                Followed::TimedOut => {
+                    format!("not committed within {WRITE_TIMEOUT:?} (no quorum reachable?)")
+                }
+                Followed::Lost => "this node does not reach the control plane".to_string(),
+                Followed::Failed(e) => e,
+            })?;
         let left = WRITE_TIMEOUT.saturating_sub(started.elapsed()) + Duration::from_secs(1);
         if !self.applied_here(index, left).await {
             return Err(format!(
@@ -319,34 +343,163 @@ impl NodeShared {
         cmd: keel_dir::DirCommand,
     ) -> Result<keel_dir::DirResult, crate::storage::DataError> {
         let unreachable = |what: String| crate::storage::DataError::NoControlPlane { what };
-        // A leader that lost its quorum would wait for ever: bound the wait.
-        let local = tokio::time::timeout(DIR_WRITE_TIMEOUT, self.db.write_dir(cmd.clone()));
-        let Ok(local) = local.await else {
-            return Err(unreachable(format!(
-                "a directory change (not committed within {DIR_WRITE_TIMEOUT:?})"
-            )));
-        };
-        match local {
-            Ok(r) => Ok(r),
-            Err(WriteError::ForwardToLeader { leader }) => {
-                let (_, peer) =
-                    leader.ok_or_else(|| unreachable("a directory change".to_string()))?;
-                let addrs = PeerAddrs(peer.rpc.clone());
-                let (_, reply) = self
-                    .net
-                    .call(
-                        &addrs,
-                        method::WRITE_DIR,
-                        wire::encode(&cmd),
-                        Duration::from_secs(5),
-                    )
-                    .await
-                    .map_err(|e| unreachable(format!("a directory change ({e})")))?;
-                let r: Result<keel_dir::DirResult, String> = wire::decode(&reply)
-                    .map_err(|e| crate::storage::DataError::Internal { reason: e })?;
-                r.map_err(|e| unreachable(format!("a directory change ({e})")))
+        // A leader that lost its quorum would wait for ever: bound the wait. A leader
+        // that stops answering (paused) is left as soon as another is elected, and a
+        // command with an idempotency token is sent to the new one (the token makes a
+        // second application return the first one's result); one without a token
+        // keeps waiting on the first leader, since it might apply twice.
+        let once = |deadline: tokio::time::Instant| {
+            let cmd = cmd.clone();
+            async move {
+                match self.db.write_dir(cmd.clone()).await {
+                    Ok(r) => Ok(Ok(r)),
+                    Err(WriteError::ForwardToLeader { leader }) => {
+                        let (_, peer) = leader.ok_or("no leader".to_string())?;
+                        let addrs = PeerAddrs(peer.rpc.clone());
+                        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                        let (_, reply) = self
+                            .net
+                            .call(&addrs, method::WRITE_DIR, wire::encode(&cmd), left)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        let r: Result<keel_dir::DirResult, String> =
+                            wire::decode(&reply).map_err(|e| format!("a broken answer: {e}"))?;
+                        // The leader answered: its refusal is final here.
+                        Ok(r)
+                    }
+                    Err(e) => Err(e.to_string()),
+                }
             }
-            Err(e) => Err(unreachable(format!("a directory change ({e})"))),
+        };
+        match self
+            .following_leader(DIR_WRITE_TIMEOUT, cmd.token().is_some(), once)
+            .await
+        {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(e)) => Err(unreachable(format!("a directory change ({e})"))),
+            Err(Followed::TimedOut) => Err(unreachable(format!(
+                "a directory change (not committed within {DIR_WRITE_TIMEOUT:?})"
+            ))),
+            Err(Followed::Lost) => Err(unreachable(
+                "a directory change (this node does not reach a majority)".to_string(),
+            )),
+            Err(Followed::Failed(e)) => Err(unreachable(format!("a directory change ({e})"))),
+        }
+    }
+
+    /// Runs `once` (a write committed locally or forwarded to the leader) until it
+    /// answers, within `limit`. A node that does not reach the control plane for
+    /// longer than the detection floor gives up ([`Followed::Lost`]), so that the
+    /// client asks a member that does. With `resend`, a leader that does not answer
+    /// is left as soon as this node's replica names another (a new election: the
+    /// old leader is paused, cut off or deposed) and `once` runs again against the
+    /// new one; a failure that came back quickly is retried too, until the limit.
+    async fn following_leader<T, F, Fut>(
+        &self,
+        limit: Duration,
+        resend: bool,
+        mut once: F,
+    ) -> Result<T, Followed>
+    where
+        F: FnMut(tokio::time::Instant) -> Fut,
+        Fut: std::future::Future<Output = Result<T, String>>,
+    {
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut last = None;
+        loop {
+            let leader = self.db.leader();
+            let attempt = tokio::time::timeout_at(deadline, once(deadline));
+            let changed = async {
+                if resend {
+                    self.leader_changed(leader).await
+                } else {
+                    std::future::pending().await
+                }
+            };
+            tokio::select! {
+                r = attempt => match r {
+                    Ok(Ok(v)) => return Ok(v),
+                    Ok(Err(e)) => {
+                        last = Some(e);
+                        if tokio::time::Instant::now() >= deadline {
+                            break;
+                        }
+                        // No leader yet, or it refused the forward: an election
+                        // is in progress; wait for it (or a moment) and ask again.
+                        let _ = tokio::time::timeout(
+                            Duration::from_millis(50),
+                            self.leader_changed(leader),
+                        )
+                        .await;
+                    }
+                    Err(_) => break,
+                },
+                () = changed => {
+                    tracing::debug!(?leader, now = ?self.db.leader(), "leader changed during a write: sending it to the new one");
+                }
+                () = self.control_plane_lost() => return Err(Followed::Lost),
+            }
+            if tokio::time::Instant::now() >= deadline {
+                break;
+            }
+        }
+        Err(last.map_or(Followed::TimedOut, Followed::Failed))
+    }
+
+    /// Resolves once this node's replica names another leader than `leader` (or none).
+    pub async fn leader_changed(&self, leader: Option<NodeId>) {
+        let mut metrics = self.db.raft().metrics();
+        loop {
+            if metrics.borrow_and_update().current_leader != leader {
+                return;
+            }
+            if metrics.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+        }
+    }
+
+    /// Resolves once this node has not reached the control plane (see
+    /// [`NodeShared::control_plane_fresh`]) for the detection floor
+    /// (`fail_after_ms`) without a break: it is cut off, or leads without a quorum.
+    /// A lapse shorter than that (a quorum confirmation late under load) is not
+    /// enough. Never for a node with nothing to judge by (no leader heard since it
+    /// started, or not a voter).
+    pub async fn control_plane_lost(&self) {
+        let floor = Duration::from_millis(self.cfg.timings.fail_after_ms);
+        let mut since: Option<std::time::Instant> = None;
+        loop {
+            // As `control_plane_fresh`, with the detection floor for a window.
+            // A leader counts a quorum confirmation that old as fresh here, not the
+            // arbiter's 100 ms: a confirmation late under load is no reason to send
+            // clients away.
+            let fresh = if self.is_leader() {
+                let confirmed = *self.confirmed.lock().unwrap_or_else(|e| e.into_inner());
+                confirmed.is_some_and(|(at, term)| {
+                    at.elapsed() < floor && term == self.db.current_term()
+                })
+            } else {
+                // A node that has never heard a leader since it started (it is joining,
+                // or just restarted), or that is no voter, has nothing to judge by:
+                // its writes keep their own deadline, as before.
+                let last = *self.last_append.lock().unwrap_or_else(|e| e.into_inner());
+                let voter = self.db.voters().contains(&self.id());
+                match last {
+                    None => true,
+                    Some(_) if !voter => true,
+                    Some(t) => {
+                        self.db.leader().is_some()
+                            && t.elapsed() < floor
+                            && self.hears_voter_majority(floor)
+                    }
+                }
+            };
+            if fresh {
+                since = None;
+            } else if since.get_or_insert_with(std::time::Instant::now).elapsed() >= floor {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
 
@@ -395,14 +548,18 @@ impl NodeShared {
                 _ => None,
             };
         }
-        let addrs = self.db.leader().and_then(|l| self.addrs_of(l))?;
+        let leader = self.db.leader();
+        let addrs = leader.and_then(|l| self.addrs_of(l))?;
         let call = self
             .net
             .call(&addrs, method::READ_INDEX, vec![], READ_BARRIER_TIMEOUT);
-        match call
-            .await
-            .map(|(_, body)| wire::decode::<Result<u64, String>>(&body))
-        {
+        // A leader that stops answering (paused) is left as soon as another is
+        // elected: the caller asks again, the new one.
+        let answer = tokio::select! {
+            r = call => r,
+            () = self.leader_changed(leader) => return None,
+        };
+        match answer.map(|(_, body)| wire::decode::<Result<u64, String>>(&body)) {
             Ok(Ok(Ok(index))) => Some(index),
             _ => None,
         }
