@@ -26,10 +26,13 @@ fn main() -> ExitCode {
     if !matches!(&args.command, cli::Command::Node(n) if n.config.is_some()) {
         die_quietly_on_a_closed_pipe();
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if matches!(&args.command, cli::Command::Node(n) if n.config.is_some()) {
+        // A node's data path: below its control runtime (see keel_node::runtime).
+        builder.on_thread_start(keel_node::runtime::lower_data_thread_priority);
+    }
+    let rt = match builder.build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");

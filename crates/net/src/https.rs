@@ -1,6 +1,10 @@
 //! The real [`Transport`]: RPC as `POST https://<peer>/rpc/<method>` over mutual TLS,
-//! one pooled HTTP client per local link, each bound to that link's local address;
-//! datagrams through [`UdpLinks`].
+//! two pooled HTTP clients per local link, each bound to that link's local address —
+//! one for the methods the caller named control methods
+//! ([`HttpsTransport::with_control_methods`]: its connections offer
+//! [`crate::CONTROL_ALPN`], and the server serves them on its control runtime), one for
+//! everything else, so that a control call never shares a connection (or a pool) with
+//! bulk data; datagrams through [`UdpLinks`].
 //!
 //! Owns: choosing the link for a call (preference order, skipping cut links, falling
 //! back on connect and I/O errors), and turning what reqwest reports into a
@@ -33,6 +37,8 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(200);
 #[derive(Debug)]
 pub struct HttpsTransport {
     clients: HashMap<LinkName, reqwest::Client>,
+    control_clients: HashMap<LinkName, reqwest::Client>,
+    control_methods: Vec<String>,
     udp: Option<UdpLinks>,
     faults: LinkFaults,
 }
@@ -45,24 +51,40 @@ impl HttpsTransport {
         faults: LinkFaults,
     ) -> Result<HttpsTransport, NetError> {
         let mut clients = HashMap::new();
+        let mut control_clients = HashMap::new();
+        let mut control_tls = identity.client_config();
+        control_tls
+            .alpn_protocols
+            .push(crate::https_server::CONTROL_ALPN.to_vec());
         for (link, ip) in local_links {
-            let client = reqwest::Client::builder()
-                .use_preconfigured_tls(identity.client_config())
-                .local_address(*ip)
-                .connect_timeout(CONNECT_TIMEOUT)
-                .no_proxy()
-                .https_only(true)
-                .pool_idle_timeout(Duration::from_secs(60))
-                .tcp_nodelay(true)
-                .build()
-                .map_err(|e| NetError::Tls(format!("client for link {link}: {}", chain(&e))))?;
-            clients.insert(link.clone(), client);
+            let client = |tls: rustls::ClientConfig| {
+                reqwest::Client::builder()
+                    .use_preconfigured_tls(tls)
+                    .local_address(*ip)
+                    .connect_timeout(CONNECT_TIMEOUT)
+                    .no_proxy()
+                    .https_only(true)
+                    .pool_idle_timeout(Duration::from_secs(60))
+                    .tcp_nodelay(true)
+                    .build()
+                    .map_err(|e| NetError::Tls(format!("client for link {link}: {}", chain(&e))))
+            };
+            clients.insert(link.clone(), client(identity.client_config())?);
+            control_clients.insert(link.clone(), client(control_tls.clone())?);
         }
         Ok(HttpsTransport {
             clients,
+            control_clients,
+            control_methods: vec![],
             udp: None,
             faults,
         })
+    }
+
+    /// Calls of these methods go through the control clients (see the module header).
+    pub fn with_control_methods(mut self, methods: &[&str]) -> HttpsTransport {
+        self.control_methods = methods.iter().map(|m| m.to_string()).collect();
+        self
     }
 
     /// Sends datagrams through `udp` (without it, [`Transport::send_datagram`] drops them).
@@ -91,7 +113,12 @@ impl HttpsTransport {
         if self.faults.is_cut(link) {
             return Err(fail(NetError::LinkDown(link.to_string()), true));
         }
-        let Some(client) = self.clients.get(link) else {
+        let clients = if self.control_methods.iter().any(|m| m == method) {
+            &self.control_clients
+        } else {
+            &self.clients
+        };
+        let Some(client) = clients.get(link) else {
             return Err(fail(NetError::LinkDown(link.to_string()), true));
         };
         if method.is_empty()

@@ -27,7 +27,7 @@ pub use error::{NetError, TlsError};
 pub use fallback::{over_links, Failure};
 pub use faults::LinkFaults;
 pub use https::{HttpsTransport, CONNECT_TIMEOUT};
-pub use https_server::{serve_rpc, RpcServer, MAX_BODY_BYTES};
+pub use https_server::{serve_rpc, serve_rpc_on, RpcServer, CONTROL_ALPN, MAX_BODY_BYTES};
 pub use multicast::{MulticastAnnouncer, DEFAULT_GROUP};
 pub use secret::ClusterSecret;
 pub use tag::TAG_LEN;

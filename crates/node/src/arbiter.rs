@@ -155,10 +155,18 @@ pub async fn run(node: Arc<NodeShared>) {
         node.metrics.is_leader.set(leader as i64);
         node.metrics.raft_term.set(node.db.current_term() as i64);
         if !leader {
-            node.arbiter
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take();
+            // A quorum confirmation that lapsed for a moment (a loaded machine) in a
+            // term this node still leads keeps the lease table: no other arbiter can
+            // have granted meanwhile (it would need a higher term, and a quorum that
+            // accepted it could not confirm this one again), so the grants it knows of
+            // are all there are. It grants nothing until confirmed again; with a new
+            // term it starts afresh, waiting out every earlier grant.
+            if node.db.leader() != Some(node.id()) {
+                node.arbiter
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .take();
+            }
             // Followers probe silent members too, so that a newly elected arbiter
             // finds the fault already characterized; their inputs are not theirs to use.
             let _ = detect(&node, &det, &results_tx, false);
@@ -584,11 +592,26 @@ fn hurry_election(
             node.db.raft().runtime_config().elect(true);
         }
     };
+    let now = Instant::now();
+    // Our pre-vote (openraft 0.9 has none): a voter that hears fewer than a majority of
+    // the voters, itself included, could not win an election, and each attempt would
+    // only raise its term — with which, once healed, it would depose the healthy
+    // leader. It stands for none (its timer held, no hurried election) until it hears
+    // a majority again. A leader that is really gone is replaced all the same: the
+    // majority that elects the next one hears itself.
+    if node.db.admission() == keel_confdb::AdmissionState::Admitted && !hears_a_majority(node, now)
+    {
+        if timer_held.is_none() {
+            node.db.raft().runtime_config().elect(false);
+            tracing::info!("hears fewer than a majority of the voters: stands for no election");
+        }
+        *timer_held = Some(now);
+        return;
+    }
     let Some(leader) = node.db.leader().filter(|l| *l != me) else {
         release(timer_held);
         return;
     };
-    let now = Instant::now();
     let known_since = match *known {
         Some((l, since)) if l == leader => since,
         _ => {
@@ -650,6 +673,23 @@ fn hurry_election(
     tokio::spawn(async move {
         let _ = raft.trigger().elect().await;
     });
+}
+
+/// Whether this node hears a majority of the configuration database's voters (itself
+/// included, and counting a voter heard on any link within `suspect_after_ms`). True
+/// for a node that is no voter: it stands for no election anyway.
+fn hears_a_majority(node: &NodeShared, now: Instant) -> bool {
+    let me = node.id();
+    let voters = node.db.voters();
+    if !voters.contains(&me) {
+        return true;
+    }
+    let window = Duration::from_millis(node.cfg.timings.suspect_after_ms);
+    let heard = voters
+        .iter()
+        .filter(|v| **v == me || node.tracker.silent_all(**v, now) < window)
+        .count();
+    heard * 2 > voters.len()
 }
 
 /// The arbiter's own links: one on which every other up member (two or more) is silent
