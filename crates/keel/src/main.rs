@@ -13,6 +13,7 @@ mod dev;
 mod events_cmd;
 mod files_cmd;
 mod keys_cmd;
+mod lab_cmd;
 mod log_limit;
 mod output;
 
