@@ -228,14 +228,17 @@ fn start(
         if Instant::now() > deadline {
             let _ = setup.kill();
             let _ = setup.wait();
-            bail!("the cluster did not come up in 180 s; see the node logs in {}", dir.display());
+            bail!(
+                "the cluster did not come up in 180 s; see the node logs in {}",
+                dir.display()
+            );
         }
         std::thread::sleep(Duration::from_millis(100));
     };
     if !status.success() {
         bail!("the cluster did not come up ({status}); see the node logs");
     }
-    say(format!("the lab is up. From the client host:"));
+    say("the lab is up. From the client host:");
     say(format!(
         "    ip netns exec {} keel --cluster {} status",
         plan.client_ns,
@@ -307,10 +310,7 @@ fn supervise_nodes(dir: &Path, restart_delay_ms: u64) -> Result<()> {
         let mut file = dev::cluster_file(&dir, &nodes);
         file.name = "lab".into();
         for n in &mut file.nodes {
-            n.pid = pids
-                .iter()
-                .find(|(h, _)| *h == n.id)
-                .map_or(0, |(_, p)| *p);
+            n.pid = pids.iter().find(|(h, _)| *h == n.id).map_or(0, |(_, p)| *p);
         }
         if let Err(e) = file.save(&dir) {
             println!("[lab] writing cluster.json: {e}");

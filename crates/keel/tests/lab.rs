@@ -57,7 +57,10 @@ fn run(program: &str, args: &[&str], deadline: Duration) -> Output {
         if Instant::now() > end {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("`{program} {}` did not finish in {deadline:?}", args.join(" "));
+            panic!(
+                "`{program} {}` did not finish in {deadline:?}",
+                args.join(" ")
+            );
         }
         std::thread::sleep(Duration::from_millis(50));
     };
@@ -211,7 +214,10 @@ fn a_lab_comes_up_survives_a_link_cut_fails_over_a_kill_and_leaves_nothing() {
 
     // A second `up` in the same directory is refused with one line.
     let again = run(KEEL, &["lab", "up", "--dir", &d, "--hosts", "3"], UP);
-    assert!(!again.ok() && again.stderr.contains("already up"), "{again:?}");
+    assert!(
+        !again.ok() && again.stderr.contains("already up"),
+        "{again:?}"
+    );
 
     eprintln!("--- keel status from the client host: every node up");
     let s = wait_for("3 nodes up and a Primary", DETECT, |last| {
@@ -303,4 +309,42 @@ fn a_lab_comes_up_survives_a_link_cut_fails_over_a_kill_and_leaves_nothing() {
     // A second down finds nothing and succeeds.
     let again = run(KEEL, &["lab", "down", "--dir", &d], Duration::from_secs(60));
     assert!(again.ok(), "{again:?}");
+}
+
+#[test]
+fn anyone_but_root_gets_a_one_line_error() {
+    // As root, drop to `nobody` with setpriv (util-linux); otherwise run as we are.
+    let root = unsafe { libc::geteuid() } == 0;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let d = tmp.path().join("lab");
+    let d = d.to_str().expect("utf-8");
+    let args = ["lab", "up", "--dir", d, "--hosts", "1"];
+    let out = if root {
+        if Command::new("setpriv").arg("--version").output().is_err() {
+            eprintln!("skipped: root without setpriv cannot run as another user");
+            return;
+        }
+        let mut all = vec![
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--",
+            KEEL,
+        ];
+        all.extend_from_slice(&args);
+        run("setpriv", &all, Duration::from_secs(30))
+    } else {
+        run(KEEL, &args, Duration::from_secs(30))
+    };
+    if root && out.stderr.contains("Permission denied") && !out.stderr.contains("root") {
+        eprintln!(
+            "skipped: `nobody` cannot execute {KEEL}: {}",
+            out.stderr.trim()
+        );
+        return;
+    }
+    assert!(!out.status.success(), "{out:?}");
+    assert_eq!(out.stderr.trim().lines().count(), 1, "{out:?}");
+    assert!(out.stderr.contains("needs root"), "{out:?}");
+    assert!(out.stdout.is_empty(), "{out:?}");
 }

@@ -115,7 +115,9 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let _ = remove(&dir);
         assert!(read(&dir).unwrap().is_empty());
-        let a = Entry::Netns { name: "k1-core".into() };
+        let a = Entry::Netns {
+            name: "k1-core".into(),
+        };
         let b = Entry::Link {
             ns: "k1-core".into(),
             name: "k1d".into(),
@@ -135,10 +137,7 @@ mod tests {
         assert_eq!(read(&dir).unwrap(), vec![a, b]);
         // A bad line in the middle is an error naming the line.
         std::fs::write(dir.join(FILE), "garbage\n{\"netns\":{\"name\":\"x\"}}\n").unwrap();
-        assert!(matches!(
-            read(&dir),
-            Err(LabError::Journal { line: 1, .. })
-        ));
+        assert!(matches!(read(&dir), Err(LabError::Journal { line: 1, .. })));
         remove(&dir).unwrap();
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -99,7 +99,9 @@ pub fn run(prog: &str, args: &[&str]) -> Result<String> {
         return Err(LabError::Command {
             cmd,
             status: out.status.to_string(),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().replace('\n', "; "),
+            stderr: String::from_utf8_lossy(&out.stderr)
+                .trim()
+                .replace('\n', "; "),
         });
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
@@ -124,7 +126,11 @@ pub fn is_gone(e: &LabError) -> bool {
 /// The process ids in network namespace `ns` (`ip netns pids`); none if it is gone.
 pub fn netns_pids(ns: &str) -> Vec<i32> {
     ip(&["netns", "pids", ns])
-        .map(|o| o.split_whitespace().filter_map(|p| p.parse().ok()).collect())
+        .map(|o| {
+            o.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect()
+        })
         .unwrap_or_default()
 }
 

@@ -44,8 +44,7 @@ fn add_leg(
     bridge: &str,
     host_ns: &str,
     inner: &str,
-    addr: std::net::Ipv4Addr,
-    prefix: u8,
+    (addr, prefix): (std::net::Ipv4Addr, u8),
 ) -> Result<()> {
     let core = p.core_ns.as_str();
     j.record(&Entry::Link {
@@ -53,8 +52,7 @@ fn add_leg(
         name: leg.into(),
     })?;
     ip(&[
-        "-n", core, "link", "add", leg, "type", "veth", "peer", "name", inner, "netns",
-        host_ns,
+        "-n", core, "link", "add", leg, "type", "veth", "peer", "name", inner, "netns", host_ns,
     ])?;
     ip(&["-n", core, "link", "set", leg, "master", bridge, "up"])?;
     tolerate_exists(ip(&[
@@ -121,8 +119,7 @@ pub fn build(p: &Plan, j: &mut Journal) -> Result<()> {
                 &p.site_bridge(h.site, plane),
                 &h.ns,
                 plan::HOST_LINKS[plane],
-                h.links[plane],
-                24,
+                (h.links[plane], 24),
             )?;
             // Other sites of this link's plane: through the core.
             let via = plan::site_router(h.site, plane).to_string();
@@ -137,8 +134,7 @@ pub fn build(p: &Plan, j: &mut Journal) -> Result<()> {
                 &data,
                 &h.ns,
                 &plan::port_if(k as u8),
-                *addr,
-                plan::DATA_PREFIX,
+                (*addr, plan::DATA_PREFIX),
             )?;
         }
         say(format!(
@@ -164,8 +160,7 @@ pub fn build(p: &Plan, j: &mut Journal) -> Result<()> {
         &data,
         &client,
         plan::CLIENT_IF,
-        p.client_addr,
-        plan::DATA_PREFIX,
+        (p.client_addr, plan::DATA_PREFIX),
     )?;
     tolerate_exists(ip(&[
         "-n",
@@ -265,7 +260,10 @@ pub fn teardown(dir: &std::path::Path) -> Result<usize> {
     }
     for e in entries.iter().rev() {
         match e {
-            Entry::Process { pid, start_ticks: t } => {
+            Entry::Process {
+                pid,
+                start_ticks: t,
+            } => {
                 if start_ticks(*pid) == Some(*t) {
                     say(format!("stopping process {pid}"));
                     stop_pid(*pid);
