@@ -36,6 +36,9 @@ pub async fn run(cmd: LabCommand) -> Result<()> {
         LabCommand::Down { dir } => tokio::task::spawn_blocking(move || down(&dir)).await?,
         LabCommand::Fault(f) => {
             let dir = canonical(&f.dir)?;
+            if keel_lab::journal::read(&dir)?.is_empty() {
+                return Err(keel_lab::LabError::NoLab(dir.display().to_string()).into());
+            }
             let plan = Plan::load(&dir)?;
             let fault = match f.action {
                 LabFault::Kill { host } => Fault::Kill(host),
@@ -264,6 +267,12 @@ fn down(dir: &Path) -> Result<()> {
     let held = dir.join("held");
     if held.exists() {
         std::fs::remove_dir_all(&held)?;
+    }
+    // The plan names what is gone now: `fault` must not act on it.
+    match std::fs::remove_file(dir.join("lab.json")) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e.into()),
     }
     if let Ok(mut f) = ClusterFile::load(&dir) {
         f.supervisor_pid = None;

@@ -306,6 +306,18 @@ fn a_lab_comes_up_survives_a_link_cut_fails_over_a_kill_and_leaves_nothing() {
             "node process {pid} survived lab down"
         );
     }
+    // A fault on a lab that is down is refused with one line.
+    let late = run(
+        KEEL,
+        &["lab", "fault", "--dir", &d, "kill", "--host", "1"],
+        Duration::from_secs(30),
+    );
+    assert!(
+        !late.ok()
+            && late.stderr.contains("no lab is up")
+            && late.stderr.trim().lines().count() == 1,
+        "{late:?}"
+    );
     // A second down finds nothing and succeeds.
     let again = run(KEEL, &["lab", "down", "--dir", &d], Duration::from_secs(60));
     assert!(again.ok(), "{again:?}");

@@ -61,7 +61,7 @@ pub enum LabError {
     BadArgs(String),
     #[error("a lab is already up in {0} (run `keel lab down --dir {0}` first)")]
     AlreadyUp(String),
-    #[error("no lab in {0} (no lab.json: `keel lab up` first)")]
+    #[error("no lab is up in {0} (`keel lab up` first)")]
     NoLab(String),
     #[error("no host {0} in this lab")]
     NoHost(u64),
