@@ -1,9 +1,10 @@
 //! The lab, whole binary (root only; skipped with the reason printed otherwise):
 //! `keel lab up --hosts 3` makes three hosts and a client host; `keel status` from the
 //! client host shows every node up; cutting one link of the Primary's host raises a
-//! `link_down` event and no failover; killing the Primary's node fails over; `keel lab
-//! down` leaves no namespace, bridge, veth or process of the lab behind. If the test
-//! fails half-way, its guard still runs `keel lab down`.
+//! `link_down` event and no failover; killing the Primary's node fails over, and
+//! resuming the host restarts it (supervised); `keel lab down` leaves no namespace,
+//! bridge, veth or process of the lab behind. If the test fails half-way, its guard
+//! still runs `keel lab down`.
 
 mod support;
 
@@ -289,6 +290,15 @@ fn a_lab_comes_up_survives_a_link_cut_fails_over_a_kill_and_leaves_nothing() {
         primary_and_epoch(&s, "default").0,
         primary_and_epoch(&s, "default").1
     );
+
+    eprintln!("--- resume host {p}: the supervisor restarts its node, which comes back up");
+    lab.fault(&["resume", "--host", &p.to_string()]);
+    wait_for(&format!("node {p} up again"), FAILOVER, |last| {
+        let s = lab.status().ok()?;
+        let n = node(&s, p);
+        *last = format!("{}", n["state"]);
+        (n["state"] == "up").then_some(())
+    });
 
     eprintln!("--- keel lab down: nothing of the lab is left");
     let down = run(KEEL, &["lab", "down", "--dir", &d], Duration::from_secs(60));
