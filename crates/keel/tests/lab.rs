@@ -370,3 +370,56 @@ fn anyone_but_root_gets_a_one_line_error() {
     assert!(out.stderr.contains("needs root"), "{out:?}");
     assert!(out.stdout.is_empty(), "{out:?}");
 }
+
+#[test]
+fn down_cleans_up_after_lab_up_was_killed_half_way() {
+    if let Some(why) = skip_reason() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("lab");
+    let d = dir.to_str().expect("utf-8").to_string();
+    // Its guard takes the lab down if the test fails before its own `down`.
+    let guard = Lab {
+        dir: dir.clone(),
+        plan: Value::Null,
+        _tmp: tmp,
+    };
+    eprintln!("--- keel lab up --hosts 2, SIGKILLed once its supervisor runs");
+    let mut up = Command::new(KEEL)
+        .args(["lab", "up", "--dir", &d, "--hosts", "2"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("keel lab up");
+    let journal = dir.join("lab.journal");
+    wait_for("the supervisor in the journal", UP, |last| {
+        let text = std::fs::read_to_string(&journal).unwrap_or_default();
+        *last = format!("{} journal lines", text.lines().count());
+        text.contains("\"process\"").then_some(())
+    });
+    up.kill().expect("SIGKILL lab up");
+    let _ = up.wait();
+    let dir = dir.canonicalize().expect("the lab dir");
+    let plan: Value = std::fs::read_to_string(dir.join("lab.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .expect("lab.json");
+    let prefix = plan["prefix"].as_str().expect("prefix").to_string();
+    // The supervisor and its nodes outlived `lab up`.
+    wait_for("the nodes running without lab up", DETECT, |last| {
+        let left = leftovers(&prefix, &dir);
+        *last = format!("{left:?}");
+        (left.iter().filter(|l| l.starts_with("process")).count() >= 3).then_some(())
+    });
+
+    eprintln!("--- keel lab down: everything goes");
+    let down = run(KEEL, &["lab", "down", "--dir", &d], Duration::from_secs(60));
+    eprint!("{}", down.stdout);
+    assert!(down.ok(), "lab down failed: {}", down.stderr);
+    let left = leftovers(&prefix, &dir);
+    assert!(left.is_empty(), "left behind: {left:#?}");
+    drop(guard);
+}
