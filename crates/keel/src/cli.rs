@@ -28,6 +28,10 @@ pub enum Command {
     /// Local development cluster.
     #[command(subcommand)]
     Dev(DevCommand),
+    /// A lab of hosts on this machine (root only): network namespaces joined by veth
+    /// pairs and bridges, a keel node in each, and faults on real links.
+    #[command(subcommand)]
+    Lab(LabCommand),
     /// A verdict (HEALTH_OK, HEALTH_WARN or HEALTH_ERR, with reasons), members with
     /// their states and capacity, failover sets with roles, epochs, in-sync lists and
     /// objects. The view of a member that reaches a quorum; said plainly if none does.
@@ -516,4 +520,116 @@ pub enum AdminCommand {
     /// Make a new admin token: the current one stops working. Prints it and writes it to
     /// DIR/admin-token (mode 0600).
     RotateToken,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LabCommand {
+    /// Make the hosts (network namespaces), their links and ports, the client host, and
+    /// start a node in each; returns once the cluster has a quorum and works.
+    Up(LabUpArgs),
+    /// Remove everything the lab in DIR made (processes, namespaces, bridges, veth
+    /// pairs), even after a crash: it follows DIR/lab.journal in reverse.
+    Down {
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Inject a fault into the lab in DIR.
+    Fault(LabFaultArgs),
+    /// (internal) The lab's supervisor: runs and restarts the nodes.
+    #[command(hide = true)]
+    Supervise {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 1000)]
+        restart_delay_ms: u64,
+    },
+    /// (internal) Run in the client host by `lab up`: waits for the quorum, creates the
+    /// access key, the default set and the storage layout.
+    #[command(hide = true)]
+    Setup {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 2)]
+        replicas: usize,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct LabUpArgs {
+    /// Where the lab lives (journal, configs, data, logs, cluster.json).
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// Hosts, each running one node (with two or more sites a control-only
+    /// tiebreaker host is added, as in `keel dev up`).
+    #[arg(long, default_value_t = 3)]
+    pub hosts: u8,
+    /// Data ports per host (on the data LAN with the client host).
+    #[arg(long, default_value_t = 1)]
+    pub ports: u8,
+    #[arg(long, default_value_t = 1)]
+    pub sites: u8,
+    /// Delay before the supervisor restarts a node that died (ms).
+    #[arg(long, default_value_t = 1000)]
+    pub restart_delay_ms: u64,
+    /// Members per storage set (the replication factor).
+    #[arg(long, default_value_t = 2)]
+    pub replicas: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct LabFaultArgs {
+    #[arg(long)]
+    pub dir: PathBuf,
+    #[command(subcommand)]
+    pub action: LabFault,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LabFault {
+    /// SIGKILL the host's node; it stays down until `resume`.
+    Kill {
+        #[arg(long)]
+        host: u64,
+    },
+    /// SIGSTOP the host's node.
+    Pause {
+        #[arg(long)]
+        host: u64,
+    },
+    /// Continue a paused node, or let the supervisor restart a killed one.
+    Resume {
+        #[arg(long)]
+        host: u64,
+    },
+    /// Cut one link (`--link a|b`) or one data port (`--port P`) of a host.
+    Cut(LabLinkArgs),
+    /// Restore one link or one data port of a host.
+    Restore(LabLinkArgs),
+    /// Cut every link and port of a host.
+    Isolate {
+        #[arg(long)]
+        host: u64,
+    },
+    /// Restore every link and port of a host.
+    Rejoin {
+        #[arg(long)]
+        host: u64,
+    },
+    /// Partition the sites named (`--sites 1` or `--sites 1,2`) from the others.
+    Partition {
+        #[arg(long, value_delimiter = ',', required = true)]
+        sites: Vec<u8>,
+    },
+    /// Remove every partition.
+    Heal,
+}
+
+#[derive(Args, Debug)]
+pub struct LabLinkArgs {
+    #[arg(long)]
+    pub host: u64,
+    #[arg(long, conflicts_with = "port", required_unless_present = "port")]
+    pub link: Option<String>,
+    #[arg(long)]
+    pub port: Option<u8>,
 }

@@ -34,6 +34,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Dev(DevCommand::Up(args)) => crate::dev::up(args).await,
         Command::Dev(DevCommand::Chaos(args)) => crate::chaos::run(args).await,
+        Command::Lab(cmd) => crate::lab_cmd::run(cmd).await,
         Command::Status { json, check } => {
             let status = client(cli.cluster)?.status().await?;
             if json {

@@ -23,6 +23,18 @@ use std::time::{Duration, Instant};
 
 /// The nodes of a dev cluster: configs in site order, plus the tiebreaker.
 pub fn layout(dir: &Path, nodes: u8, sites: u8, base_port: u16) -> Vec<NodeConfig> {
+    layout_with(dir, nodes, sites, base_port, |_, _| None)
+}
+
+/// [`layout`], with each node's links replaced by `links(id, site)` where it returns
+/// some (the lab's hosts have their own addresses), before the seeds are computed.
+pub(crate) fn layout_with(
+    dir: &Path,
+    nodes: u8,
+    sites: u8,
+    base_port: u16,
+    links: impl Fn(u64, u8) -> Option<Vec<LinkConfig>>,
+) -> Vec<NodeConfig> {
     let mut cfgs = vec![];
     let mut id = 0u64;
     for s in 1..=sites {
@@ -42,6 +54,12 @@ pub fn layout(dir: &Path, nodes: u8, sites: u8, base_port: u16) -> Vec<NodeConfi
             base_port,
             [NodeRole::Control].into(),
         ));
+    }
+    for c in &mut cfgs {
+        let site = c.site.parse().unwrap_or(0);
+        if let Some(l) = links(c.id, site) {
+            c.links = l;
+        }
     }
     let seeds: Vec<SocketAddr> = cfgs
         .iter()
@@ -381,6 +399,23 @@ pub(crate) fn prepare(
             );
         }
     }
+    let (dir, exe) = init_dir(dir)?;
+    let dir = &dir;
+    let mut out = vec![];
+    let cfgs = layout(dir, nodes, sites, base_port);
+    check_ports(&cfgs)?;
+    for cfg in cfgs {
+        out.push(supervised(dir, &exe, cfg)?);
+    }
+    Ok((dir.clone(), out))
+}
+
+/// Makes `dir` a cluster's home: creates it, the cluster secret if missing, and the CA
+/// certificate. Returns the canonical directory and the keel binary to run nodes with.
+/// (Shared by `keel dev up` and `keel lab up`.)
+pub(crate) fn init_dir(dir: &Path) -> Result<(PathBuf, PathBuf)> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dir = &dir.canonicalize()?;
     let secret_path = dir.join("secret.pem");
     if !secret_path.exists() {
         keel_net::ClusterSecret::generate("dev")?.save(&secret_path)?;
@@ -395,13 +430,7 @@ pub(crate) fn prepare(
     // Resolved once: a rebuilt binary replaces the file, and a restart then runs the new one.
     let exe = std::env::current_exe().context("locating the keel binary")?;
     let exe = PathBuf::from(exe.to_string_lossy().trim_end_matches(" (deleted)"));
-    let mut out = vec![];
-    let cfgs = layout(dir, nodes, sites, base_port);
-    check_ports(&cfgs)?;
-    for cfg in cfgs {
-        out.push(supervised(dir, &exe, cfg)?);
-    }
-    Ok((dir.clone(), out))
+    Ok((dir.clone(), exe))
 }
 
 /// Writes node `cfg.id`'s directory and `keel.toml` under `dir`.

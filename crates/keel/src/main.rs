@@ -1,6 +1,6 @@
 //! `keel`: one binary for a node (`keel node --config FILE`), the operator's CLI, a
-//! local development cluster (`keel dev up`), its chaos test (`keel dev chaos`) and the
-//! benchmarks.
+//! local development cluster (`keel dev up`), its chaos test (`keel dev chaos`), the
+//! lab of network-namespace hosts (`keel lab`, root only) and the benchmarks.
 //!
 //! Must never panic on bad input: every error is one line on stderr and a non-zero exit.
 
@@ -15,6 +15,7 @@ mod events_cmd;
 mod files_cmd;
 mod gateway_servers;
 mod keys_cmd;
+mod lab_cmd;
 mod log_limit;
 mod output;
 
