@@ -79,6 +79,7 @@ pub struct S3Entry {
     pub access_key: String,
     pub secret_key: String,
     pub bucket: String,
+}
 
 /// The part of the members' `[timings]` the client derives its patience from.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
