@@ -270,8 +270,9 @@ impl NodeFiles {
         };
         let result = self.flush_extents(ino, &dirty).await;
         if let Err(e) = &result {
-            // Keep the bytes for a later commit unless the file is gone.
-            if *e != FsError::Stale {
+            // Keep the bytes for a retry only when a retry can succeed; a final error
+            // (the file is gone, no space...) was answered, and the bytes with it.
+            if matches!(e, FsError::Unavailable(_)) {
                 let mut u = self.unstable.lock().unwrap_or_else(|p| p.into_inner());
                 let mut back = dirty;
                 if let Some(newer) = u.files.remove(&ino) {
