@@ -115,6 +115,7 @@ type BlockKey = (Ino, u64, u64); // (ino, generation, block)
 struct State {
     attrs: HashMap<Ino, (Attr, Instant)>,
     lookups: BTreeMap<(Ino, String), (Ino, Instant)>,
+    volumes: Option<(Vec<VolumeInfo>, Instant)>,
     blocks: BTreeMap<BlockKey, (Bytes, u64)>,
     /// LRU order of blocks: use tick → key.
     lru: BTreeMap<u64, BlockKey>,
@@ -364,7 +365,23 @@ impl<F: FileService> Cached<F> {
 #[async_trait]
 impl<F: FileService> FileService for Cached<F> {
     async fn volumes(&self) -> FsResult<Vec<VolumeInfo>> {
-        self.inner.volumes().await
+        let epoch = {
+            let state = self.synced();
+            if let Some((v, at)) = &state.volumes {
+                if self.fresh(*at) {
+                    self.counters.dir_hits.fetch_add(1, Ordering::Relaxed);
+                    return Ok(v.clone());
+                }
+            }
+            state.epoch
+        };
+        self.counters.dir_misses.fetch_add(1, Ordering::Relaxed);
+        let list = self.inner.volumes().await?;
+        let mut state = self.synced();
+        if state.epoch == epoch {
+            state.volumes = Some((list.clone(), Instant::now()));
+        }
+        Ok(list)
     }
 
     async fn create_volume(&self, name: &str) -> FsResult<VolumeInfo> {
@@ -394,7 +411,6 @@ impl<F: FileService> FileService for Cached<F> {
             return self.inner.resolve(volume, path).await;
         };
         let root = self
-            .inner
             .volumes()
             .await?
             .into_iter()

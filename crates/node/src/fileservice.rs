@@ -186,6 +186,17 @@ impl NodeFiles {
         Ok(self.with_unstable(attr))
     }
 
+    /// The attributes of an inode a command replied with. The reply comes from the
+    /// leader: this node's replica may not have applied it yet (the volume root is
+    /// read there), so it is brought up to date first if needed.
+    async fn reply_attr(&self, inode: &Inode) -> FsResult<Attr> {
+        if let Ok(attr) = self.attr_of(inode) {
+            return Ok(attr);
+        }
+        self.barrier("reading attributes").await?;
+        self.attr_of(inode)
+    }
+
     /// The attributes as this node's unstable writes make them look.
     fn with_unstable(&self, mut attr: Attr) -> Attr {
         let unstable = self.unstable.lock().unwrap_or_else(|p| p.into_inner());
@@ -270,8 +281,9 @@ impl NodeFiles {
         };
         let result = self.flush_extents(ino, &dirty).await;
         if let Err(e) = &result {
-            // Keep the bytes for a later commit unless the file is gone.
-            if *e != FsError::Stale {
+            // Keep the bytes for a retry only when a retry can succeed; a final error
+            // (the file is gone, no space...) was answered, and the bytes with it.
+            if matches!(e, FsError::Unavailable(_)) {
                 let mut u = self.unstable.lock().unwrap_or_else(|p| p.into_inner());
                 let mut back = dirty;
                 if let Some(newer) = u.files.remove(&ino) {
@@ -714,8 +726,11 @@ impl FileService for NodeFiles {
         match reply {
             DirReply::Freed {
                 inode: Some(inode), ..
-            } => self.attr_of(&inode),
-            _ => self.local_attr(ino),
+            } => self.reply_attr(&inode).await,
+            _ => {
+                self.barrier("reading attributes").await?;
+                self.local_attr(ino)
+            }
         }
     }
 
@@ -790,6 +805,10 @@ impl FileService for NodeFiles {
                 self.flush(other).await?;
             }
         }
+        if stability == Stability::FileSync || over_budget {
+            // The commit came from the leader: see it on this replica.
+            self.barrier("a write").await?;
+        }
         let attr = self.local_attr(ino)?;
         let stability = if stability == Stability::FileSync || over_budget {
             Stability::FileSync
@@ -834,7 +853,7 @@ impl FileService for NodeFiles {
             .map_err(fs_error)?;
         self.emit(Invalidation::Inode(inode.ino));
         self.emit(Invalidation::Entries(inode.parent));
-        self.attr_of(&inode)
+        self.reply_attr(&inode).await
     }
 
     async fn create(&self, dir: Ino, name: &str, mode: u32, exclusive: bool) -> FsResult<Attr> {
@@ -876,7 +895,7 @@ impl FileService for NodeFiles {
             DirReply::Inode(inode)
             | DirReply::Freed {
                 inode: Some(inode), ..
-            } => self.attr_of(&inode),
+            } => self.reply_attr(&inode).await,
             other => Err(FsError::Io(format!("unexpected directory reply {other:?}"))),
         }
     }
@@ -901,7 +920,7 @@ impl FileService for NodeFiles {
             .await?;
         self.emit(Invalidation::Entries(dir));
         match reply {
-            DirReply::Inode(inode) => self.attr_of(&inode),
+            DirReply::Inode(inode) => self.reply_attr(&inode).await,
             other => Err(FsError::Io(format!("unexpected directory reply {other:?}"))),
         }
     }

@@ -3,7 +3,7 @@
 //! a small range so that some are replayed.
 
 use keel_core::ObjectId;
-use keel_dir::{ChunkRef, DirCommand, Replication};
+use keel_dir::{ChunkChange, ChunkRef, DirCommand, Expected, Replication};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -31,6 +31,9 @@ fn command(rng: &mut StdRng, at: i64) -> DirCommand {
     let volume = if rng.gen_bool(0.9) { "v" } else { "w" }.to_string();
     let path = path(rng);
     let token = rng.gen_bool(0.3).then(|| rng.gen_range(0..40u128));
+    if rng.gen_bool(0.04) {
+        return by_inode(rng, volume, path, at, token);
+    }
     match rng.gen_range(0..100) {
         0..=2 => DirCommand::CreateVolume {
             name: volume,
@@ -105,6 +108,62 @@ fn command(rng: &mut StdRng, at: i64) -> DirCommand {
             mtime: None,
             at,
             token,
+        },
+    }
+}
+
+/// The commands gateways that name files by inode send: `DeleteVolume`,
+/// `WriteChunks` (appending to a file's list, or swapping a chunk it may hold) and
+/// `Expect` around a path command.
+fn by_inode(
+    rng: &mut StdRng,
+    volume: String,
+    path: String,
+    at: i64,
+    token: Option<u128>,
+) -> DirCommand {
+    let chunk = |rng: &mut StdRng| ChunkRef {
+        object: ObjectId(rng.gen_range(0..64)),
+        len: rng.gen_range(1..=CS),
+    };
+    match rng.gen_range(0..3) {
+        // Mostly the second volume: deleting the first (while it is empty) would
+        // leave most later commands nothing to act on.
+        0 => DirCommand::DeleteVolume {
+            name: if rng.gen_bool(0.9) { "w" } else { "v" }.into(),
+            at,
+        },
+        1 => {
+            let index = rng.gen_range(0..3);
+            let expect = rng.gen_bool(0.5).then(|| chunk(rng));
+            let new = ChunkRef {
+                object: ObjectId(rng.gen()),
+                ..chunk(rng)
+            };
+            DirCommand::WriteChunks {
+                volume,
+                ino: rng.gen_range(1..30),
+                changes: vec![ChunkChange {
+                    index,
+                    expect,
+                    chunk: new,
+                }],
+                size: (index + 1) * CS,
+                at,
+                token,
+            }
+        }
+        _ => DirCommand::Expect {
+            expect: vec![Expected {
+                path: self::path(rng),
+                ino: rng.gen_range(0..30),
+            }],
+            then: Box::new(DirCommand::Unlink {
+                volume,
+                path,
+                at,
+                token,
+            }),
         },
     }
 }
