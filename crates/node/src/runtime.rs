@@ -53,6 +53,10 @@ pub const CONTROL_METHODS: &[&str] = &[
     method::PING,
     method::SELF_TEST,
     method::REVOKE,
+    // The Passive gateway's health question: under load it must not queue behind
+    // data copies, or a working Active is taken for a failed one (seen in a run: a
+    // takeover asked after 1.4 s of an overloaded Active's data queue).
+    crate::gateway_control::HEALTH_METHOD,
 ];
 
 /// Worker threads of the control runtime.
