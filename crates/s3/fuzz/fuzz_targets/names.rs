@@ -23,9 +23,13 @@ fuzz_target!(|data: &[u8]| {
         assert!(dir.is_empty() || k.path.starts_with(dir));
     }
     if is_bucket_name(s) {
-        assert!(s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'));
+        assert!(s
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'));
     }
-    assert_eq!(decode_token(&encode_token(s)).as_deref(), Ok(s));
+    if s.len() <= MAX_TOKEN_KEY_LEN {
+        assert_eq!(decode_token(&encode_token(s)).as_deref(), Ok(s));
+    }
     let _ = decode_token(s);
     let e = url_encode(s);
     assert!(e.is_ascii());

@@ -30,9 +30,7 @@ fn parse(data: &[u8]) -> Option<http::Request<s3s::Body>> {
     let httparse::Status::Complete(n) = req.parse(data).ok()? else {
         return None;
     };
-    let mut b = http::Request::builder()
-        .method(req.method?)
-        .uri(req.path?);
+    let mut b = http::Request::builder().method(req.method?).uri(req.path?);
     for h in req.headers.iter() {
         b = b.header(h.name, h.value);
     }
@@ -41,7 +39,9 @@ fn parse(data: &[u8]) -> Option<http::Request<s3s::Body>> {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&mode, rest)) = data.split_first() else { return };
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
     let Some(req) = parse(rest) else { return };
     runtime().block_on(async move {
         let fs = Arc::new(MemFs::new());
@@ -54,8 +54,12 @@ fuzz_target!(|data: &[u8]| {
             created_at: 0,
         });
         fs.create_volume("bkt").await.unwrap();
-        let body = Box::pin(futures::stream::iter(vec![Ok(Bytes::from_static(b"hello"))]));
-        fs.put_file("bkt", "a/b", body, PutOptions::default()).await.unwrap();
+        let body = Box::pin(futures::stream::iter(vec![Ok(Bytes::from_static(
+            b"hello",
+        ))]));
+        fs.put_file("bkt", "a/b", body, PutOptions::default())
+            .await
+            .unwrap();
         let fs: Arc<dyn FileService> = fs;
         let config = keel_s3::S3Config::default();
         let svc = if mode & 1 == 0 {
