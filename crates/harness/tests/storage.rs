@@ -1532,7 +1532,7 @@ async fn draining_the_only_in_sync_member_of_a_set_hands_its_objects_over() -> a
     let (p, e) = c.wait_acting("st-4", IO_WITHIN).await?;
     ensure!(p == other, "st-4's Primary is node {p}, not node {other}");
     info!("set st-4: node {p} acts as Primary in epoch {e}");
-    wait_rebalanced(&c, &[st4.clone()]).await?;
+    wait_rebalanced(&c, std::slice::from_ref(&st4)).await?;
     for n in [other, 4] {
         let left = misplaced_on(&c, n, &st4).await?;
         ensure!(
