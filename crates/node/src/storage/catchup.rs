@@ -201,6 +201,7 @@ fn differences(
 
 /// Pulls from the Primary what differs, then asks to rejoin the in-sync list.
 async fn catch_up(node: &Arc<NodeShared>, set: &SetId, primary: NodeId) -> Result<(), DataError> {
+    check_source_store(node, set, primary).await?;
     // Passes until little is left, so the Primary's last pass (with the set's writes
     // held) is short even when writes went on during the copy.
     for pass in 1..=MAX_PULL_PASSES {
@@ -236,6 +237,7 @@ async fn catch_up_leaderless(
         from,
         "catch-up: the set has no Primary; copying from its in-sync member"
     );
+    check_source_store(node, set, from).await?;
     let mut copied = 0;
     for pass in 1..=MAX_PULL_PASSES {
         let n = pull_pass(node, set, from, pass).await?;
@@ -253,6 +255,8 @@ async fn catch_up_leaderless(
             tried: format!("node {from}'s copy still changed after {MAX_PULL_PASSES} passes"),
         });
     }
+    // Its store still the recorded one after the copy (not wiped meanwhile).
+    check_source_store(node, set, from).await?;
     let me = node.id();
     let store = node.store_id();
     let join = |list: &InSync| {
@@ -288,6 +292,44 @@ async fn catch_up_leaderless(
     )
     .await;
     Ok(())
+}
+
+/// Checks that `from`, the source a catch-up copies `set` from, still has the store
+/// the set's in-sync list recorded for it. A source whose disk was wiped or replaced
+/// while the control plane has not learned it yet (its boot report not applied) lists
+/// nothing, and copying that listing would forget everything here.
+async fn check_source_store(
+    node: &Arc<NodeShared>,
+    set: &SetId,
+    from: NodeId,
+) -> Result<(), DataError> {
+    let recorded = node
+        .db
+        .read(|s| s.sets.get(set).and_then(|x| x.in_sync_store(from)));
+    let Some(expected) = recorded else {
+        return Ok(());
+    };
+    match call(
+        node,
+        from,
+        StoreRequest::WhichStore,
+        Duration::from_secs(10),
+    )
+    .await
+    {
+        Ok(StoreReply::Store(actual)) if actual == expected => Ok(()),
+        Ok(StoreReply::Store(actual)) => Err(DataError::StoreMismatch {
+            set: set.clone(),
+            node: from,
+            expected,
+            actual,
+        }),
+        Ok(_) => Err(unexpected()),
+        Err(e) => Err(DataError::Unavailable {
+            what: format!("the store identity of node {from}"),
+            tried: e.to_string(),
+        }),
+    }
 }
 
 /// Copies once what differs from the Primary; returns how many objects it copied.
@@ -450,6 +492,11 @@ pub async fn admit(
             reason: format!("node {} is not the Primary of {set:?}", node.id()),
         });
     }
+    let list = node
+        .db
+        .read(|s| s.sets.get(set).map(InSync::of))
+        .ok_or_else(unexpected)?;
+    super::primary::check_own_store(node, set, &list)?;
     let gate = svc.gate(set);
     let _held = gate.write().await;
     let epoch = node

@@ -43,7 +43,7 @@ pub(crate) struct InSync {
 }
 
 impl InSync {
-    fn of(set: &keel_core::FailoverSet) -> InSync {
+    pub(crate) fn of(set: &keel_core::FailoverSet) -> InSync {
         InSync {
             nodes: set.in_sync.clone(),
             stores: set.in_sync_stores.clone(),
@@ -78,11 +78,33 @@ fn check_primary(node: &NodeShared, set: &SetId, epoch: Epoch) -> Result<InSync,
             primary,
         });
     }
+    check_own_store(node, set, &in_sync)?;
     let holder = node.holder.lock().unwrap_or_else(|e| e.into_inner());
     if holder.acting(set, Instant::now()) != Some(epoch) {
         return Err(DataError::NoLease { set: set.clone() });
     }
     Ok(in_sync)
+}
+
+/// Refuses to act for `set` while its in-sync list records another store for this
+/// node than the one it has: its disk was wiped or replaced and the control plane has
+/// not learned it yet (its boot report not applied). Its store holds none of what the
+/// list vouches for; acting on it would acknowledge writes over a hole and hand joiners
+/// an empty listing to copy.
+pub(crate) fn check_own_store(
+    node: &NodeShared,
+    set: &SetId,
+    in_sync: &InSync,
+) -> Result<(), DataError> {
+    match (in_sync.stores.get(&node.id()), node.store_id()) {
+        (Some(recorded), Some(actual)) if *recorded != actual => Err(DataError::StoreMismatch {
+            set: set.clone(),
+            node: node.id(),
+            expected: *recorded,
+            actual,
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Applies `op` to the local store at `version`.
