@@ -317,13 +317,9 @@ async fn check_source_store(
     )
     .await
     {
-        Ok(StoreReply::Store(actual)) if actual == expected => Ok(()),
-        Ok(StoreReply::Store(actual)) => Err(DataError::StoreMismatch {
-            set: set.clone(),
-            node: from,
-            expected,
-            actual,
-        }),
+        Ok(StoreReply::Store(actual)) => {
+            super::primary::not_another_store(set, from, Some(expected), actual)
+        }
         Ok(_) => Err(unexpected()),
         Err(e) => Err(DataError::Unavailable {
             what: format!("the store identity of node {from}"),

@@ -96,11 +96,26 @@ pub(crate) fn check_own_store(
     set: &SetId,
     in_sync: &InSync,
 ) -> Result<(), DataError> {
-    match (in_sync.stores.get(&node.id()), node.store_id()) {
-        (Some(recorded), Some(actual)) if *recorded != actual => Err(DataError::StoreMismatch {
+    let recorded = in_sync.stores.get(&node.id()).copied();
+    match node.store_id() {
+        Some(actual) => not_another_store(set, node.id(), recorded, actual),
+        None => Ok(()),
+    }
+}
+
+/// `node`'s store `actual` may stand for the copy the in-sync list of `set` vouches for
+/// only if it is the store the list recorded for it (`recorded`; none recorded: any).
+pub(crate) fn not_another_store(
+    set: &SetId,
+    node: NodeId,
+    recorded: Option<StoreId>,
+    actual: StoreId,
+) -> Result<(), DataError> {
+    match recorded {
+        Some(expected) if expected != actual => Err(DataError::StoreMismatch {
             set: set.clone(),
-            node: node.id(),
-            expected: *recorded,
+            node,
+            expected,
             actual,
         }),
         _ => Ok(()),
@@ -502,4 +517,28 @@ pub(crate) fn is_primary(node: &NodeShared, set: &str) -> bool {
             .get(set)
             .is_some_and(|x| x.primary == Some(MemberRef::Node(node.id())))
     })
+}
+
+#[cfg(test)]
+mod store_tests {
+    use super::*;
+
+    #[test]
+    fn only_the_recorded_store_stands_for_the_listed_copy() {
+        let set: SetId = "st-1".into();
+        let (old, new) = (StoreId(1), StoreId(2));
+        // Wiped since the list recorded it: refused, naming both stores.
+        match not_another_store(&set, 3, Some(old), new) {
+            Err(DataError::StoreMismatch {
+                node,
+                expected,
+                actual,
+                ..
+            }) => assert_eq!((node, expected, actual), (3, old, new)),
+            other => panic!("{other:?}"),
+        }
+        assert!(not_another_store(&set, 3, Some(old), old).is_ok());
+        // No store recorded (a list written before stores had identities): any.
+        assert!(not_another_store(&set, 3, None, new).is_ok());
+    }
 }
