@@ -57,6 +57,9 @@ pub enum EventKind {
     /// Storage: objects moved to the set the new placement map names.
     RebalanceProgress,
     RebalanceDone,
+    /// Storage: a rebalance cannot go on, and why (a set without a Primary, a move
+    /// that failed); said once per set and placement map version.
+    RebalanceWaiting,
     /// Storage: objects no file refers to, older than the grace period, deleted.
     OrphansCollected,
     /// A voter came back with a new configuration database store (its Raft log and

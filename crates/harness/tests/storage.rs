@@ -1442,6 +1442,109 @@ async fn a_rebalance_onto_a_set_that_shares_a_member_loses_nothing() -> anyhow::
     finish(c, checker).await
 }
 
+/// The chaos run of seed 21: the node a layout added (`st-4` = {4, x}) is drained while
+/// it is the only in-sync member of its set (x was away and missed writes), and the
+/// layout applied: `st-4` is left without an eligible Primary, its groups are placed
+/// elsewhere. x comes back: it must catch up from the drained node (no Primary to ask),
+/// lead the set, and move its objects to their new sets; nothing may stay on no member
+/// of its set.
+#[tokio::test]
+async fn draining_the_only_in_sync_member_of_a_set_hands_its_objects_over() -> anyhow::Result<()> {
+    init_tracing();
+    let _one = serial().await;
+    let c = Cluster::start(4).await?;
+    c.admin(AdminRequest::Drain {
+        node: 4,
+        force: true,
+    })
+    .await?;
+    let mut c = storage_cluster_of(c).await?;
+    let checker = c.checker()?;
+    let mut acked = vec![];
+    for i in 0..8 {
+        acked.push((i, put(&c, 1, path(i), content(i), None).await??));
+    }
+    let old_sets = storage_sets(&c);
+
+    info!("--- node 4 in, layout applied: st-4 takes its share of the groups");
+    c.admin(AdminRequest::Undrain { node: 4 }).await?;
+    c.admin(AdminRequest::ApplyLayout {
+        replicas: Some(2),
+        dry_run: false,
+    })
+    .await?;
+    c.wait_acting("st-4", STEP).await?;
+    wait_rebalanced(&c, &old_sets).await?;
+    let st4: SetId = "st-4".into();
+    let members = c.read(|s| s.sets[&st4].member_nodes());
+    let other = *members
+        .iter()
+        .find(|n| **n != 4)
+        .context("st-4 has a member besides node 4")?;
+    wait_until("st-4's members in sync", IO_WITHIN, || {
+        c.read(|s| s.sets[&st4].in_sync.len() == members.len())
+    })
+    .await?;
+
+    info!("--- node {other} crashes; puts go on until node 4 alone is in sync for st-4");
+    c.crash(other).await?;
+    let via = [1, 2, 3]
+        .into_iter()
+        .find(|n| *n != other)
+        .context("a node to write through")?;
+    let mut i = 100;
+    while c.read(|s| s.sets[&st4].in_sync.contains(&other)) {
+        ensure!(i < 140, "node {other} stayed on st-4's in-sync list");
+        if let Ok(inode) = put(&c, via, path(i), content(i), None).await? {
+            acked.push((i, inode));
+        }
+        i += 1;
+    }
+    for k in i..i + 4 {
+        acked.push((k, put(&c, via, path(k), content(k), None).await??));
+    }
+    ensure!(
+        chunks_per_set(&c, acked.iter().map(|(_, inode)| inode))
+            .get(&st4)
+            .is_some_and(|n| *n > 0),
+        "no chunk is placed in st-4"
+    );
+
+    info!("--- node 4, st-4's only in-sync member, drained; the layout moves st-4's groups out");
+    c.admin(AdminRequest::Drain {
+        node: 4,
+        force: true,
+    })
+    .await?;
+    c.admin(AdminRequest::ApplyLayout {
+        replicas: Some(2),
+        dry_run: false,
+    })
+    .await?;
+    ensure!(
+        c.read(|s| !s.placement.groups.iter().any(|g| g == "st-4")),
+        "a drained node's set still holds placement groups"
+    );
+
+    info!("--- node {other} back: it catches up from the drained node and leads st-4");
+    c.restart(other).await?;
+    wait_back_in_sync(&c, other).await?;
+    let (p, e) = c.wait_acting("st-4", IO_WITHIN).await?;
+    ensure!(p == other, "st-4's Primary is node {p}, not node {other}");
+    info!("set st-4: node {p} acts as Primary in epoch {e}");
+    wait_rebalanced(&c, std::slice::from_ref(&st4)).await?;
+    for n in [other, 4] {
+        let left = misplaced_on(&c, n, &st4).await?;
+        ensure!(
+            left == 0,
+            "node {n} still holds {left} objects of st-4 placed elsewhere"
+        );
+    }
+    check_acknowledged(&c, via, &acked).await?;
+    check_data(&c, via, &acked, &[]).await?;
+    finish(c, checker).await
+}
+
 /// A fresh object id that the placement map puts in `set` and whose stripe of the
 /// storage role's former shared lock (64 stripes by placement hash) is `stripe`.
 fn object_on_stripe(c: &Cluster, set: &str, stripe: u64) -> anyhow::Result<ObjectId> {

@@ -4,6 +4,16 @@
 //! showing progress; then it asks the Primary to put it back on the list. The Primary
 //! does a last pass with the set's writes held, then writes the new list through Raft.
 //!
+//! A set can be left without a Primary with its only in-sync member up but drained
+//! (`keel node drain --force` of the last in-sync member: arbitration never makes a
+//! drained node Primary). Nobody could then admit a joiner, and nobody would move the
+//! set's objects when its groups go elsewhere. A member out of sync then catches up
+//! from that in-sync member directly ([`catch_up_leaderless`]): no write can be
+//! acknowledged in a set without a Primary once the last Primary's lease ran out, so
+//! a copy that matches the in-sync member, written to the list fenced on the epoch
+//! (any new Primary bumps it), misses nothing. Arbitration then makes it Primary, and
+//! the rebalance hands the set's objects over.
+//!
 //! Must never: put a replica back on the in-sync list while a write it has not seen
 //! can still be acknowledged.
 
@@ -13,9 +23,9 @@ use super::{call, CallError, DataError, StorageService};
 use crate::node::{now_ms, NodeShared};
 use keel_core::{Epoch, Event, EventKind, MemberRef, NodeId, ObjectId, SetId, SetKind, Version};
 use keel_store::ObjectStat;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const LIST_PAGE: u32 = 1000;
 /// Pull passes before asking to rejoin, at most.
@@ -24,31 +34,104 @@ const MAX_PULL_PASSES: u32 = 5;
 const SMALL_ENOUGH: usize = 16;
 const PERIOD: Duration = Duration::from_millis(500);
 
+/// Whom to catch up from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Source {
+    /// The set's Primary, which admits the joiner with the set's writes held.
+    Primary(NodeId),
+    /// The set has no Primary in `epoch`: an in-sync member that is up (`from`,
+    /// typically drained), or none (`None`: nothing to copy from yet).
+    Leaderless { epoch: Epoch, from: Option<NodeId> },
+}
+
+/// Where this node, behind in `set`, catches up from (`None`: it is not behind).
+fn source(s: &keel_core::ClusterState, set: &keel_core::FailoverSet, me: NodeId) -> Option<Source> {
+    if set.kind != SetKind::Storage
+        || !set.has_member(&MemberRef::Node(me))
+        || set.in_sync.contains(&me)
+    {
+        return None;
+    }
+    match set.primary_node() {
+        Some(p) if p == me => None,
+        Some(p) => Some(Source::Primary(p)),
+        None => Some(Source::Leaderless {
+            epoch: set.epoch,
+            from: set.in_sync.iter().copied().find(|n| {
+                *n != me
+                    && s.members
+                        .get(n)
+                        .is_some_and(|m| m.state == keel_core::MemberState::Up)
+            }),
+        }),
+    }
+}
+
+/// How long a set must have been seen without a Primary, in one epoch, before a
+/// member copies from an in-sync member directly: the last Primary's lease (and any
+/// grant an earlier arbiter may still make) has run out by then, so nothing more is
+/// acknowledged in the set.
+fn leaderless_after(node: &NodeShared) -> Duration {
+    Duration::from_millis(node.cfg.timings.lease_ms)
+        + crate::lease::OLD_ARBITER_WINDOW
+        + Duration::from_secs(1)
+}
+
 /// Runs for the life of the node: catches up every set this node has fallen out of.
 pub async fn run(node: Arc<NodeShared>) {
     let mut tick = tokio::time::interval(PERIOD);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Sets seen without a Primary: since when, in which epoch.
+    let mut leaderless: HashMap<SetId, (Epoch, Instant)> = HashMap::new();
+    // What was last said about a set that cannot be caught up yet (said once).
+    let mut said: HashMap<SetId, String> = HashMap::new();
     loop {
         tick.tick().await;
         let me = node.id();
-        let behind: Vec<(SetId, NodeId)> = node.db.read(|s| {
+        let behind: Vec<(SetId, Source)> = node.db.read(|s| {
             if !s.members.get(&me).is_some_and(|m| m.eligible()) {
                 return vec![];
             }
             s.sets
                 .values()
-                .filter(|x| x.kind == SetKind::Storage && x.has_member(&MemberRef::Node(me)))
-                .filter(|x| !x.in_sync.contains(&me))
-                .filter_map(|x| {
-                    x.primary_node()
-                        .filter(|p| *p != me)
-                        .map(|p| (x.id.clone(), p))
-                })
+                .filter_map(|x| source(s, x, me).map(|src| (x.id.clone(), src)))
                 .collect()
         });
-        for (set, primary) in behind {
-            if let Err(e) = catch_up(&node, &set, primary).await {
-                tracing::warn!(set, primary, "catch-up: {e}");
+        leaderless.retain(|set, (epoch, _)| {
+            behind.iter().any(|(s, src)| {
+                s == set && matches!(src, Source::Leaderless { epoch: e, .. } if e == epoch)
+            })
+        });
+        said.retain(|set, _| behind.iter().any(|(s, _)| s == set));
+        for (set, src) in behind {
+            match src {
+                Source::Primary(primary) => {
+                    if let Err(e) = catch_up(&node, &set, primary).await {
+                        tracing::warn!(set, primary, "catch-up: {e}");
+                    }
+                }
+                Source::Leaderless { epoch, from } => {
+                    let since = leaderless
+                        .entry(set.clone())
+                        .or_insert((epoch, Instant::now()))
+                        .1;
+                    let Some(from) = from else {
+                        let why = format!(
+                            "catch-up of {set} waits: it has no Primary and no in-sync member is up"
+                        );
+                        if said.get(&set) != Some(&why) {
+                            tracing::warn!(set, "{why}");
+                            said.insert(set.clone(), why);
+                        }
+                        continue;
+                    };
+                    if since.elapsed() < leaderless_after(&node) {
+                        continue;
+                    }
+                    if let Err(e) = catch_up_leaderless(&node, &set, epoch, from).await {
+                        tracing::warn!(set, from, "catch-up without a Primary: {e}");
+                    }
+                }
             }
         }
     }
@@ -118,6 +201,7 @@ fn differences(
 
 /// Pulls from the Primary what differs, then asks to rejoin the in-sync list.
 async fn catch_up(node: &Arc<NodeShared>, set: &SetId, primary: NodeId) -> Result<(), DataError> {
+    check_source_store(node, set, primary).await?;
     // Passes until little is left, so the Primary's last pass (with the set's writes
     // held) is short even when writes went on during the copy.
     for pass in 1..=MAX_PULL_PASSES {
@@ -137,6 +221,111 @@ async fn catch_up(node: &Arc<NodeShared>, set: &SetId, primary: NodeId) -> Resul
             tried: e.to_string(),
         })?;
     Ok(())
+}
+
+/// Catches up `set`, which has no Primary in `epoch`, from its in-sync member `from`
+/// (see the module header), then puts this node on the in-sync list, fenced on
+/// `epoch`: the list changes only if no Primary was made meanwhile.
+async fn catch_up_leaderless(
+    node: &Arc<NodeShared>,
+    set: &SetId,
+    epoch: Epoch,
+    from: NodeId,
+) -> Result<(), DataError> {
+    tracing::info!(
+        set,
+        from,
+        "catch-up: the set has no Primary; copying from its in-sync member"
+    );
+    check_source_store(node, set, from).await?;
+    let mut copied = 0;
+    for pass in 1..=MAX_PULL_PASSES {
+        let n = pull_pass(node, set, from, pass).await?;
+        copied += n;
+        if n == 0 {
+            break;
+        }
+    }
+    // Nothing is acknowledged without a Primary: a pass that found nothing to copy
+    // leaves this copy equal to `from`'s, unless a Primary was made meanwhile (then
+    // the epoch moved, and the fenced change below is refused).
+    if pull_pass(node, set, from, MAX_PULL_PASSES + 1).await? != 0 {
+        return Err(DataError::Unavailable {
+            what: format!("rejoining the in-sync list of {set:?}"),
+            tried: format!("node {from}'s copy still changed after {MAX_PULL_PASSES} passes"),
+        });
+    }
+    // Its store still the recorded one after the copy (not wiped meanwhile).
+    check_source_store(node, set, from).await?;
+    let me = node.id();
+    let store = node.store_id();
+    let join = |list: &InSync| {
+        if list.nodes.contains(&me) || !list.nodes.contains(&from) {
+            return None;
+        }
+        let mut nodes = list.nodes.clone();
+        nodes.push(me);
+        let stores = store.map(|s| (me, s)).into_iter().collect();
+        Some((nodes, stores))
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    match change_in_sync(node, set, epoch, join, Some(deadline)).await {
+        Ok(true) => {}
+        Ok(false) => return Ok(()),
+        Err(ChangeError::Data(e)) => return Err(e),
+        Err(ChangeError::Failed(reason)) => return Err(DataError::Internal { reason }),
+    }
+    tracing::info!(
+        set,
+        from,
+        copied,
+        "caught up without a Primary: in sync again"
+    );
+    node.record(
+        Event::new(now_ms(), EventKind::CatchUpDone)
+            .set(set.clone())
+            .node(me)
+            .epoch(epoch)
+            .detail(format!(
+                "node {me} caught up from node {from} ({copied} objects copied) while the set had no Primary, and is in sync again"
+            )),
+    )
+    .await;
+    Ok(())
+}
+
+/// Checks that `from`, the source a catch-up copies `set` from, still has the store
+/// the set's in-sync list recorded for it. A source whose disk was wiped or replaced
+/// while the control plane has not learned it yet (its boot report not applied) lists
+/// nothing, and copying that listing would forget everything here.
+async fn check_source_store(
+    node: &Arc<NodeShared>,
+    set: &SetId,
+    from: NodeId,
+) -> Result<(), DataError> {
+    let recorded = node
+        .db
+        .read(|s| s.sets.get(set).and_then(|x| x.in_sync_store(from)));
+    let Some(expected) = recorded else {
+        return Ok(());
+    };
+    match call(
+        node,
+        from,
+        StoreRequest::WhichStore,
+        Duration::from_secs(10),
+    )
+    .await
+    {
+        Ok(StoreReply::Store(actual)) => {
+            super::primary::not_another_store(set, from, Some(expected), actual)
+        }
+        Ok(_) => Err(unexpected()),
+        Err(e) => Err(DataError::Unavailable {
+            what: format!("the store identity of node {from}"),
+            tried: e.to_string(),
+        }),
+    }
 }
 
 /// Copies once what differs from the Primary; returns how many objects it copied.
@@ -299,6 +488,11 @@ pub async fn admit(
             reason: format!("node {} is not the Primary of {set:?}", node.id()),
         });
     }
+    let list = node
+        .db
+        .read(|s| s.sets.get(set).map(InSync::of))
+        .ok_or_else(unexpected)?;
+    super::primary::check_own_store(node, set, &list)?;
     let gate = svc.gate(set);
     let _held = gate.write().await;
     let epoch = node

@@ -241,6 +241,7 @@ async fn handle_inner(node: &Arc<NodeShared>, req: StoreRequest) -> Result<Store
             node: joiner,
             store,
         } => catchup::admit(node, svc, &set, joiner, store).await,
+        StoreRequest::WhichStore => Ok(StoreReply::Store(svc.store.store_id())),
     }
 }
 

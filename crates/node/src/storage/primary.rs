@@ -43,7 +43,7 @@ pub(crate) struct InSync {
 }
 
 impl InSync {
-    fn of(set: &keel_core::FailoverSet) -> InSync {
+    pub(crate) fn of(set: &keel_core::FailoverSet) -> InSync {
         InSync {
             nodes: set.in_sync.clone(),
             stores: set.in_sync_stores.clone(),
@@ -78,11 +78,48 @@ fn check_primary(node: &NodeShared, set: &SetId, epoch: Epoch) -> Result<InSync,
             primary,
         });
     }
+    check_own_store(node, set, &in_sync)?;
     let holder = node.holder.lock().unwrap_or_else(|e| e.into_inner());
     if holder.acting(set, Instant::now()) != Some(epoch) {
         return Err(DataError::NoLease { set: set.clone() });
     }
     Ok(in_sync)
+}
+
+/// Refuses to act for `set` while its in-sync list records another store for this
+/// node than the one it has: its disk was wiped or replaced and the control plane has
+/// not learned it yet (its boot report not applied). Its store holds none of what the
+/// list vouches for; acting on it would acknowledge writes over a hole and hand joiners
+/// an empty listing to copy.
+pub(crate) fn check_own_store(
+    node: &NodeShared,
+    set: &SetId,
+    in_sync: &InSync,
+) -> Result<(), DataError> {
+    let recorded = in_sync.stores.get(&node.id()).copied();
+    match node.store_id() {
+        Some(actual) => not_another_store(set, node.id(), recorded, actual),
+        None => Ok(()),
+    }
+}
+
+/// `node`'s store `actual` may stand for the copy the in-sync list of `set` vouches for
+/// only if it is the store the list recorded for it (`recorded`; none recorded: any).
+pub(crate) fn not_another_store(
+    set: &SetId,
+    node: NodeId,
+    recorded: Option<StoreId>,
+    actual: StoreId,
+) -> Result<(), DataError> {
+    match recorded {
+        Some(expected) if expected != actual => Err(DataError::StoreMismatch {
+            set: set.clone(),
+            node,
+            expected,
+            actual,
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Applies `op` to the local store at `version`.
@@ -480,4 +517,28 @@ pub(crate) fn is_primary(node: &NodeShared, set: &str) -> bool {
             .get(set)
             .is_some_and(|x| x.primary == Some(MemberRef::Node(node.id())))
     })
+}
+
+#[cfg(test)]
+mod store_tests {
+    use super::*;
+
+    #[test]
+    fn only_the_recorded_store_stands_for_the_listed_copy() {
+        let set: SetId = "st-1".into();
+        let (old, new) = (StoreId(1), StoreId(2));
+        // Wiped since the list recorded it: refused, naming both stores.
+        match not_another_store(&set, 3, Some(old), new) {
+            Err(DataError::StoreMismatch {
+                node,
+                expected,
+                actual,
+                ..
+            }) => assert_eq!((node, expected, actual), (3, old, new)),
+            other => panic!("{other:?}"),
+        }
+        assert!(not_another_store(&set, 3, Some(old), old).is_ok());
+        // No store recorded (a list written before stores had identities): any.
+        assert!(not_another_store(&set, 3, None, new).is_ok());
+    }
 }

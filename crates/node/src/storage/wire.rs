@@ -127,6 +127,9 @@ pub enum StoreRequest {
         node: NodeId,
         store: Option<StoreId>,
     },
+    /// The identity of this node's object store: a catch-up checks that its source
+    /// still has the store the in-sync list recorded for it.
+    WhichStore,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -145,6 +148,7 @@ pub enum StoreReply {
         data: Vec<u8>,
     },
     Done,
+    Store(StoreId),
 }
 
 pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
