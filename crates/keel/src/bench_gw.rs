@@ -110,10 +110,10 @@ fn gateways(cdir: &Path) -> Result<Gateways> {
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(cdir.join("cluster.json"))?)?;
     let s = |a: &str, b: &str| -> Result<String> {
         let x = &v[a][b];
-        Ok(x.as_str()
+        x.as_str()
             .map(str::to_string)
             .or_else(|| x.as_u64().map(|n| n.to_string()))
-            .with_context(|| format!("cluster.json has no {a}.{b}"))?)
+            .with_context(|| format!("cluster.json has no {a}.{b}"))
     };
     Ok(Gateways {
         nfs_host: s("nfs", "host")?,
