@@ -1,8 +1,8 @@
 //! Gateway failover sets through the real binary on `keel dev up` clusters (seed 000:
 //! an active and a passive storage port sharing one network address). The dev cluster
 //! serves export `default` on 127.0.10.1 (NFS port base+20, S3 port base+21) from the
-//! Active of gateway set `gw`, through the stand-in protocol server (one line per
-//! connection naming the node that answers).
+//! Active of gateway set `gw`, through the real NFS and S3 servers; which node
+//! answers is the one whose process listens on the address (read from /proc).
 //!
 //! Checks: `dev up` writes `nfs` and `s3` into cluster.json (a bucket that exists),
 //! and `status --json` names the set's Active in `primary`; the export address
@@ -16,7 +16,6 @@
 mod support;
 
 use serde_json::Value;
-use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 use support::*;
@@ -40,19 +39,32 @@ fn endpoints(c: &Cluster) -> (SocketAddr, SocketAddr) {
     (nfs, s3)
 }
 
-/// Which node answers on `addr` (the stand-in's line names it).
-fn answering_node(addr: SocketAddr) -> Result<u64, String> {
-    let mut conn = TcpStream::connect_timeout(&addr, Duration::from_millis(500))
+/// Which node answers on `addr`: the address accepts a connection, and exactly one
+/// node's process holds a listening socket on it (the NFS and S3 servers send no
+/// greeting that names their node, so the listener is found in /proc).
+fn answering_node(c: &Cluster, addr: SocketAddr) -> Result<u64, String> {
+    let conn = TcpStream::connect_timeout(&addr, Duration::from_millis(500))
         .map_err(|e| format!("connect {addr}: {e}"))?;
-    conn.set_read_timeout(Some(Duration::from_secs(1)))
-        .map_err(|e| e.to_string())?;
-    let mut line = String::new();
-    conn.read_to_string(&mut line)
-        .map_err(|e| format!("read from {addr}: {e}"))?;
-    line.split_whitespace()
-        .find_map(|w| w.strip_prefix("node="))
-        .and_then(|n| n.parse().ok())
-        .ok_or_else(|| format!("{addr} answered {line:?}"))
+    drop(conn);
+    let file = c.cluster_file();
+    let ids: Vec<u64> = file["nodes"]
+        .as_array()
+        .map(|ns| ns.iter().filter_map(|n| n["id"].as_u64()).collect())
+        .unwrap_or_default();
+    let holders: Vec<u64> = ids
+        .into_iter()
+        .filter(|n| {
+            let pid = c.pid_of(*n);
+            pid != 0 && listens(pid, addr)
+        })
+        .collect();
+    match holders.as_slice() {
+        [n] => Ok(*n),
+        [] => Err(format!(
+            "{addr} accepted, but no node process listens on it"
+        )),
+        many => Err(format!("{addr}: nodes {many:?} all listen on it")),
+    }
 }
 
 /// Does process `pid` hold a listening TCP socket on `addr`? (/proc/net/tcp's
@@ -96,11 +108,11 @@ fn active(s: &Value) -> (Option<u64>, u64) {
 
 /// Waits until `addr` answers from node `n`. (On the loaded test machine a lease may
 /// lapse for a moment, and the endpoint with it: the Active then serves again.)
-fn wait_answers(addr: SocketAddr, n: u64) {
+fn wait_answers(c: &Cluster, addr: SocketAddr, n: u64) {
     wait_for(
         &format!("{addr} to answer from node {n}"),
         FAILOVER,
-        |last| match answering_node(addr) {
+        |last| match answering_node(c, addr) {
             Ok(m) if m == n => Some(()),
             other => {
                 *last = format!("{other:?}");
@@ -116,7 +128,7 @@ fn wait_served_by_other(c: &Cluster, nfs: SocketAddr, not: u64) -> u64 {
     let n = wait_for(
         &format!("the export to answer from a node other than {not}"),
         FAILOVER,
-        |last| match answering_node(nfs) {
+        |last| match answering_node(c, nfs) {
             Ok(n) if n != not => Some(n),
             Ok(n) => {
                 *last = format!("answered by node {n}");
@@ -192,10 +204,10 @@ fn start() -> (Cluster, SocketAddr, SocketAddr, u64) {
     });
     eprintln!("--- the export answers from the Active, node {a}");
     let n = wait_for("the export to answer", FAILOVER, |last| {
-        answering_node(nfs).map_err(|e| *last = e).ok()
+        answering_node(&c, nfs).map_err(|e| *last = e).ok()
     });
     assert_eq!(n, a, "the export answers from the Active");
-    wait_answers(s3, a);
+    wait_answers(&c, s3, a);
     let pid = c.pid_of(a);
     wait_for(
         &format!("node {a} to listen on both endpoints"),
@@ -214,7 +226,7 @@ fn sigkill_of_the_active_moves_the_export_address_to_the_new_active() {
     c.wait_gone(pid);
     let b = wait_served_by_other(&c, nfs, a);
     eprintln!("--- node {b} serves the export");
-    wait_answers(s3, b);
+    wait_answers(&c, s3, b);
     assert!(!listens(pid, nfs), "the killed process holds nothing");
     eprintln!("--- GET /v1/gateway/exports names the new Active");
     wait_for(
@@ -324,7 +336,7 @@ fn a_paused_active_closes_its_listener_when_resumed_and_never_shares_the_address
     );
     let served = wait_served_by_other(&c, nfs, a);
     assert_eq!(served, b, "the export answers from the new Active");
-    wait_answers(s3, b);
+    wait_answers(&c, s3, b);
     for _ in 0..10 {
         never_two("after the takeover");
         std::thread::sleep(Duration::from_millis(100));
