@@ -21,6 +21,7 @@ use super::primary::{change_in_sync, is_primary, replicate_timeout, ChangeError,
 use super::wire::{ReplicateRequest, StoreReply, StoreRequest, WriteOp};
 use super::{call, CallError, DataError, StorageService};
 use crate::node::{now_ms, NodeShared};
+use futures::StreamExt;
 use keel_core::{Epoch, Event, EventKind, MemberRef, NodeId, ObjectId, SetId, SetKind, Version};
 use keel_store::ObjectStat;
 use std::collections::{BTreeMap, HashMap};
@@ -33,6 +34,8 @@ const MAX_PULL_PASSES: u32 = 5;
 /// A pass that copied this few objects leaves little for the Primary's last pass.
 const SMALL_ENOUGH: usize = 16;
 const PERIOD: Duration = Duration::from_millis(500);
+/// Objects copied at once by a catch-up pass (and pushed by the Primary's last pass).
+const COPIES_IN_FLIGHT: usize = 8;
 
 /// Whom to catch up from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -364,16 +367,20 @@ async fn pull_pass(
         .await;
     }
     let mut bytes = 0u64;
-    for (i, (id, stat)) in todo.into_iter().enumerate() {
-        bytes += pull(node, svc, set, primary, id, stat).await?;
+    let mut done = 0usize;
+    // Several objects in flight: each copy is a round trip and an fsync, and a
+    // one-at-a-time copy ran no faster than a few clients write (found by `keel bench
+    // failover`: under 3 clients' puts a returning node pulled for minutes and never
+    // got close enough to rejoin). Distinct ids: each takes its own object lock.
+    let mut copies = futures::stream::iter(todo)
+        .map(|(id, stat)| pull(node, svc, set, primary, id, stat))
+        .buffer_unordered(COPIES_IN_FLIGHT);
+    while let Some(copied) = copies.next().await {
+        bytes += copied?;
+        done += 1;
         node.metrics.objects_caught_up.inc();
-        if (i + 1) % 100 == 0 || i + 1 == total {
-            tracing::info!(
-                set,
-                pass,
-                "catch-up: {}/{total} objects, {bytes} bytes",
-                i + 1
-            );
+        if done % 100 == 0 || done == total {
+            tracing::info!(set, pass, "catch-up: {done}/{total} objects, {bytes} bytes");
         }
     }
     Ok(total)
@@ -511,7 +518,8 @@ pub async fn admit(
         });
     }
     let moved = todo.len();
-    for (id, stat) in todo {
+    // The set's writes wait for this pass: several pushes in flight keep it short.
+    let push = |(id, stat): (ObjectId, Option<ObjectStat>)| async move {
         let (version, op) = match stat {
             None => (Default::default(), WriteOp::Forget),
             Some(st) if st.deleted => (st.version, WriteOp::Delete),
@@ -533,10 +541,17 @@ pub async fn admit(
         });
         call(node, joiner, req, timeout)
             .await
+            .map(|_| ())
             .map_err(|e| DataError::Unavailable {
                 what: format!("the last catch-up pass to node {joiner}"),
                 tried: e.to_string(),
-            })?;
+            })
+    };
+    let mut pushes = futures::stream::iter(todo)
+        .map(push)
+        .buffer_unordered(COPIES_IN_FLIGHT);
+    while let Some(pushed) = pushes.next().await {
+        pushed?;
     }
     let join = |list: &InSync| {
         // On the list already: the state machine keeps only a node whose store is the
