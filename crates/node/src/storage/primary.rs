@@ -380,8 +380,25 @@ async fn member_down(node: &NodeShared, n: NodeId) {
     }
 }
 
+/// Resolves once this node no longer acts as Primary of `set` at `epoch` (its lease
+/// ran out or was revoked); checked every 50 ms.
+async fn lease_lost(node: &NodeShared, set: &SetId, epoch: Epoch) {
+    loop {
+        let acting = node
+            .holder
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .acting(set, Instant::now());
+        if acting != Some(epoch) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Takes `failed` off the set's in-sync list through Raft, retrying until the
-/// deadline; an error means the write must not be acknowledged.
+/// deadline or until this node's lease on the set runs out; an error means the write
+/// must not be acknowledged.
 pub(crate) async fn shrink_in_sync(
     node: &Arc<NodeShared>,
     set: &SetId,
@@ -399,7 +416,20 @@ pub(crate) async fn shrink_in_sync(
         (keep != list.nodes).then_some((keep, BTreeMap::new()))
     };
     let deadline = Some(Instant::now() + SHRINK_DEADLINE);
-    match change_in_sync(node, set, epoch, change, deadline).await {
+    // A Primary whose lease runs out meanwhile (it is cut off from the control plane,
+    // or paused) can no longer acknowledge this write: say so at once, so the client
+    // goes to the new Primary, instead of holding it until the control plane answers
+    // again (found by `keel bench failover`: a client whose write was in flight on a
+    // node whose links were cut waited for the whole cut). Dropping the change is an
+    // unknown outcome like a timeout; a shrink only removes members, so a later write
+    // that still sees the longer list replicates to more nodes, never fewer.
+    let outcome = tokio::select! {
+        outcome = change_in_sync(node, set, epoch, change, deadline) => outcome,
+        () = lease_lost(node, set, epoch) => {
+            return Err(DataError::NoLease { set: set.clone() });
+        }
+    };
+    match outcome {
         Ok(changed) => {
             if changed {
                 tracing::warn!(
