@@ -1,5 +1,6 @@
 //! Real clients through a SIGKILL of the Active gateway (issue 10, "Done when" 2):
-//! on a `keel dev up` cluster, `nfs-cp` (libnfs-utils) copies a file of tens of MB into
+//! on a `keel dev up` cluster, both copies first run once undisturbed (a baseline,
+//! printed, not asserted); then `nfs-cp` (libnfs-utils) copies a file of tens of MB into
 //! the NFS export while boto3 (python3) uploads another, multipart, to the S3 bucket;
 //! once both are seen in flight (the NFS file partly written, per `nfs-ls`; at least
 //! one S3 part sent, per boto3's progress callback) the Active of set `gw` is
@@ -116,6 +117,7 @@ struct Run {
 struct Ended {
     ok: bool,
     at: Instant,
+    took: Duration,
     status: String,
     stdout: Vec<u8>,
     stderr: String,
@@ -200,6 +202,7 @@ impl Run {
         Ended {
             ok: status.success() && !timed_out,
             at,
+            took: at.duration_since(self.started),
             status: if timed_out {
                 format!("killed after {deadline:?}")
             } else {
@@ -316,6 +319,8 @@ struct Outcome {
     name: String,
     /// Whether the first run was seen in flight before the kill.
     in_flight: bool,
+    /// From the first run's start to the successful run's end.
+    took: Duration,
 }
 
 /// Runs `proto`'s copy of `src` until it succeeds: sets `flag` once the first run is
@@ -333,7 +338,9 @@ fn copy_with_retries(
         runs: Vec::new(),
         name: String::new(),
         in_flight: false,
+        took: Duration::ZERO,
     };
+    let first = Instant::now();
     for attempt in 1..=MAX_ATTEMPTS {
         let name = match proto {
             Proto::Nfs => format!("big-{attempt}.bin"),
@@ -397,6 +404,7 @@ fn copy_with_retries(
         out.runs.push((what, e.status.clone(), since));
         if e.ok {
             out.name = name;
+            out.took = e.at.duration_since(first);
             return out;
         }
         // Nothing may fail before the kill; after it, a user retries.
@@ -480,8 +488,34 @@ fn nfs_copy_and_s3_upload_finish_byte_exact_through_a_sigkill_of_the_active() {
 
     let (c, nfs, _s3, a) = start();
     let x = Export::new(&c, nfs);
+    eprintln!("--- a baseline: both copies at once, no kill (measured, not asserted)");
+    let (base_nfs, base_s3) = std::thread::scope(|scope| {
+        let n = scope.spawn(|| {
+            let src = nfs_src.to_str().expect("utf-8 path");
+            let e = x
+                .nfs("nfs-cp", &[src, &x.url("base.bin")])
+                .finish(RUN_DEADLINE);
+            x.note_nfs("nfs-cp base.bin", &e, true);
+            assert!(e.ok, "nfs-cp base.bin: {}: {}", e.status, e.stderr);
+            e.took
+        });
+        let s = scope.spawn(|| {
+            let src = s3_src.to_str().expect("utf-8 path");
+            let e = x.boto3(&["put", src, "base-s3.bin"]).finish(RUN_DEADLINE);
+            assert!(e.ok, "boto3 put base-s3.bin: {}: {}", e.status, e.stderr);
+            e.took
+        });
+        (n.join().expect("nfs-cp"), s.join().expect("boto3"))
+    });
+    eprintln!(
+        "    without a kill: NFS {:.1} s, S3 {:.1} s",
+        base_nfs.as_secs_f64(),
+        base_s3.as_secs_f64()
+    );
+
     let seq = c.next_event_seq();
     let killed = OnceLock::new();
+    let kill_wall = OnceLock::new();
     let (nfs_flag, s3_flag) = (AtomicBool::new(false), AtomicBool::new(false));
     eprintln!("--- nfs-cp and a boto3 multipart upload of {SIZE} bytes each, both at once");
     let (n, s) = std::thread::scope(|scope| {
@@ -501,6 +535,9 @@ fn nfs_copy_and_s3_upload_finish_byte_exact_through_a_sigkill_of_the_active() {
         eprintln!("--- SIGKILL the Active, node {a}");
         let at = Instant::now();
         killed.set(at).expect("killed once");
+        kill_wall
+            .set(std::time::SystemTime::now())
+            .expect("killed once");
         let pid = c.signal(a, libc::SIGKILL);
         c.wait_gone(pid);
         (
@@ -516,6 +553,21 @@ fn nfs_copy_and_s3_upload_finish_byte_exact_through_a_sigkill_of_the_active() {
             .then(|| ev.to_vec())
     });
     print_timeline(&events);
+    let kill_ms = kill_wall
+        .get()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_millis() as i64)
+        .expect("the kill's time");
+    if let Some(t) = events
+        .iter()
+        .find(|e| kind(e) == "gateway_serving" && e["set"] == "gw" && e["node"] != a)
+        .and_then(|e| rfc3339_millis(e["time"].as_str()?))
+    {
+        eprintln!(
+            "    the new Active served the export {} ms after the kill",
+            t - kill_ms
+        );
+    }
 
     eprintln!("--- the outcome");
     for o in [&n, &s] {
@@ -525,6 +577,12 @@ fn nfs_copy_and_s3_upload_finish_byte_exact_through_a_sigkill_of_the_active() {
                 o.proto
             );
         }
+        eprintln!(
+            "    {:?}: {} run(s), {:.1} s from the first start to success",
+            o.proto,
+            o.runs.len(),
+            o.took.as_secs_f64()
+        );
         if !o.in_flight {
             eprintln!(
                 "    {:?}: the first run had finished before the kill (not in flight)",
