@@ -9,6 +9,8 @@
 
 #![allow(dead_code)] // Each test binary uses a different part of this module.
 
+pub mod gateway;
+
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
