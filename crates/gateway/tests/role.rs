@@ -99,6 +99,7 @@ fn cfg() -> GatewayConfig {
         health_deadline_ms: 20,
         detect_after_ms: 100,
         stop_before_lease_end_ms: MARGIN_MS,
+        hold: Default::default(),
         exports: vec![ExportConfig {
             name: "default".into(),
             set: "gw".into(),
