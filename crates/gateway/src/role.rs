@@ -394,14 +394,7 @@ impl GatewayRole {
     }
 
     fn event(&self, kind: EventKind, ep: &Endpoint, me: NodeId, view: &GatewayView) -> Event {
-        let mut ev = Event::new(now_ms(), kind).node(me);
-        if let Some(e) = self.export(&ep.export) {
-            ev = ev.set(e.set.clone());
-            if let Some(s) = view.sets.get(&e.set) {
-                ev = ev.epoch(s.epoch);
-            }
-        }
-        ev
+        self.addr_event(kind, &ep.export, me, view)
     }
 
     /// Why `ep` is no longer in the plan, in words.
