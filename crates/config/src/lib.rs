@@ -10,8 +10,8 @@ mod validate;
 
 pub use error::ConfigError;
 pub use node::{
-    AsyncReplicationConfig, DevConfig, DiscoveryConfig, ExportConfig, ExportPolicy, GatewayConfig,
-    HttpConfig, LinkConfig, LocatorConfig, NodeConfig, PortsConfig, TimingsConfig,
+    AddressHold, AsyncReplicationConfig, DevConfig, DiscoveryConfig, ExportConfig, ExportPolicy,
+    GatewayConfig, HttpConfig, LinkConfig, LocatorConfig, NodeConfig, PortsConfig, TimingsConfig,
 };
 
 use std::path::Path;

@@ -77,8 +77,29 @@ pub struct GatewayConfig {
     /// The Active closes its export listeners this long before its lease would run
     /// out unrenewed (ms); must be below `timings.lease_ms`. Default 100.
     pub stop_before_lease_end_ms: u64,
+    /// How this node holds the addresses of its active-passive exports while it
+    /// serves them: `hold = "loopback"` (default: the address must already be local,
+    /// e.g. in 127.0.0.0/8, and only the owner binds it; `keel dev up`) or
+    /// `hold = { interface = "NAME" }`: the owner adds the address (as a /32) to
+    /// interface NAME over netlink once the control plane gave it the lease, announces
+    /// it with gratuitous ARP, and removes it when it stops serving (at the latest
+    /// `stop_before_lease_end_ms` before its lease ends). Per node: interface names
+    /// are the host's. Needs CAP_NET_ADMIN and CAP_NET_RAW.
+    pub hold: AddressHold,
     /// The exports, the same list on every gateway node of the cluster.
     pub exports: Vec<ExportConfig>,
+}
+
+/// How a gateway node holds its active-passive export addresses (see
+/// [`GatewayConfig::hold`]).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum AddressHold {
+    /// The address is local already; the owner only binds it.
+    #[default]
+    Loopback,
+    /// The owner adds the address to this interface and removes it (netlink).
+    Interface(String),
 }
 
 impl Default for GatewayConfig {
@@ -88,6 +109,7 @@ impl Default for GatewayConfig {
             health_deadline_ms: 250,
             detect_after_ms: 1000,
             stop_before_lease_end_ms: 100,
+            hold: AddressHold::Loopback,
             exports: vec![],
         }
     }

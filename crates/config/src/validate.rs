@@ -148,6 +148,17 @@ impl NodeConfig {
                 format!("must be below timings.lease_ms ({})", self.timings.lease_ms),
             ));
         }
+        if let crate::AddressHold::Interface(name) = &g.hold {
+            let ok = !name.is_empty()
+                && name.len() <= 15
+                && !name.contains(|c: char| c == '/' || c.is_whitespace());
+            if !ok {
+                return Err(f(
+                    "gateway.hold.interface",
+                    "an interface name: 1 to 15 characters, no '/' or spaces",
+                ));
+            }
+        }
         let mut names = BTreeSet::new();
         let mut endpoints = BTreeSet::new();
         for (i, e) in g.exports.iter().enumerate() {
@@ -169,6 +180,15 @@ impl NodeConfig {
             }
             if e.address.is_unspecified() || e.address.is_multicast() {
                 return Err(f(field("address"), "must be a unicast address"));
+            }
+            if matches!(g.hold, crate::AddressHold::Interface(_))
+                && e.policy == crate::ExportPolicy::ActivePassive
+                && !e.address.is_ipv4()
+            {
+                return Err(f(
+                    field("address"),
+                    "an address held on an interface (gateway.hold) must be IPv4",
+                ));
             }
             if e.nfs_port.is_none() && e.s3_port.is_none() {
                 return Err(f(field("nfs_port"), "give nfs_port, s3_port or both"));
@@ -279,6 +299,34 @@ heartbeat_ms = 100
             "{GOOD}{export}s3_port = 1\npolicy = \"active-active\"\n"
         ))
         .is_ok());
+        // How addresses are held: loopback by default, or on a named interface.
+        assert_eq!(cfg.gateway.hold, crate::AddressHold::Loopback);
+        let held = NodeConfig::parse(&format!(
+            "{GOOD}[gateway]\nhold = {{ interface = \"port0\" }}\n{export}nfs_port = 7120\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            held.gateway.hold,
+            crate::AddressHold::Interface("port0".into())
+        );
+        assert_eq!(NodeConfig::parse(&held.to_toml()).unwrap(), held);
+        assert!(NodeConfig::parse(&format!(
+            "{GOOD}[gateway]\nhold = \"loopback\"\n{export}nfs_port = 7120\n"
+        ))
+        .is_ok());
+        assert_eq!(
+            field_of(&format!(
+                "{GOOD}[gateway]\nhold = {{ interface = \"a/b\" }}\n{export}nfs_port = 7120\n"
+            )),
+            "gateway.hold.interface"
+        );
+        assert_eq!(
+            field_of(&format!(
+                "{GOOD}[gateway]\nhold = {{ interface = \"port0\" }}\n{}nfs_port = 7120\n",
+                export.replace("127.0.10.1", "::1")
+            )),
+            "gateway.exports[0].address"
+        );
         for e in [unknown, NodeConfig::parse("id = 1").unwrap_err()] {
             assert_eq!(e.to_string().lines().count(), 1, "{e}");
         }

@@ -77,6 +77,12 @@ pub enum EventKind {
     /// Gateway: the Active's own health fell below the threshold: it stopped serving
     /// and asks the control plane to hand over to its Passive.
     GatewayGaveUp,
+    /// Gateway: the Active added an export address to an interface (netlink) and
+    /// announced it with gratuitous ARP (`gateway.hold = { interface = .. }`).
+    AddressAdded,
+    /// Gateway: a node removed an export address from an interface: it stopped
+    /// serving it (lease not renewed, deposed, stopping), or a stale one at start-up.
+    AddressRemoved,
 }
 
 impl EventKind {

@@ -5,7 +5,9 @@
 //! Active-Active export policies).
 //!
 //! Owns: deciding which export endpoints this node listens on (`decide`, pure), the
-//! role's loop that binds and closes them (`role`), the Passive's watch of the
+//! role's loop that binds and closes them (`role`), how the Active holds a moving
+//! address — bound on loopback, or added to an interface over netlink and announced
+//! with gratuitous ARP (`hold`), the Passive's watch of the
 //! Active's health and the Active's watch of its own (`watch`), and the interface
 //! protocol servers are plugged in through (`server`), with a stand-in server for
 //! tests (`stand_in`).
@@ -18,6 +20,7 @@
 pub mod control;
 pub mod decide;
 pub mod error;
+pub mod hold;
 pub mod role;
 pub mod server;
 pub mod stand_in;
@@ -26,6 +29,7 @@ pub mod watch;
 pub use control::{GatewayControl, GatewaySetView, GatewayView, HealthAnswer};
 pub use decide::{plan, Endpoint, Plan, Protocol};
 pub use error::ServeError;
+pub use hold::Holder;
 pub use role::{GatewayRole, RoleHandle};
 pub use server::{ExportServers, OwnerGuard, ServeRequest, Serving};
 pub use stand_in::StandInServers;

@@ -9,11 +9,13 @@
 
 use crate::control::{GatewayControl, GatewayView};
 use crate::decide::{plan, Endpoint};
+use crate::hold::Holder;
 use crate::server::{ExportServers, OwnerGuard, ServeRequest, Serving};
 use crate::watch::{ActiveWatch, ASK_AGAIN_AFTER};
 use keel_config::{ExportConfig, GatewayConfig};
 use keel_core::{Epoch, Event, EventKind, NodeId, SetId, UnixMillis};
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -28,6 +30,7 @@ pub struct GatewayRole {
     cfg: GatewayConfig,
     control: Arc<dyn GatewayControl>,
     servers: Arc<dyn ExportServers>,
+    holder: Holder,
 }
 
 /// The running role; [`RoleHandle::stop`] closes every endpoint.
@@ -77,6 +80,7 @@ impl GatewayRole {
         servers: Arc<dyn ExportServers>,
     ) -> GatewayRole {
         GatewayRole {
+            holder: Holder::new(&cfg.hold),
             cfg,
             control,
             servers,
@@ -116,6 +120,9 @@ impl GatewayRole {
         let mut serving: BTreeMap<Endpoint, Running> = BTreeMap::new();
         let mut failing: BTreeMap<Endpoint, String> = BTreeMap::new();
         let mut gave_up: BTreeMap<SetId, (Epoch, Instant)> = BTreeMap::new();
+        // Addresses this node added to its interface, each with an export using it.
+        let mut held: BTreeMap<IpAddr, String> = BTreeMap::new();
+        self.remove_stale(me).await;
         loop {
             let view = views.borrow_and_update().clone();
             let now = Instant::now();
@@ -140,12 +147,35 @@ impl GatewayRole {
                     );
                 }
             }
+            // Then the addresses no endpoint of the plan uses any more.
+            let want = self.moving_addresses(&p.serve);
+            let drop: Vec<IpAddr> = held
+                .keys()
+                .filter(|a| !want.contains_key(*a))
+                .copied()
+                .collect();
+            for addr in drop {
+                if let Some(export) = held.remove(&addr) {
+                    let why = format!("it stopped serving export {export}");
+                    self.release(addr, &export, me, &view, &why).await;
+                }
+            }
             for (ep, r) in &serving {
                 r.owner.extend(p.serve.get(ep).copied().flatten());
             }
             failing.retain(|ep, _| p.serve.contains_key(ep));
 
             let mut retry_at = None;
+            for (addr, export) in &want {
+                if held.contains_key(addr) {
+                    continue;
+                }
+                if self.acquire(*addr, export, me, &view).await {
+                    held.insert(*addr, export.clone());
+                } else {
+                    retry_at = Some(Instant::now() + RETRY_BIND);
+                }
+            }
             for (ep, deadline) in &p.serve {
                 if serving.contains_key(ep) {
                     continue;
@@ -153,6 +183,9 @@ impl GatewayRole {
                 let Some(export) = self.export(&ep.export) else {
                     continue;
                 };
+                if want.contains_key(&ep.addr.ip()) && !held.contains_key(&ep.addr.ip()) {
+                    continue;
+                }
                 let owner = OwnerGuard::new(*deadline);
                 let req = ServeRequest {
                     export: ep.export.clone(),
@@ -204,6 +237,113 @@ impl GatewayRole {
             r.owner.revoke();
             r.handle.stop().await;
         }
+        let view = views.borrow().clone();
+        for (addr, export) in std::mem::take(&mut held) {
+            self.release(addr, &export, me, &view, "the gateway role is stopping")
+                .await;
+        }
+    }
+
+    /// The addresses of the plan's active-passive endpoints that this node must add
+    /// to its interface (none when it holds addresses on loopback), with an export
+    /// each.
+    fn moving_addresses(
+        &self,
+        serve: &BTreeMap<Endpoint, Option<Instant>>,
+    ) -> BTreeMap<IpAddr, String> {
+        if self.holder.interface().is_none() {
+            return BTreeMap::new();
+        }
+        serve
+            .keys()
+            .filter(|ep| {
+                self.export(&ep.export)
+                    .is_some_and(|e| e.policy == keel_config::ExportPolicy::ActivePassive)
+            })
+            .map(|ep| (ep.addr.ip(), ep.export.clone()))
+            .collect()
+    }
+
+    /// A new incarnation removes every export address from its interface before
+    /// anything else: a previous one that was killed could not (see ARCHITECTURE.md,
+    /// the gateway failover path).
+    async fn remove_stale(&self, me: NodeId) {
+        let Some(iface) = self.holder.interface() else {
+            return;
+        };
+        let addrs: BTreeSet<IpAddr> = self
+            .cfg
+            .exports
+            .iter()
+            .filter(|e| e.policy == keel_config::ExportPolicy::ActivePassive)
+            .map(|e| e.address)
+            .collect();
+        for addr in addrs {
+            match self.holder.remove(addr).await {
+                Ok(true) => {
+                    let detail = format!(
+                        "node {me} removed stale address {addr} from {iface} at start-up (left by a previous incarnation)"
+                    );
+                    tracing::warn!("{detail}");
+                    self.record(
+                        Event::new(now_ms(), EventKind::AddressRemoved)
+                            .node(me)
+                            .detail(detail),
+                    );
+                }
+                Ok(false) => {}
+                Err(e) => tracing::warn!("removing stale address {addr} from {iface}: {e}"),
+            }
+        }
+    }
+
+    /// Adds `addr` (export `export`'s) to the interface and announces it; false if
+    /// that failed (tried again shortly).
+    async fn acquire(&self, addr: IpAddr, export: &str, me: NodeId, view: &GatewayView) -> bool {
+        let iface = self.holder.interface().unwrap_or_default();
+        match self.holder.add(addr).await {
+            Ok(_) => {
+                tracing::info!("added {addr} to {iface}");
+                self.record(self.addr_event(EventKind::AddressAdded, export, me, view).detail(
+                    format!(
+                        "node {me} added {addr} (export {export}) to interface {iface} and announces it with gratuitous ARP"
+                    ),
+                ));
+                true
+            }
+            Err(e) => {
+                tracing::warn!("cannot add {addr} to {iface}: {e}");
+                false
+            }
+        }
+    }
+
+    /// Removes `addr` from the interface, after its endpoints closed.
+    async fn release(&self, addr: IpAddr, export: &str, me: NodeId, view: &GatewayView, why: &str) {
+        let iface = self.holder.interface().unwrap_or_default();
+        match self.holder.remove(addr).await {
+            Ok(_) => {
+                tracing::info!("removed {addr} from {iface}: {why}");
+                self.record(
+                    self.addr_event(EventKind::AddressRemoved, export, me, view)
+                        .detail(format!(
+                            "node {me} removed {addr} (export {export}) from interface {iface}: {why}"
+                        )),
+                );
+            }
+            Err(e) => tracing::error!("cannot remove {addr} from {iface}: {e}"),
+        }
+    }
+
+    fn addr_event(&self, kind: EventKind, export: &str, me: NodeId, view: &GatewayView) -> Event {
+        let mut ev = Event::new(now_ms(), kind).node(me);
+        if let Some(e) = self.export(export) {
+            ev = ev.set(e.set.clone());
+            if let Some(s) = view.sets.get(&e.set) {
+                ev = ev.epoch(s.epoch);
+            }
+        }
+        ev
     }
 
     /// The Active's health fell below `set`'s threshold: ask the control plane to
@@ -254,14 +394,7 @@ impl GatewayRole {
     }
 
     fn event(&self, kind: EventKind, ep: &Endpoint, me: NodeId, view: &GatewayView) -> Event {
-        let mut ev = Event::new(now_ms(), kind).node(me);
-        if let Some(e) = self.export(&ep.export) {
-            ev = ev.set(e.set.clone());
-            if let Some(s) = view.sets.get(&e.set) {
-                ev = ev.epoch(s.epoch);
-            }
-        }
-        ev
+        self.addr_event(kind, &ep.export, me, view)
     }
 
     /// Why `ep` is no longer in the plan, in words.

@@ -1,7 +1,9 @@
 //! The gateway role's loops against a scripted node (no processes, no cluster): it
 //! serves only as the Active under a lease, closes before the lease ends when it is
 //! not renewed, closes at once when deposed, gives up below its health threshold, and
-//! as the Passive asks for takeover when the Active is silent or unhealthy.
+//! as the Passive asks for takeover when the Active is silent or unhealthy; with
+//! `gateway.hold = { interface }` (root only), it adds and removes the address with
+//! the listeners.
 
 use keel_config::{ExportConfig, ExportPolicy, GatewayConfig};
 use keel_core::{Epoch, Event, EventKind, NodeId};
@@ -99,6 +101,7 @@ fn cfg() -> GatewayConfig {
         health_deadline_ms: 20,
         detect_after_ms: 100,
         stop_before_lease_end_ms: MARGIN_MS,
+        hold: Default::default(),
         exports: vec![ExportConfig {
             name: "default".into(),
             set: "gw".into(),
@@ -127,6 +130,14 @@ fn view(active: NodeId, passive: NodeId, lease_until: Option<Instant>, health: u
 }
 
 fn start(me: NodeId, v: GatewayView) -> (Arc<Script>, Servers, keel_gateway::RoleHandle) {
+    start_with(cfg(), me, v)
+}
+
+fn start_with(
+    cfg: GatewayConfig,
+    me: NodeId,
+    v: GatewayView,
+) -> (Arc<Script>, Servers, keel_gateway::RoleHandle) {
     let (tx, _) = watch::channel(v);
     let script = Arc::new(Script {
         me,
@@ -137,7 +148,7 @@ fn start(me: NodeId, v: GatewayView) -> (Arc<Script>, Servers, keel_gateway::Rol
     });
     let servers = Servers::default();
     let handle = GatewayRole::new(
-        cfg(),
+        cfg,
         script.clone(),
         Arc::new(Servers {
             running: servers.running.clone(),
@@ -290,4 +301,128 @@ async fn the_passive_asks_for_takeover_when_the_active_is_silent_or_unhealthy() 
     let detail = script.events.lock().unwrap()[0].detail.clone();
     assert!(detail.contains("health 10"), "{detail}");
     handle.stop().await;
+}
+
+/// A network namespace with a veth pair `d0`/`d1` (up), deleted on drop.
+struct Netns(String);
+
+impl Netns {
+    fn new() -> Option<Netns> {
+        let name = format!("kgwhold{}", std::process::id());
+        let ip = |args: &[&str]| {
+            std::process::Command::new("ip")
+                .args(args)
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if !ip(&["netns", "add", &name]) {
+            return None;
+        }
+        let ns = Netns(name);
+        let ok = ip(&[
+            "-n", &ns.0, "link", "add", "d0", "type", "veth", "peer", "name", "d1",
+        ]) && ip(&["-n", &ns.0, "link", "set", "d1", "up"])
+            && ip(&["-n", &ns.0, "link", "set", "d0", "up"]);
+        ok.then_some(ns)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.0])
+            .status();
+    }
+}
+
+/// `gateway.hold = { interface = "d0" }`, in a namespace of its own (root only): a
+/// stale copy of the address is removed at start-up; the Active adds the address to
+/// d0 only with a lease and before it binds; without renewals it closes the listeners
+/// and then removes the address; events name the interface, address and epoch.
+#[test]
+fn an_interface_holder_adds_the_address_under_the_lease_and_removes_it() {
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root (a network namespace, netlink, AF_PACKET)");
+        return;
+    }
+    let Some(ns) = Netns::new() else {
+        eprintln!("skipped: cannot make a network namespace with a veth pair");
+        return;
+    };
+    let addr: std::net::Ipv4Addr = "198.18.140.9".parse().unwrap();
+    let result = keel_addr::block_in_namespace(&ns.0, move || async move {
+        let on_d0 = || async move {
+            keel_addr::addresses("d0")
+                .await
+                .unwrap()
+                .iter()
+                .any(|(a, _)| *a == addr)
+        };
+        // A stale copy, as a killed incarnation leaves it.
+        keel_addr::add("d0", addr, 32).await.unwrap();
+        let mut c = cfg();
+        c.hold = keel_config::AddressHold::Interface("d0".into());
+        c.exports[0].address = addr.into();
+        let (script, servers, handle) = start_with(c, 1, view(2, 1, None, 100));
+
+        // --- the Passive removes the stale copy at start-up and adds nothing
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while on_d0().await {
+            assert!(Instant::now() < deadline, "the stale address stayed");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        wait("address_removed (stale)", || {
+            kinds(&script).contains(&EventKind::AddressRemoved)
+        })
+        .await;
+        assert!(servers.running.lock().unwrap().is_empty());
+
+        // --- Active with a lease: the address goes on d0, then the endpoints open
+        let lease = Duration::from_millis(600);
+        script
+            .view
+            .send_replace(view(1, 2, Some(Instant::now() + lease), 100));
+        wait("both endpoints served", || {
+            servers.running.lock().unwrap().len() == 2
+        })
+        .await;
+        assert!(on_d0().await, "serving without the address on d0");
+        let added = script
+            .events
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|e| e.kind == EventKind::AddressAdded)
+            .cloned()
+            .expect("address_added");
+        assert_eq!(added.epoch, Some(Epoch(4)));
+        assert!(
+            added.detail.contains("d0") && added.detail.contains("198.18.140.9"),
+            "{}",
+            added.detail
+        );
+
+        // --- no renewal: listeners closed, then the address removed
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while on_d0().await {
+            assert!(
+                Instant::now() < deadline,
+                "the address stayed after the lease"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(servers.running.lock().unwrap().is_empty());
+        assert_eq!(servers.stops.lock().unwrap().len(), 2);
+        let removals = || {
+            kinds(&script)
+                .into_iter()
+                .filter(|k| *k == EventKind::AddressRemoved)
+        };
+        wait("address_removed (lease not renewed)", || {
+            removals().count() == 2
+        })
+        .await;
+        handle.stop().await;
+    });
+    result.expect("the namespace's thread");
 }

@@ -341,7 +341,8 @@ pub async fn up(args: DevUpArgs) -> Result<()> {
         );
         ensure_default_set(&client, members.clone()).await?;
         apply_layout(&client, replicas).await?;
-        let export = ensure_export(&client, dir, members, base_port).await?;
+        let export =
+            ensure_export(&client, dir, members, &dev_gateway(base_port).exports[0]).await?;
         let status = wait_acting(&client).await?;
         demo_put_get(&client, dir).await;
         println!();
@@ -565,11 +566,11 @@ pub(crate) async fn apply_layout(client: &Client, replicas: usize) -> Result<()>
 /// The gateway set over `members`, the export's volume, and `nfs` and `s3` in
 /// `DIR/cluster.json`; waits (up to 15 s) until the export answers. Returns the lines
 /// `dev up` prints about them.
-async fn ensure_export(
+pub(crate) async fn ensure_export(
     client: &Client,
     dir: &Path,
     members: Vec<MemberRef>,
-    base_port: u16,
+    export: &ExportConfig,
 ) -> Result<String> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -579,8 +580,6 @@ async fn ensure_export(
             Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
         }
     }
-    let gw = dev_gateway(base_port);
-    let export = &gw.exports[0];
     loop {
         let exists = client
             .volumes()

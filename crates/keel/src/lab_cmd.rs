@@ -8,6 +8,10 @@
 //! nodes, then runs `keel lab setup` (hidden) inside the client host to wait for the
 //! quorum and create the access key, default set and layout, and returns.
 //!
+//! With a data port per host (`--ports` 1 or more), every gateway node serves export
+//! `default` (set `gw` over the storage hosts) on the moving address 198.18.140.1,
+//! held on its data port 0 (`gateway.hold`): the set's Active adds and announces it.
+//!
 //! Must never: run without root, or leave what it made behind when `up` fails (it
 //! takes the lab down again).
 
@@ -15,12 +19,12 @@ use crate::cli::{LabCommand, LabFault, LabLinkArgs, LabUpArgs};
 use crate::dev;
 use anyhow::{anyhow, bail, Context, Result};
 use keel_client::{Client, ClusterFile};
-use keel_config::{LinkConfig, NodeConfig};
+use keel_config::{AddressHold, ExportConfig, ExportPolicy, GatewayConfig, LinkConfig, NodeConfig};
 use keel_core::MemberRef;
 use keel_lab::journal::{Entry, Journal};
 use keel_lab::plan::Plan;
 use keel_lab::{fault::Fault, net, say, supervise};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -101,6 +105,28 @@ fn lab_links(id: u64, site: u8) -> Option<Vec<LinkConfig>> {
     )
 }
 
+/// The lab's moving gateway address (in 198.18.140.0/22, left for them by the plan).
+pub(crate) const LAB_EXPORT_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 140, 1);
+
+/// The lab's gateway role: export `default` of set `gw` on [`LAB_EXPORT_ADDR`], NFS
+/// on port 7120 and S3 on 7121, held on the host's first data port: the Active adds
+/// it there over netlink and announces it; it moves to the new Active on failover.
+fn lab_gateway() -> GatewayConfig {
+    GatewayConfig {
+        hold: AddressHold::Interface(keel_lab::plan::port_if(0)),
+        exports: vec![ExportConfig {
+            name: "default".into(),
+            set: dev::GATEWAY_SET.into(),
+            address: IpAddr::V4(LAB_EXPORT_ADDR),
+            nfs_port: Some(BASE_PORT + 20),
+            s3_port: Some(BASE_PORT + 21),
+            volume: "default".into(),
+            policy: ExportPolicy::ActivePassive,
+        }],
+        ..Default::default()
+    }
+}
+
 fn up(args: LabUpArgs) -> Result<()> {
     if args.hosts == 0 || args.hosts > 64 {
         bail!("--hosts must be 1 to 64");
@@ -115,7 +141,15 @@ fn up(args: LabUpArgs) -> Result<()> {
         return Err(keel_lab::LabError::AlreadyUp(dir.display().to_string()).into());
     }
     let (dir, exe) = dev::init_dir(&dir)?;
-    let cfgs = dev::layout_with(&dir, args.hosts, args.sites, BASE_PORT, lab_links);
+    let mut cfgs = dev::layout_with(&dir, args.hosts, args.sites, BASE_PORT, lab_links);
+    // With a data port, the gateway nodes serve the export on a moving address.
+    if args.ports >= 1 {
+        for c in &mut cfgs {
+            if c.roles.contains(&keel_core::NodeRole::Gateway) {
+                c.gateway = lab_gateway();
+            }
+        }
+    }
     let hosts: Vec<(u64, u8)> = cfgs
         .iter()
         .map(|c| (c.id, c.site.parse().unwrap_or(0)))
@@ -311,6 +345,7 @@ fn supervise_nodes(dir: &Path, restart_delay_ms: u64) -> Result<()> {
                 s.config_path.clone().into(),
             ],
             log: s.log_path.clone(),
+            release: moving_addresses(&s.cfg.gateway),
         });
         nodes.push(s);
     }
@@ -335,6 +370,21 @@ fn supervise_nodes(dir: &Path, restart_delay_ms: u64) -> Result<()> {
     Ok(())
 }
 
+/// The (interface, address) pairs a node configured with `gateway` may add to its
+/// host: the supervisor removes them when the node dies.
+fn moving_addresses(g: &GatewayConfig) -> Vec<(String, Ipv4Addr)> {
+    let AddressHold::Interface(iface) = &g.hold else {
+        return vec![];
+    };
+    g.exports
+        .iter()
+        .filter_map(|e| match e.address {
+            IpAddr::V4(a) if e.policy == ExportPolicy::ActivePassive => Some((iface.clone(), a)),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Run inside the client host: waits for every node and a leader, then creates the
 /// access key, the default set and the storage layout, as `keel dev up` does.
 async fn setup(dir: &Path, replicas: usize) -> Result<()> {
@@ -349,8 +399,15 @@ async fn setup(dir: &Path, replicas: usize) -> Result<()> {
     let client = Client::open(&dir)?;
     dev::wait_ready(&client, file.nodes.len()).await?;
     let client = dev::ensure_data_key(&client, &dir).await?;
-    dev::ensure_default_set(&client, members).await?;
+    dev::ensure_default_set(&client, members.clone()).await?;
     dev::apply_layout(&client, replicas).await?;
+    if Plan::load(&dir)?.hosts.iter().all(|h| !h.ports.is_empty()) {
+        let gw = lab_gateway();
+        print!(
+            "{}",
+            dev::ensure_export(&client, &dir, members, &gw.exports[0]).await?
+        );
+    }
     let status = dev::wait_acting(&client).await?;
     print!("{}", crate::output::status_table(&status));
     Ok(())

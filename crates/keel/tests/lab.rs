@@ -2,7 +2,9 @@
 //! `keel lab up --hosts 3` makes three hosts and a client host; `keel status` from the
 //! client host shows every node up; cutting one link of the Primary's host raises a
 //! `link_down` event and no failover; killing the Primary's node fails over, and
-//! resuming the host restarts it (supervised); `keel lab down` leaves no namespace,
+//! resuming the host restarts it (supervised); the gateway export address
+//! 198.18.140.1 is on one host, and a kill of its node moves it to another (the
+//! client's ARP cache follows, and it connects again); `keel lab down` leaves no namespace,
 //! bridge, veth or process of the lab behind. If the test fails half-way, its guard
 //! still runs `keel lab down`.
 
@@ -300,6 +302,8 @@ fn a_lab_comes_up_survives_a_link_cut_fails_over_a_kill_and_leaves_nothing() {
         (n["state"] == "up").then_some(())
     });
 
+    the_export_address_moves_with_a_kill_of_its_owner(&lab);
+
     eprintln!("--- keel lab down: nothing of the lab is left");
     let down = run(KEEL, &["lab", "down", "--dir", &d], Duration::from_secs(60));
     eprint!("{}", down.stdout);
@@ -331,6 +335,148 @@ fn a_lab_comes_up_survives_a_link_cut_fails_over_a_kill_and_leaves_nothing() {
     // A second down finds nothing and succeeds.
     let again = run(KEEL, &["lab", "down", "--dir", &d], Duration::from_secs(60));
     assert!(again.ok(), "{again:?}");
+}
+
+/// The lab's moving export address (see `keel lab up`) and its S3 port.
+const EXPORT_ADDR: &str = "198.18.140.1";
+const EXPORT_S3_PORT: u16 = 7121;
+
+impl Lab {
+    /// (host id, namespace) of every host.
+    fn hosts(&self) -> Vec<(u64, String)> {
+        self.plan["hosts"]
+            .as_array()
+            .expect("hosts")
+            .iter()
+            .map(|h| {
+                let id = h["id"].as_u64().expect("id");
+                (id, h["ns"].as_str().expect("ns").to_string())
+            })
+            .collect()
+    }
+
+    /// The hosts whose data port 0 carries the export address (`ip -n HOST addr`).
+    fn holders(&self) -> Vec<u64> {
+        self.hosts()
+            .into_iter()
+            .filter(|(_, ns)| {
+                let out = run(
+                    "ip",
+                    &["-n", ns, "-o", "-4", "addr", "show", "dev", "port0"],
+                    Duration::from_secs(10),
+                );
+                out.stdout.contains(&format!(" {EXPORT_ADDR}/"))
+            })
+            .map(|(id, _)| id)
+            .collect()
+    }
+
+    /// The MAC address of host `id`'s data port 0.
+    fn mac(&self, id: u64) -> String {
+        let (_, ns) = self
+            .hosts()
+            .into_iter()
+            .find(|(h, _)| *h == id)
+            .expect("a host");
+        let out = run(
+            "ip",
+            &["-n", &ns, "-o", "link", "show", "dev", "port0"],
+            Duration::from_secs(10),
+        );
+        word_after(&out.stdout, "link/ether").expect("port0 has a MAC")
+    }
+
+    /// The MAC the client host's ARP cache holds for the export address.
+    fn client_neigh(&self) -> Option<String> {
+        let ns = self.client_ns();
+        let out = run(
+            "ip",
+            &["-n", &ns, "neigh", "show", EXPORT_ADDR],
+            Duration::from_secs(10),
+        );
+        word_after(&out.stdout, "lladdr")
+    }
+
+    /// A TCP connection from the client host to the export's S3 port.
+    fn client_connects(&self) -> bool {
+        let ns = self.client_ns();
+        let script = format!("exec 3<>/dev/tcp/{EXPORT_ADDR}/{EXPORT_S3_PORT}");
+        run(
+            "ip",
+            &["netns", "exec", &ns, "timeout", "5", "bash", "-c", &script],
+            Duration::from_secs(20),
+        )
+        .ok()
+    }
+}
+
+fn word_after(text: &str, key: &str) -> Option<String> {
+    let mut words = text.split_whitespace();
+    words.find(|w| *w == key)?;
+    words.next().map(str::to_string)
+}
+
+/// Seed 000 claim 3 on real interfaces: the export address is on exactly one host
+/// (the Active); a SIGKILL of that host's node moves it to another host (the lab's
+/// supervisor removes it from the dead node's host; the taker adds and announces it),
+/// the client's ARP cache follows to the taker's MAC, and the client connects again.
+fn the_export_address_moves_with_a_kill_of_its_owner(lab: &Lab) {
+    eprintln!("--- the export address {EXPORT_ADDR} is on exactly one host");
+    let g = wait_for("the export address on exactly one host", FAILOVER, |last| {
+        let h = lab.holders();
+        *last = format!("on hosts {h:?}");
+        (h.len() == 1).then(|| h[0])
+    });
+    eprintln!("    on host {g}");
+    lab.wait_event(&format!("address_added by node {g}"), 0, FAILOVER, |e| {
+        e["kind"] == "address_added" && e["node"] == g
+    });
+    wait_for("a TCP connection from the client", FAILOVER, |_| {
+        lab.client_connects().then_some(())
+    });
+    let old_mac = lab.mac(g);
+    assert_eq!(lab.client_neigh().as_deref(), Some(old_mac.as_str()));
+
+    eprintln!("--- kill the node of host {g}: the address moves");
+    let since = lab.next_seq();
+    lab.fault(&["kill", "--host", &g.to_string()]);
+    let h = wait_for("the address on one other host only", FAILOVER, |last| {
+        let h = lab.holders();
+        *last = format!("on hosts {h:?}");
+        (h.len() == 1 && h[0] != g).then(|| h[0])
+    });
+    eprintln!("    on host {h}");
+    let new_mac = lab.mac(h);
+    assert_ne!(old_mac, new_mac);
+    // No traffic yet: the taker's gratuitous ARP moves the client's entry.
+    wait_for(
+        "the client's ARP entry to name the taker",
+        FAILOVER,
+        |last| {
+            let n = lab.client_neigh();
+            *last = format!("{n:?} (taker {new_mac}, old {old_mac})");
+            (n.as_deref() == Some(new_mac.as_str())).then_some(())
+        },
+    );
+    wait_for("a TCP connection after the move", FAILOVER, |_| {
+        lab.client_connects().then_some(())
+    });
+    lab.wait_event(
+        &format!("address_added by node {h}"),
+        since,
+        FAILOVER,
+        |e| e["kind"] == "address_added" && e["node"] == h,
+    );
+
+    eprintln!("--- resume host {g}: its new node does not take the address back");
+    lab.fault(&["resume", "--host", &g.to_string()]);
+    wait_for(&format!("node {g} up again"), FAILOVER, |last| {
+        let s = lab.status().ok()?;
+        let n = node(&s, g);
+        *last = format!("{}", n["state"]);
+        (n["state"] == "up").then_some(())
+    });
+    assert_eq!(lab.holders(), [h]);
 }
 
 #[test]

@@ -4,10 +4,15 @@
 //! makes it, `fault resume` removes it). Runs until SIGTERM (its nodes then get SIGTERM
 //! too) or until the lab's core namespace is gone.
 //!
+//! When a node exits (killed or not), the supervisor first removes the moving
+//! (gateway) addresses it may have added to its host (`Proc::release`): the kernel
+//! of a host whose node died would otherwise go on answering ARP for them.
+//!
 //! Must never: restart a held host, or start anything outside a host's namespace.
 
 use crate::{LabError, Result};
 use std::ffi::OsString;
+use std::net::Ipv4Addr;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -20,6 +25,11 @@ pub struct Proc {
     pub ns: String,
     pub argv: Vec<OsString>,
     pub log: PathBuf,
+    /// Moving addresses (interface, address) the node may have added to its host:
+    /// removed from the host when the node exits, before anything else (a killed
+    /// node cannot remove them itself; the host's service manager does, as a
+    /// systemd `ExecStopPost=` would).
+    pub release: Vec<(String, Ipv4Addr)>,
 }
 
 /// The marker that holds host `id` down.
@@ -87,6 +97,29 @@ fn spawn(p: &Proc) -> Result<Child> {
     })
 }
 
+/// Removes the moving addresses a node that exited left on its host's interfaces
+/// (`ip -n NS addr del ADDR/32 dev IF`); one that is not there is no error.
+fn release_addresses(p: &Proc) {
+    for (iface, addr) in &p.release {
+        let out = Command::new("ip")
+            .args(["-n", &p.ns, "-o", "-4", "addr", "show", "dev", iface])
+            .output();
+        let there =
+            out.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(&format!(" {addr}/")));
+        if !there {
+            continue;
+        }
+        let target = format!("{addr}/32");
+        match crate::ip(&["-n", &p.ns, "addr", "del", &target, "dev", iface]) {
+            Ok(_) => println!(
+                "[lab] host {}: removed address {addr} its dead node left on {iface}",
+                p.host
+            ),
+            Err(e) => println!("[lab] host {}: removing {addr} from {iface}: {e}", p.host),
+        }
+    }
+}
+
 /// Starts every process, then supervises them until SIGTERM or until `core_ns` is
 /// gone. `on_change` gets `(host, pid)` for every host (pid 0: not running) after
 /// each start, death or restart.
@@ -124,6 +157,7 @@ pub fn run(
                         }
                     );
                     s.child = None;
+                    release_addresses(&s.proc);
                     s.died_at = Some(Instant::now());
                     changed = true;
                 }
