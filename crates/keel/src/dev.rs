@@ -263,6 +263,7 @@ fn keep_written(dir: &Path) -> ClusterFile {
         nfs: old.and_then(|f| f.nfs.clone()),
         s3: old.and_then(|f| f.s3.clone()),
         timings: None,
+        dns: old.and_then(|f| f.dns.clone()),
     }
 }
 
