@@ -10,7 +10,7 @@ mod validate;
 
 pub use error::ConfigError;
 pub use node::{
-    AsyncReplicationConfig, DevConfig, DiscoveryConfig, ExportConfig, ExportPolicy, GatewayConfig,
+    AsyncReplicationConfig, DevConfig, DnsConfig, DnsGatewayConfig, DiscoveryConfig, ExportConfig, ExportPolicy, GatewayConfig,
     HttpConfig, LinkConfig, LocatorConfig, NodeConfig, PortsConfig, TimingsConfig,
 };
 
