@@ -61,7 +61,11 @@ impl DnsEntry {
     /// Resolves `name` (fully qualified) to its IPv4 addresses through the cluster's
     /// DNS. `Ok(empty)` when the name exists without an address (no takeover yet) or
     /// does not exist.
-    pub async fn resolve(&self, name: &str, timeout: Duration) -> Result<Vec<Ipv4Addr>, ClientError> {
+    pub async fn resolve(
+        &self,
+        name: &str,
+        timeout: Duration,
+    ) -> Result<Vec<Ipv4Addr>, ClientError> {
         let mut udp = ConnectionConfig::udp();
         udp.port = self.addr.port();
         let mut tcp = ConnectionConfig::tcp();
@@ -114,7 +118,10 @@ pub async fn connect_gateway(
     if addrs.is_empty() {
         return Err(ClientError::Unavailable {
             what: format!("gateway {}", gw.name),
-            tried: format!("{}: {primary_err}; {name}: no address (no takeover yet)", gw.primary),
+            tried: format!(
+                "{}: {primary_err}; {name}: no address (no takeover yet)",
+                gw.primary
+            ),
         });
     }
     let mut tried = vec![format!("{}: {primary_err}", gw.primary)];

@@ -227,7 +227,10 @@ impl NodeConfig {
                 return Err(f(field("set"), "name the gateway set that serves it"));
             }
             if g.secondary_port == 0 {
-                return Err(f(field("secondary_port"), "must be a port number 1..=65535"));
+                return Err(f(
+                    field("secondary_port"),
+                    "must be a port number 1..=65535",
+                ));
             }
         }
         Ok(())
@@ -250,7 +253,10 @@ mod tests {
             field_of(&format!("{GOOD}[dns]\nsuffix = \"a.b\"\n")),
             "dns.suffix"
         );
-        assert_eq!(field_of(&format!("{GOOD}[dns]\nzone = \"..\"\n")), "dns.zone");
+        assert_eq!(
+            field_of(&format!("{GOOD}[dns]\nzone = \"..\"\n")),
+            "dns.zone"
+        );
         assert_eq!(
             field_of(&format!("{GOOD}{}", gw.replace("7199", "0"))),
             "dns.gateways[0].secondary_port"

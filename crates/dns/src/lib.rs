@@ -369,12 +369,27 @@ mod tests {
         let a = |o: [u8; 4]| Answer::Records(vec![Ipv4Addr::from(o)]);
         assert_eq!(ask(&z, "gw1.keel.test.", RecordType::A), a([127, 0, 20, 1]));
         assert_eq!(ask(&z, "GW2.Keel.Test.", RecordType::A), a([127, 0, 20, 2]));
-        assert_eq!(ask(&z, "gw2-failover.keel.test.", RecordType::A), a([127, 0, 20, 1]));
-        assert_eq!(ask(&z, "gw1-failover.keel.test.", RecordType::A), Answer::Records(vec![]));
-        assert_eq!(ask(&z, "gw1.keel.test.", RecordType::AAAA), Answer::Records(vec![]));
-        assert_eq!(ask(&z, "keel.test.", RecordType::A), Answer::Records(vec![]));
+        assert_eq!(
+            ask(&z, "gw2-failover.keel.test.", RecordType::A),
+            a([127, 0, 20, 1])
+        );
+        assert_eq!(
+            ask(&z, "gw1-failover.keel.test.", RecordType::A),
+            Answer::Records(vec![])
+        );
+        assert_eq!(
+            ask(&z, "gw1.keel.test.", RecordType::AAAA),
+            Answer::Records(vec![])
+        );
+        assert_eq!(
+            ask(&z, "keel.test.", RecordType::A),
+            Answer::Records(vec![])
+        );
         assert_eq!(ask(&z, "gw3.keel.test.", RecordType::A), Answer::NoSuchName);
-        assert_eq!(ask(&z, "a.gw1.keel.test.", RecordType::A), Answer::NoSuchName);
+        assert_eq!(
+            ask(&z, "a.gw1.keel.test.", RecordType::A),
+            Answer::NoSuchName
+        );
         assert_eq!(ask(&z, "gw1.example.org.", RecordType::A), Answer::Refused);
         assert_eq!(ask(&z, "test.", RecordType::A), Answer::Refused);
     }
@@ -382,8 +397,14 @@ mod tests {
     #[test]
     fn bad_settings_are_typed_errors() {
         assert!(matches!(Zone::new(".", "-f"), Err(DnsError::Zone { .. })));
-        assert!(matches!(Zone::new("keel.test", ""), Err(DnsError::Suffix(_))));
-        assert!(matches!(Zone::new("keel.test", "a.b"), Err(DnsError::Suffix(_))));
+        assert!(matches!(
+            Zone::new("keel.test", ""),
+            Err(DnsError::Suffix(_))
+        ));
+        assert!(matches!(
+            Zone::new("keel.test", "a.b"),
+            Err(DnsError::Suffix(_))
+        ));
         assert_eq!(failover_name("gw1", DEFAULT_SUFFIX), "gw1-failover");
     }
 }

@@ -35,7 +35,9 @@ async fn start(failover: Option<Ipv4Addr>) -> (DnsServer, watch::Sender<GatewayN
         suffix: DEFAULT_SUFFIX.into(),
         ttl_secs: 1,
     };
-    let server = DnsServer::start(&settings, rx).await.expect("dns server starts");
+    let server = DnsServer::start(&settings, rx)
+        .await
+        .expect("dns server starts");
     (server, tx)
 }
 
@@ -191,7 +193,10 @@ async fn outside_the_zone_is_refused_and_garbage_does_not_stop_it() {
         if let Some(m) = raw(addr, &query("gw1.keel.test.", DNSClass::IN, 10)).await {
             break m;
         }
-        assert!(tokio::time::Instant::now() < deadline, "no answer after garbage");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no answer after garbage"
+        );
     };
     assert_eq!(m.metadata.response_code, ResponseCode::NoError);
     assert_eq!(

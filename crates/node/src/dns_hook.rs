@@ -266,11 +266,9 @@ async fn ports_loop(
             }
         }
         // Wake for a new view, the nearest deadline, or the next tick.
-        let next = open
-            .values()
-            .map(|o| o.spec.until)
-            .min()
-            .map_or(TICK, |d| d.saturating_duration_since(Instant::now()).min(TICK));
+        let next = open.values().map(|o| o.spec.until).min().map_or(TICK, |d| {
+            d.saturating_duration_since(Instant::now()).min(TICK)
+        });
         tokio::select! {
             _ = &mut stopped => break,
             _ = views.changed() => {}
