@@ -126,6 +126,7 @@ pub(crate) fn node_config(
         } else {
             Default::default()
         },
+        dns: Default::default(),
         roles,
     }
 }
