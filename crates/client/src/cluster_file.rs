@@ -60,6 +60,9 @@ pub struct ClusterFile {
     /// (default: keel's default timings).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timings: Option<ClientTimings>,
+    /// The cluster's DNS (failover by name, `keel-dns`), when it runs one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<crate::failover::DnsEntry>,
 }
 
 /// An NFS export: `host`, its one TCP `port` (portmap, mount and NFS) and the export

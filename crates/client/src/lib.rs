@@ -6,6 +6,7 @@
 
 mod cluster_file;
 mod error;
+pub mod failover;
 mod files;
 mod namespace;
 mod retry;

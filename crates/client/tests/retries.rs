@@ -154,6 +154,7 @@ fn client(dir: &std::path::Path, members: &[String]) -> Client {
         nfs: None,
         s3: None,
         timings: None,
+        dns: None,
     }
     .save(dir)
     .expect("cluster.json");

@@ -10,8 +10,9 @@ mod validate;
 
 pub use error::ConfigError;
 pub use node::{
-    AddressHold, AsyncReplicationConfig, DevConfig, DiscoveryConfig, ExportConfig, ExportPolicy,
-    GatewayConfig, HttpConfig, LinkConfig, LocatorConfig, NodeConfig, PortsConfig, TimingsConfig,
+    AddressHold, AsyncReplicationConfig, DevConfig, DiscoveryConfig, DnsConfig, DnsGatewayConfig,
+    ExportConfig, ExportPolicy, GatewayConfig, HttpConfig, LinkConfig, LocatorConfig, NodeConfig,
+    PortsConfig, TimingsConfig,
 };
 
 use std::path::Path;

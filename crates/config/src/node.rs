@@ -46,6 +46,55 @@ pub struct NodeConfig {
     /// Active (`[gateway]`, `[[gateway.exports]]`).
     #[serde(default)]
     pub gateway: GatewayConfig,
+    /// The cluster's DNS and failover by name (seed 004, `[dns]`).
+    #[serde(default)]
+    pub dns: DnsConfig,
+}
+
+/// Failover by name (seed 004): the cluster's authoritative DNS server (`keel-dns`)
+/// and the gateways it names. `<name>.<zone>` is a gateway's primary data address (its
+/// home node's first link); `<name><suffix>.<zone>` is the address of the member
+/// serving it on its secondary data port after a takeover (none before: NODATA).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DnsConfig {
+    /// Where this node serves the cluster's DNS (UDP and TCP); none: it does not.
+    pub listen: Option<SocketAddr>,
+    /// The cluster's zone. Default `keel.test`.
+    pub zone: String,
+    /// Appended to a gateway's name to make its failover name. Default `-failover`.
+    pub suffix: String,
+    /// TTL of the answers (s). Default 1: a failover name changes on a takeover.
+    pub ttl_secs: u32,
+    /// The gateways named in the zone, the same list on every node.
+    pub gateways: Vec<DnsGatewayConfig>,
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        DnsConfig {
+            listen: None,
+            zone: "keel.test".to_string(),
+            suffix: "-failover".to_string(),
+            ttl_secs: 1,
+            gateways: vec![],
+        }
+    }
+}
+
+/// One gateway named in the cluster's DNS.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DnsGatewayConfig {
+    /// Its DNS label (letters, digits, '-').
+    pub name: String,
+    /// The gateway failover set whose Active serves it.
+    pub set: String,
+    /// The node it belongs to: `<name>` is this node's address.
+    pub home: NodeId,
+    /// The secondary data port: the partner opens it on its own address when it
+    /// serves this gateway in place of `home`, and closes it when it gives it back.
+    pub secondary_port: u16,
 }
 
 /// The gateway role (nodes with `gateway` in `roles`): the exports, and how the

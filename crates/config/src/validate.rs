@@ -206,6 +206,53 @@ impl NodeConfig {
                 }
             }
         }
+        self.validate_dns()
+    }
+
+    fn validate_dns(&self) -> Result<(), ConfigError> {
+        let d = &self.dns;
+        let label = |s: &str| {
+            !s.is_empty()
+                && s.len() <= 63
+                && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        };
+        if d.suffix.is_empty() || d.suffix.len() > 32 || !label(&d.suffix) {
+            return Err(f("dns.suffix", "1 to 32 letters, digits or '-'"));
+        }
+        let zone = d.zone.trim_end_matches('.');
+        if zone.is_empty() || zone.len() > 200 || !zone.split('.').all(label) {
+            return Err(f("dns.zone", "a domain name such as keel.test"));
+        }
+        if d.ttl_secs > 3600 {
+            return Err(f("dns.ttl_secs", "at most 3600"));
+        }
+        if let Some(l) = d.listen {
+            if l.ip().is_unspecified() || l.ip().is_multicast() || l.port() == 0 {
+                return Err(f("dns.listen", "a unicast address with a port"));
+            }
+        }
+        let mut names = BTreeSet::new();
+        for (i, g) in d.gateways.iter().enumerate() {
+            let field = |what: &str| format!("dns.gateways[{i}].{what}");
+            if !label(&g.name) || g.name.len() + d.suffix.len() > 63 {
+                return Err(f(
+                    field("name"),
+                    "letters, digits or '-' (with the suffix, at most 63)",
+                ));
+            }
+            if !names.insert(g.name.to_ascii_lowercase()) {
+                return Err(f(field("name"), format!("{:?} is listed twice", g.name)));
+            }
+            if g.set.is_empty() {
+                return Err(f(field("set"), "name the gateway set that serves it"));
+            }
+            if g.secondary_port == 0 {
+                return Err(f(
+                    field("secondary_port"),
+                    "must be a port number 1..=65535",
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -213,6 +260,32 @@ impl NodeConfig {
 #[cfg(test)]
 mod tests {
     use crate::{ConfigError, NodeConfig};
+
+    #[test]
+    fn dns_section_defaults_and_errors() {
+        let cfg = NodeConfig::parse(GOOD).unwrap();
+        assert_eq!(cfg.dns.suffix, "-failover");
+        assert_eq!(cfg.dns.listen, None);
+        let gw = "[dns]\nlisten = \"127.0.0.1:7153\"\n[[dns.gateways]]\nname = \"gw1\"\nset = \"gw\"\nhome = 1\nsecondary_port = 7199\n";
+        let cfg = NodeConfig::parse(&format!("{GOOD}{gw}")).unwrap();
+        assert_eq!(cfg.dns.gateways[0].secondary_port, 7199);
+        assert_eq!(
+            field_of(&format!("{GOOD}[dns]\nsuffix = \"a.b\"\n")),
+            "dns.suffix"
+        );
+        assert_eq!(
+            field_of(&format!("{GOOD}[dns]\nzone = \"..\"\n")),
+            "dns.zone"
+        );
+        assert_eq!(
+            field_of(&format!("{GOOD}{}", gw.replace("7199", "0"))),
+            "dns.gateways[0].secondary_port"
+        );
+        assert_eq!(
+            field_of(&format!("{GOOD}{}", gw.replace("\"gw1\"", "\"g_1\""))),
+            "dns.gateways[0].name"
+        );
+    }
 
     const GOOD: &str = r#"
 id = 1

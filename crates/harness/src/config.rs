@@ -63,6 +63,7 @@ pub fn node_config(dir: &Path, id: NodeId, nodes: NodeId, timings: &TimingsConfi
         },
         http: Default::default(),
         gateway: Default::default(),
+        dns: Default::default(),
     }
 }
 

@@ -126,6 +126,7 @@ pub(crate) fn node_config(
         } else {
             Default::default()
         },
+        dns: Default::default(),
         roles,
     }
 }
@@ -263,6 +264,7 @@ fn keep_written(dir: &Path) -> ClusterFile {
         nfs: old.and_then(|f| f.nfs.clone()),
         s3: old.and_then(|f| f.s3.clone()),
         timings: None,
+        dns: old.and_then(|f| f.dns.clone()),
     }
 }
 

@@ -16,6 +16,7 @@ pub mod auth;
 pub mod boot;
 pub mod capacity;
 pub mod data_invariant;
+pub mod dns_hook;
 pub mod error;
 pub mod fileservice;
 pub mod gateway;

@@ -366,6 +366,10 @@ async fn run_with(
                 .await;
         }));
     }
+    let mut for_dns: Option<(
+        Arc<dyn keel_gateway::GatewayControl>,
+        Arc<dyn keel_gateway::ExportServers>,
+    )> = None;
     let gateway = match servers {
         Some(make)
             if node
@@ -375,19 +379,21 @@ async fn run_with(
                 .contains(&keel_core::NodeRole::Gateway) =>
         {
             let control = crate::gateway_control::NodeGatewayControl::start(node.shared.clone());
-            let role = keel_gateway::GatewayRole::new(
-                node.shared.cfg.gateway.clone(),
-                control,
-                make(&node.shared),
-            );
+            let servers = make(&node.shared);
+            for_dns = Some((control.clone(), servers.clone()));
+            let role =
+                keel_gateway::GatewayRole::new(node.shared.cfg.gateway.clone(), control, servers);
             Some(role.spawn())
         }
         _ => None,
     };
+    // Failover by name (seed 004): the cluster's DNS and the secondary ports.
+    let dns = crate::dns_hook::DnsHook::start(node.shared.clone(), for_dns).await?;
     let result = tokio::select! {
         _ = shutdown => Ok(()),
         e = node.fatal() => Err(e),
     };
+    dns.stop().await;
     if let Some(g) = gateway {
         g.stop().await;
     }
