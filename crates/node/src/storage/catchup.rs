@@ -379,7 +379,7 @@ async fn pull_pass(
         bytes += copied?;
         done += 1;
         node.metrics.objects_caught_up.inc();
-        if done % 100 == 0 || done == total {
+        if done.is_multiple_of(100) || done == total {
             tracing::info!(set, pass, "catch-up: {done}/{total} objects, {bytes} bytes");
         }
     }
